@@ -1,0 +1,45 @@
+# Recharge center — verb targets. `make run` and `make test` are all a newcomer needs.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO_SRC := $(wildcard protos/*/v1/*.proto)
+
+.PHONY: setup run test test-fast lint protos protos-check bench chaos clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install pinned dependencies
+
+protos: $(STAMP) ## regenerate Python code and mypy stubs from protos/*/v1/*.proto
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -I . \
+	  --python_out=. --grpc_python_out=. \
+	  --mypy_out=quiet:. --mypy_grpc_out=quiet:. \
+	  $(PROTO_SRC)
+
+protos-check: $(STAMP) ## fail when checked-in generated code is stale
+	$(BIN)/python scripts/check_protos.py
+
+run: $(STAMP) ## start all three services with SQLite under var/ (Ctrl-C stops them)
+	$(BIN)/python -m scripts.run_stack
+
+test: $(STAMP) protos-check ## the whole default suite (starts every server it needs)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py
+
+chaos: $(STAMP)
+	$(BIN)/python scripts/chaos.py --long
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache

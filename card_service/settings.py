@@ -1,0 +1,33 @@
+"""Card system settings (flags and environment variables; see ``python -m card_service --help``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rc_common.settings import parse_listen, setting
+
+
+@dataclass(frozen=True)
+class CardSettings:
+    listen: str = setting("127.0.0.1:50052", env="CARD_LISTEN", help="host:port to serve gRPC on")
+    db: str = setting(
+        "sqlite+aiosqlite:///var/card.db", env="CARD_DB", help="SQLAlchemy async database URL"
+    )
+    faults: str = setting(
+        "", env="CARD_FAULTS", help="fault profile to load at start (FaultPlan as JSON)"
+    )
+    min_pay_fen: int = setting(100, env="CARD_MIN_PAY_FEN", help="smallest top-up pay amount")
+    max_pay_fen: int = setting(
+        5_000_000, env="CARD_MAX_PAY_FEN", help="largest top-up pay amount"
+    )
+    balance_cap_fen: int = setting(
+        20_000_000, env="CARD_BALANCE_CAP_FEN", help="a card's balance plus pending credits may not exceed this"
+    )
+    grace: float = setting(5.0, env="CARD_GRACE", help="seconds to finish in-flight RPCs on shutdown")
+    log_level: str = setting("info", env="CARD_LOG_LEVEL", help="debug, info, warning, error")
+    log_format: str = setting("console", env="CARD_LOG_FORMAT", help="console or json")
+
+    def validate(self) -> None:
+        parse_listen(self.listen)
+        if not 0 < self.min_pay_fen <= self.max_pay_fen:
+            raise ValueError("--min-pay-fen/--max-pay-fen: need 0 < min <= max")

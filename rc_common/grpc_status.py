@@ -1,0 +1,95 @@
+"""The one table from ``errors`` to gRPC status codes, with rich details (ErrorInfo, BadRequest)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from rc_common.errors import InvalidArgument, NotFound, Refused, ServiceError
+
+ERROR_DOMAIN = "recharge-center.example"
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Handler = Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
+
+
+def to_status(exc: ServiceError) -> grpc.Status:
+    """Build the rich gRPC status for a service error."""
+    detail = any_pb2.Any()
+    if isinstance(exc, InvalidArgument):
+        code = code_pb2.INVALID_ARGUMENT
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=exc.field, description=exc.message
+                    )
+                ]
+            )
+        )
+    elif isinstance(exc, NotFound):
+        code = code_pb2.NOT_FOUND
+        detail.Pack(error_details_pb2.ErrorInfo(reason="NOT_FOUND", domain=ERROR_DOMAIN))
+    elif isinstance(exc, Refused):
+        code = code_pb2.FAILED_PRECONDITION
+        detail.Pack(
+            error_details_pb2.ErrorInfo(
+                reason=exc.reason, domain=ERROR_DOMAIN, metadata=exc.metadata
+            )
+        )
+    else:
+        code = code_pb2.INTERNAL
+        detail.Pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN))
+    return rpc_status.to_status(status_pb2.Status(code=code, message=exc.message, details=[detail]))
+
+
+async def abort_with(context: grpc.aio.ServicerContext, exc: ServiceError) -> None:
+    status = to_status(exc)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def maps_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
+    """Servicer-method decorator: a raised ``ServiceError`` becomes its gRPC status."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+        try:
+            return await method(self, request, context)
+        except ServiceError as exc:
+            await abort_with(context, exc)
+            raise AssertionError("unreachable: abort raises") from exc
+
+    return wrapper
+
+
+def error_reason(error: grpc.aio.AioRpcError) -> str:
+    """The ErrorInfo reason carried by a failed call, or '' when there is none."""
+    for key, value in error.trailing_metadata() or ():
+        if key != "grpc-status-details-bin":
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                return str(info.reason)
+    return ""
+
+
+def error_field(error: grpc.aio.AioRpcError) -> str:
+    """The first field named by a BadRequest detail, or ''."""
+    for key, value in error.trailing_metadata() or ():
+        if key != "grpc-status-details-bin":
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            bad = error_details_pb2.BadRequest()
+            if detail.Unpack(bad) and bad.field_violations:
+                return str(bad.field_violations[0].field)
+    return ""

@@ -1,0 +1,90 @@
+"""Three-valued outcomes of calls to other systems: done, definitely refused, or unknown.
+
+Only explicit business answers are final. A timeout, a dropped connection or a server crash says
+nothing about whether the remote side acted, so those codes are *unknown* — never a failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import grpc
+
+from rc_common.grpc_status import error_reason
+
+T = TypeVar("T")
+
+#: Codes that prove nothing about what the remote side did.
+UNKNOWN_CODES = frozenset(
+    {
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
+#: Codes that are a definitive answer: the remote side did not and will not act on this request.
+REFUSAL_CODES = frozenset(
+    {
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    value: T
+    latency_ms: float
+    outcome: str = "done"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    code: str
+    reason: str
+    detail: str
+    latency_ms: float
+    outcome: str = "refused"
+
+
+@dataclass(frozen=True)
+class Unknown:
+    code: str
+    detail: str
+    latency_ms: float
+    outcome: str = "unknown"
+
+
+Outcome = Done[T] | Rejected | Unknown
+
+
+def classify(error: grpc.aio.AioRpcError, latency_ms: float) -> Rejected | Unknown:
+    code = error.code()
+    name = code.name if code is not None else "UNKNOWN"
+    if code in REFUSAL_CODES:
+        return Rejected(name, error_reason(error) or name, error.details() or "", latency_ms)
+    # Everything not explicitly a business answer (including RESOURCE_EXHAUSTED, ABORTED,
+    # UNIMPLEMENTED) is treated as unknown: assume it may have happened.
+    return Unknown(name, error.details() or "", latency_ms)
+
+
+async def call(awaitable: Awaitable[T]) -> Done[T] | Rejected | Unknown:
+    """Await one RPC and return its three-valued outcome (never raises for RPC errors)."""
+    started = time.perf_counter()
+    try:
+        value = await awaitable
+    except grpc.aio.AioRpcError as error:
+        return classify(error, (time.perf_counter() - started) * 1000)
+    except TimeoutError:
+        return Unknown("DEADLINE_EXCEEDED", "client timeout", (time.perf_counter() - started) * 1000)
+    return Done(value, (time.perf_counter() - started) * 1000)

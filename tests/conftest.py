@@ -1,0 +1,21 @@
+"""Shared fixtures: the whole stack as real processes on 127.0.0.1 ports chosen at start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.stack import Stack, build_stack, start_stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The three services with default settings, shared by read-mostly tests."""
+    workdir: Path = tmp_path_factory.mktemp("stack")
+    running = start_stack(build_stack(workdir))
+    try:
+        yield running
+    finally:
+        running.stop()
