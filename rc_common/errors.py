@@ -5,8 +5,10 @@ Raised by our own services (mapped to a gRPC status by ``grpc_status.abort_with`
     ServiceError
     ├── InvalidArgument(field)      -> INVALID_ARGUMENT   bad input, names the field
     ├── NotFound(what)              -> NOT_FOUND          unknown id
-    └── Refused(reason)             -> FAILED_PRECONDITION + google.rpc.ErrorInfo(reason)
-                                       a definitive business "no"; nothing was changed
+    ├── Refused(reason)             -> FAILED_PRECONDITION + google.rpc.ErrorInfo(reason)
+    │                                  a definitive business "no"; nothing was changed
+    └── Unavailable(reason)         -> UNAVAILABLE + ErrorInfo(reason): not decided yet, retry
+                                       with the same idempotency key (metadata says which order)
 
 Seen by callers of another system (``outcomes.call`` turns an RPC's end into one of these)::
 
@@ -42,6 +44,15 @@ class NotFound(ServiceError):
 
 class Refused(ServiceError):
     """A definitive business refusal with a machine-readable ``reason`` (UPPER_SNAKE)."""
+
+    def __init__(self, reason: str, message: str, **metadata: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.metadata = metadata
+
+
+class Unavailable(ServiceError):
+    """Outcome not decided yet (a dependency's answer is unknown); the caller retries the same key."""
 
     def __init__(self, reason: str, message: str, **metadata: str) -> None:
         super().__init__(message)

@@ -11,7 +11,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from rc_common.errors import InvalidArgument, NotFound, Refused, ServiceError
+from rc_common.errors import InvalidArgument, NotFound, Refused, ServiceError, Unavailable
 
 ERROR_DOMAIN = "recharge-center.example"
 
@@ -44,6 +44,13 @@ def to_status(exc: ServiceError) -> grpc.Status:
                 reason=exc.reason, domain=ERROR_DOMAIN, metadata=exc.metadata
             )
         )
+    elif isinstance(exc, Unavailable):
+        code = code_pb2.UNAVAILABLE
+        detail.Pack(
+            error_details_pb2.ErrorInfo(
+                reason=exc.reason, domain=ERROR_DOMAIN, metadata=exc.metadata
+            )
+        )
     else:
         code = code_pb2.INTERNAL
         detail.Pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN))
@@ -69,8 +76,8 @@ def maps_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
     return wrapper
 
 
-def error_reason(error: grpc.aio.AioRpcError) -> str:
-    """The ErrorInfo reason carried by a failed call, or '' when there is none."""
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo carried by a failed call (reason and metadata), or None."""
     for key, value in error.trailing_metadata() or ():
         if key != "grpc-status-details-bin":
             continue
@@ -78,8 +85,14 @@ def error_reason(error: grpc.aio.AioRpcError) -> str:
         for detail in status.details:
             info = error_details_pb2.ErrorInfo()
             if detail.Unpack(info):
-                return str(info.reason)
-    return ""
+                return info
+    return None
+
+
+def error_reason(error: grpc.aio.AioRpcError) -> str:
+    """The ErrorInfo reason carried by a failed call, or '' when there is none."""
+    info = error_info(error)
+    return str(info.reason) if info is not None else ""
 
 
 def error_field(error: grpc.aio.AioRpcError) -> str:

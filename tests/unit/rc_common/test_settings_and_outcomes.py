@@ -1,0 +1,95 @@
+"""Settings come from flags over environment over defaults; outcomes are three-valued."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+import pytest
+
+from rc_common.outcomes import Done, Rejected, Unknown, call
+from rc_common.settings import parse_settings, setting
+
+
+@dataclass(frozen=True)
+class Sample:
+    listen: str = setting("127.0.0.1:1", env="SAMPLE_LISTEN", help="where")
+    interval: float = setting(600.0, env="SAMPLE_INTERVAL", help="seconds")
+    schedule: tuple[float, ...] = setting((15.0, 30.0), env="SAMPLE_SCHEDULE", help="gaps")
+    enabled: bool = setting(True, env="SAMPLE_ENABLED", help="on/off")
+
+
+def test_flag_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_settings(Sample, [], prog="t", description="").interval == 600.0
+    monkeypatch.setenv("SAMPLE_INTERVAL", "2.5")
+    assert parse_settings(Sample, [], prog="t", description="").interval == 2.5
+    parsed = parse_settings(Sample, ["--interval", "0.1"], prog="t", description="")
+    assert parsed.interval == 0.1
+
+
+def test_lists_and_booleans_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMPLE_ENABLED", "no")
+    parsed = parse_settings(Sample, ["--schedule", "1,1,2"], prog="t", description="")
+    assert parsed.schedule == (1.0, 1.0, 2.0)
+    assert parsed.enabled is False
+
+
+def test_bad_value_exits_with_usage_naming_the_source(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SAMPLE_INTERVAL", "soon")
+    with pytest.raises(SystemExit) as exited:
+        parse_settings(Sample, [], prog="t", description="")
+    assert exited.value.code == 2
+    assert "SAMPLE_INTERVAL" in capsys.readouterr().err
+
+
+def test_help_documents_flag_environment_variable_and_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(Sample, ["--help"], prog="t", description="")
+    out = capsys.readouterr().out
+    assert "--interval" in out and "SAMPLE_INTERVAL" in out and "600.0" in out
+
+
+class FakeRpcError(grpc.aio.AioRpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        super().__init__(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="x")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ],
+)
+async def test_transport_failures_are_unknown_never_refusals(code: grpc.StatusCode) -> None:
+    async def failing() -> None:
+        raise FakeRpcError(code)
+
+    outcome = await call(failing())
+    assert isinstance(outcome, Unknown)
+    assert outcome.code == code.name
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT]
+)
+async def test_business_answers_are_definitive_refusals(code: grpc.StatusCode) -> None:
+    async def refusing() -> None:
+        raise FakeRpcError(code)
+
+    outcome = await call(refusing())
+    assert isinstance(outcome, Rejected)
+
+
+async def test_an_answer_is_done() -> None:
+    async def answer() -> int:
+        return 7
+
+    outcome = await call(answer())
+    assert isinstance(outcome, Done) and outcome.value == 7
