@@ -2,35 +2,80 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import grpc
 
+from card_service.adapters.unit_of_work import create_schema, uow_factory
+from card_service.domain.rules import Limits
+from card_service.entrypoints.card_admin import CardAdminServicer
+from card_service.entrypoints.card_system import LOCK_AWARE_METHODS, CardSystemServicer
+from card_service.service_layer.context import CardContext
 from card_service.settings import CardSettings
 from protos.card.v1 import card_pb2, card_pb2_grpc
-from rc_common.faults import FaultEngine, FaultInterceptor
+from rc_common.db import Database
+from rc_common.faults import FaultEngine, FaultInterceptor, hold_if_delayed
 from rc_common.faults.servicer import load_plan_file, register_fault_control
-from rc_common.logs import RequestContextInterceptor
+from rc_common.logs import RequestContextInterceptor, get_logger
 from rc_common.server import GrpcServer, create_server, wait_for_signal
 
-
-def _register_system(server: grpc.aio.Server) -> str:
-    card_pb2_grpc.add_CardSystemServicer_to_server(card_pb2_grpc.CardSystemServicer(), server)
-    return str(card_pb2.DESCRIPTOR.services_by_name["CardSystem"].full_name)
+log = get_logger("card.bootstrap")
 
 
-def _register_admin(server: grpc.aio.Server) -> str:
-    card_pb2_grpc.add_CardAdminServicer_to_server(card_pb2_grpc.CardAdminServicer(), server)
-    return str(card_pb2.DESCRIPTOR.services_by_name["CardAdmin"].full_name)
+@dataclass
+class CardApp:
+    """The running parts, for ``serve`` and for in-process tests."""
+
+    server: GrpcServer
+    ctx: CardContext
+    db: Database
+    faults: FaultEngine
+    fault_interceptor: FaultInterceptor
 
 
-async def build(settings: CardSettings) -> GrpcServer:
+def _register_system(ctx: CardContext) -> Callable[[grpc.aio.Server], str]:
+    def register(server: grpc.aio.Server) -> str:
+        card_pb2_grpc.add_CardSystemServicer_to_server(CardSystemServicer(ctx), server)
+        return str(card_pb2.DESCRIPTOR.services_by_name["CardSystem"].full_name)
+
+    return register
+
+
+def _register_admin(ctx: CardContext) -> Callable[[grpc.aio.Server], str]:
+    def register(server: grpc.aio.Server) -> str:
+        card_pb2_grpc.add_CardAdminServicer_to_server(CardAdminServicer(ctx), server)
+        return str(card_pb2.DESCRIPTOR.services_by_name["CardAdmin"].full_name)
+
+    return register
+
+
+async def build_app(settings: CardSettings) -> CardApp:
+    db = Database(settings.db)
+    await create_schema(db)
+    ctx = CardContext(
+        uow=uow_factory(db),
+        defaults=Limits(settings.min_pay_fen, settings.max_pay_fen, settings.balance_cap_fen),
+        after_lock=hold_if_delayed,
+    )
     engine = FaultEngine()
     if settings.faults:
         engine.set_plan(load_plan_file(settings.faults))
-    return create_server(
+        log.info("fault_profile_loaded", path=settings.faults, rules=len(engine.stats().rules))
+    interceptor = FaultInterceptor(engine, lock_aware_methods=LOCK_AWARE_METHODS)
+    server = create_server(
         settings.listen,
-        [_register_system, _register_admin, register_fault_control(engine)],
-        interceptors=[RequestContextInterceptor(), FaultInterceptor(engine)],
+        [_register_system(ctx), _register_admin(ctx), register_fault_control(engine)],
+        interceptors=[RequestContextInterceptor(), interceptor],
     )
+    # After the RPCs stop: let late (LATE_SUCCESS) work finish, then close the database.
+    server.on_stop.append(interceptor.drain)
+    server.on_stop.append(db.dispose)
+    return CardApp(server, ctx, db, engine, interceptor)
+
+
+async def build(settings: CardSettings) -> GrpcServer:
+    return (await build_app(settings)).server
 
 
 async def serve(settings: CardSettings) -> None:

@@ -21,7 +21,9 @@ class CardSettings:
         5_000_000, env="CARD_MAX_PAY_FEN", help="largest top-up pay amount"
     )
     balance_cap_fen: int = setting(
-        20_000_000, env="CARD_BALANCE_CAP_FEN", help="a card's balance plus pending credits may not exceed this"
+        20_000_000,
+        env="CARD_BALANCE_CAP_FEN",
+        help="a card's balance plus pending credits may not exceed this",
     )
     grace: float = setting(5.0, env="CARD_GRACE", help="seconds to finish in-flight RPCs on shutdown")
     log_level: str = setting("info", env="CARD_LOG_LEVEL", help="debug, info, warning, error")

@@ -1,0 +1,113 @@
+"""Domain objects to protobuf messages (and the few request parts that need converting back)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from google.protobuf import timestamp_pb2
+
+from card_service.domain.consumptions import Consumption
+from card_service.domain.journal import JournalEntry
+from card_service.domain.recharges import PreRecharge
+from card_service.domain.rules import BonusTier, Limits, RechargeRule
+from card_service.service_layer.cards import CardView
+from protos.card.v1 import card_pb2
+from rc_common.errors import InvalidArgument
+
+
+def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    message = timestamp_pb2.Timestamp()
+    message.FromDatetime(value)
+    return message
+
+
+def card_to_proto(view: CardView) -> card_pb2.Card:
+    card = view.card
+    return card_pb2.Card(
+        card_no=card.card_no,
+        status=card_pb2.CardStatus.Value(f"CARD_STATUS_{card.status.name}"),
+        balance_fen=card.balance_fen,
+        pending_recharge_fen=view.pending_recharge_fen,
+        holder_name=card.holder_name,
+        created_at=timestamp(card.created_at),
+        updated_at=timestamp(card.updated_at),
+    )
+
+
+def recharge_to_proto(recharge: PreRecharge) -> card_pb2.PreRecharge:
+    return card_pb2.PreRecharge(
+        order_no=recharge.order_no,
+        card_no=recharge.card_no,
+        status=card_pb2.PreRechargeStatus.Value(f"PRE_RECHARGE_STATUS_{recharge.status.name}"),
+        pay_amount_fen=recharge.pay_amount_fen,
+        bonus_fen=recharge.bonus_fen,
+        credit_amount_fen=recharge.credit_amount_fen,
+        rule_version=recharge.rule_version,
+        void_reason=recharge.void_reason,
+        tombstone=recharge.tombstone,
+        created_at=timestamp(recharge.created_at),
+        updated_at=timestamp(recharge.updated_at),
+    )
+
+
+def consumption_to_proto(consumption: Consumption) -> card_pb2.Consumption:
+    return card_pb2.Consumption(
+        request_id=consumption.request_id,
+        card_no=consumption.card_no,
+        amount_fen=consumption.amount_fen,
+        merchant_id=consumption.merchant_id,
+        status=card_pb2.ConsumptionStatus.Value(f"CONSUMPTION_STATUS_{consumption.status.name}"),
+        balance_after_fen=consumption.balance_after_fen,
+        created_at=timestamp(consumption.created_at),
+    )
+
+
+def entry_to_proto(entry: JournalEntry) -> card_pb2.JournalEntry:
+    return card_pb2.JournalEntry(
+        entry_id=entry.entry_id or 0,
+        card_no=entry.card_no,
+        kind=card_pb2.JournalKind.Value(f"JOURNAL_KIND_{entry.kind.name}"),
+        amount_fen=entry.amount_fen,
+        balance_after_fen=entry.balance_after_fen,
+        business_key=entry.business_key,
+        created_at=timestamp(entry.created_at),
+    )
+
+
+def rule_to_proto(rule: RechargeRule) -> card_pb2.RechargeRule:
+    return card_pb2.RechargeRule(
+        version=rule.version,
+        tiers=[card_pb2.BonusTier(min_pay_fen=t.min_pay_fen, bonus_fen=t.bonus_fen) for t in rule.tiers],
+        min_pay_fen=rule.limits.min_pay_fen,
+        max_pay_fen=rule.limits.max_pay_fen,
+        balance_cap_fen=rule.limits.balance_cap_fen,
+        created_at=timestamp(rule.created_at),
+    )
+
+
+def tiers_from_proto(request: card_pb2.SetRechargeRuleRequest) -> tuple[tuple[BonusTier, ...], Limits]:
+    tiers = tuple(BonusTier(t.min_pay_fen, t.bonus_fen) for t in request.tiers)
+    return tiers, Limits(request.min_pay_fen, request.max_pay_fen, request.balance_cap_fen)
+
+
+def page_token(card_no: str, after_entry_id: int) -> str:
+    """Opaque to callers; bound to the card it pages through. '' when there is no next page."""
+    if not after_entry_id:
+        return ""
+    return base64.urlsafe_b64encode(f"j1:{card_no}:{after_entry_id}".encode()).decode()
+
+
+def after_entry_id(card_no: str, token: str) -> int:
+    if not token:
+        return 0
+    try:
+        version, owner, after = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        if version != "j1" or owner != card_no or not after.isdigit():
+            raise ValueError(token)
+        return int(after)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidArgument("page_token", "not a token this card's journal returned") from exc

@@ -1,0 +1,103 @@
+"""Use cases of cards: open, freeze, unfreeze, close, get, and the journal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from card_service.domain.cards import Card
+from card_service.domain.commands import OpenCard, required
+from card_service.domain.journal import JournalEntry
+from card_service.service_layer.context import CardContext
+from card_service.service_layer.locks import card_key
+from card_service.service_layer.ports import UnitOfWork
+from rc_common.errors import InvalidArgument, NotFound, Refused
+from rc_common.logs import get_logger
+
+log = get_logger("card.cards")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class CardView:
+    card: Card
+    #: Sum of credit amounts of the card's RECHARGING pre-recharges.
+    pending_recharge_fen: int
+
+
+@dataclass(frozen=True)
+class JournalPage:
+    entries: list[JournalEntry]
+    #: Pass as ``after_entry_id`` for the next page; 0 when this was the last one.
+    next_after_entry_id: int
+
+
+async def open_card(ctx: CardContext, cmd: OpenCard) -> CardView:
+    async with ctx.locks.hold(card_key(cmd.card_no)), ctx.uow(False) as uow:
+        if await uow.cards.get(cmd.card_no) is not None:
+            raise Refused("CARD_EXISTS", f"card {cmd.card_no} already exists", card_no=cmd.card_no)
+        card = Card.open(cmd.card_no, cmd.holder_name, ctx.clock())
+        await uow.cards.add(card)
+        await uow.commit()
+    log.info("card_opened", card_no=cmd.card_no)
+    return CardView(card, 0)
+
+
+async def freeze_card(ctx: CardContext, card_no: str) -> CardView:
+    return await _change_status(ctx, card_no, Card.freeze)
+
+
+async def unfreeze_card(ctx: CardContext, card_no: str) -> CardView:
+    return await _change_status(ctx, card_no, Card.unfreeze)
+
+
+async def close_card(ctx: CardContext, card_no: str) -> CardView:
+    return await _change_status(ctx, card_no, Card.close)
+
+
+async def _change_status(
+    ctx: CardContext, card_no: str, change: Callable[[Card, datetime], None]
+) -> CardView:
+    required("card_no", card_no)
+    async with ctx.locks.hold(card_key(card_no)), ctx.uow(False) as uow:
+        card = await _card(uow, card_no, for_update=True)
+        before = card.status
+        change(card, ctx.clock())
+        if card.status is not before:
+            await uow.cards.save(card)
+        pending = await uow.recharges.pending_credit_fen(card_no)
+        await uow.commit()
+    if card.status is not before:
+        log.info("card_status_changed", card_no=card_no, before=before.name, after=card.status.name)
+    return CardView(card, pending)
+
+
+async def get_card(ctx: CardContext, card_no: str) -> CardView:
+    required("card_no", card_no)
+    async with ctx.uow(True) as uow:
+        card = await _card(uow, card_no)
+        return CardView(card, await uow.recharges.pending_credit_fen(card_no))
+
+
+async def list_journal(ctx: CardContext, card_no: str, after_entry_id: int, page_size: int) -> JournalPage:
+    """Entries in ``entry_id`` order after ``after_entry_id``; page_size 0 means the default."""
+    required("card_no", card_no)
+    if page_size < 0:
+        raise InvalidArgument("page_size", "must not be negative")
+    limit = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    async with ctx.uow(True) as uow:
+        await _card(uow, card_no)
+        rows = await uow.journal.page(card_no, after_entry_id, limit + 1)
+    entries = rows[:limit]
+    more = len(rows) > limit
+    return JournalPage(entries, (entries[-1].entry_id or 0) if more else 0)
+
+
+async def _card(uow: UnitOfWork, card_no: str, *, for_update: bool = False) -> Card:
+    card = await uow.cards.get(card_no, for_update=for_update)
+    if card is None:
+        raise NotFound(f"no card {card_no}")
+    return card

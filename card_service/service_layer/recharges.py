@@ -1,0 +1,114 @@
+"""Use cases of pre-recharges: start, confirm, void, get.
+
+Each mutating case takes the order number's lock, then the card's lock, then opens one
+transaction and re-reads the state inside it, so confirm, void and a late pre-recharge of one
+order (and every credit or spend of one card) happen one after the other.
+"""
+
+from __future__ import annotations
+
+from card_service.domain import ledger
+from card_service.domain.commands import ConfirmRecharge, StartPreRecharge, VoidRecharge
+from card_service.domain.recharges import PreRecharge
+from card_service.service_layer.context import CardContext
+from card_service.service_layer.locks import order_key
+from card_service.service_layer.ports import RechargeRepository
+from card_service.service_layer.rules import current_rule
+from rc_common.errors import NotFound, Refused
+from rc_common.logs import get_logger
+
+log = get_logger("card.recharges")
+
+
+async def pre_recharge(ctx: CardContext, cmd: StartPreRecharge) -> PreRecharge:
+    """New: RECHARGING with the current rule's bonus. A faithful replay returns the stored record."""
+    async with ctx.locks.hold(order_key(cmd.order_no)), ctx.card_lock(cmd.card_no):
+        async with ctx.uow(False) as uow:
+            existing = await uow.recharges.get(cmd.order_no)
+            if existing is not None:
+                existing.check_replay(cmd.card_no, cmd.pay_amount_fen)
+                return existing
+            card = await uow.cards.get(cmd.card_no, for_update=True)
+            if card is None:
+                raise Refused("CARD_NOT_FOUND", f"no card {cmd.card_no}", card_no=cmd.card_no)
+            rule = await current_rule(ctx, uow)
+            pending = await uow.recharges.pending_credit_fen(card.card_no)
+            recharge = ledger.start_pre_recharge(
+                card, rule, ctx.defaults, cmd.order_no, cmd.pay_amount_fen, pending, ctx.clock()
+            )
+            await uow.recharges.add(recharge)
+            await uow.commit()
+    ctx.owners.remember(order_key(cmd.order_no), recharge.card_no)
+    log.info("pre_recharge_recorded", order_no=cmd.order_no, card_no=cmd.card_no,
+             credit_fen=recharge.credit_amount_fen, rule_version=recharge.rule_version)
+    return recharge
+
+
+async def confirm_recharge(ctx: CardContext, cmd: ConfirmRecharge) -> PreRecharge:
+    """RECHARGING -> SUCCEEDED plus the credit; a terminal record is returned as it is."""
+    async with ctx.locks.hold(order_key(cmd.order_no)):
+        card_no = await _card_of_order(ctx, cmd.order_no)
+        if card_no is None:
+            raise NotFound(f"no pre-recharge for order {cmd.order_no}")
+        async with ctx.card_lock(card_no), ctx.uow(False) as uow:
+            found = await uow.recharges.get_with_card(cmd.order_no)
+            if found is None:  # a tombstone: VOIDED, no card
+                return await _get(uow.recharges, cmd.order_no)
+            recharge, card = found
+            if recharge.is_terminal:
+                return recharge
+            entries = ledger.confirm_recharge(card, recharge, ctx.clock())
+            await uow.recharges.save(recharge)
+            await uow.cards.save(card)
+            await uow.journal.append(entries)
+            await uow.commit()
+    log.info("recharge_confirmed", order_no=cmd.order_no, card_no=card_no,
+             credit_fen=recharge.credit_amount_fen, balance_after_fen=entries[-1].balance_after_fen)
+    return recharge
+
+
+async def void_recharge(ctx: CardContext, cmd: VoidRecharge) -> PreRecharge:
+    """RECHARGING -> VOIDED; unknown order numbers leave a VOIDED tombstone; terminal ones stay."""
+    async with ctx.locks.hold(order_key(cmd.order_no)):
+        card_no = await _card_of_order(ctx, cmd.order_no)
+        async with ctx.card_lock(card_no or ""), ctx.uow(False) as uow:
+            recharge = await uow.recharges.get(cmd.order_no)
+            now = ctx.clock()
+            if recharge is None:
+                recharge = PreRecharge.tombstone_for(cmd.order_no, cmd.reason, now)
+                await uow.recharges.add(recharge)
+            elif recharge.is_terminal:
+                return recharge
+            else:
+                recharge.void(cmd.reason, now)
+                await uow.recharges.save(recharge)
+            await uow.commit()
+    ctx.owners.remember(order_key(cmd.order_no), recharge.card_no)
+    log.info("recharge_voided", order_no=cmd.order_no, card_no=recharge.card_no,
+             tombstone=recharge.tombstone, reason=cmd.reason)
+    return recharge
+
+
+async def get_recharge(ctx: CardContext, order_no: str) -> PreRecharge:
+    async with ctx.uow(True) as uow:
+        return await _get(uow.recharges, order_no)
+
+
+async def _card_of_order(ctx: CardContext, order_no: str) -> str | None:
+    """The card an order number belongs to ('' for a tombstone), or None when unknown."""
+    owner = ctx.owners.get(order_key(order_no))
+    if owner is not None:
+        return owner
+    async with ctx.uow(True) as uow:
+        recharge = await uow.recharges.get(order_no)
+    if recharge is None:
+        return None
+    ctx.owners.remember(order_key(order_no), recharge.card_no)
+    return recharge.card_no
+
+
+async def _get(recharges: RechargeRepository, order_no: str) -> PreRecharge:
+    found = await recharges.get(order_no)
+    if found is None:
+        raise NotFound(f"no pre-recharge for order {order_no}")
+    return found
