@@ -1,6 +1,8 @@
 """The WeChat Pay simulator: APIv3 payment, refund and bill semantics, signed and encrypted
 notifications on WeChat's retry schedule, template messages, and FaultControl.
 
-Layers: ``domain`` (payments, refunds; pure), ``service_layer`` (use cases, unit of work, notifier),
-``adapters`` (ORM tables, crypto, notification client), ``entrypoints`` (gRPC servicers), ``bootstrap``.
+Layers: ``domain`` (payments, refunds, notifications; pure), ``service_layer`` (use cases, unit of
+work, notifier, refund settler), ``adapters`` (keys, tables, repositories, notification client;
+the crypto itself is ``rc_common.wechatpay_crypto``, shared with the recharge center),
+``entrypoints`` (gRPC servicers), ``bootstrap`` (wiring).
 """

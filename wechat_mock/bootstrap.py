@@ -1,55 +1,155 @@
-"""Composition root of the WeChat Pay simulator."""
+"""Composition root of the WeChat Pay simulator: keys, database, fault engine, use-case context,
+background workers (notifier, refund settler) and the gRPC server, wired once."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from rc_common.db import Database
 from rc_common.faults import FaultEngine, FaultInterceptor
 from rc_common.faults.servicer import load_plan_file, register_fault_control
-from rc_common.logs import RequestContextInterceptor
-from rc_common.server import GrpcServer, create_server, wait_for_signal
+from rc_common.logs import RequestContextInterceptor, get_logger
+from rc_common.server import GrpcServer, Registrar, create_server, wait_for_signal
+from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
+from wechat_mock.adapters.notification_client import GrpcNotificationClient
+from wechat_mock.adapters.repositories import NOTIFICATIONS, REFUNDS
+from wechat_mock.adapters.tables import metadata
+from wechat_mock.entrypoints.servicers import (
+    MessageSimulatorServicer,
+    PayerSimulatorServicer,
+    PaymentGatewayServicer,
+)
+from wechat_mock.service_layer.context import Context
+from wechat_mock.service_layer.notifier import Notifier
+from wechat_mock.service_layer.refund_settler import RefundSettler
+from wechat_mock.service_layer.unit_of_work import UnitOfWorkFactory
+from wechat_mock.service_layer.wire import WireFormat
 from wechat_mock.settings import WechatSettings
+
+log = get_logger("wechat")
 
 
 def _service_name(name: str) -> str:
     return str(wechatpay_pb2.DESCRIPTOR.services_by_name[name].full_name)
 
 
-def _register_gateway(server: grpc.aio.Server) -> str:
-    wechatpay_pb2_grpc.add_PaymentGatewayServicer_to_server(
-        wechatpay_pb2_grpc.PaymentGatewayServicer(), server
-    )
-    return _service_name("PaymentGateway")
+def _registrars(ctx: Context) -> list[Registrar]:
+    def gateway(server: grpc.aio.Server) -> str:
+        wechatpay_pb2_grpc.add_PaymentGatewayServicer_to_server(PaymentGatewayServicer(ctx), server)
+        return _service_name("PaymentGateway")
+
+    def payer(server: grpc.aio.Server) -> str:
+        wechatpay_pb2_grpc.add_PayerSimulatorServicer_to_server(PayerSimulatorServicer(ctx), server)
+        return _service_name("PayerSimulator")
+
+    def messages(server: grpc.aio.Server) -> str:
+        wechatpay_pb2_grpc.add_MessageSimulatorServicer_to_server(MessageSimulatorServicer(ctx), server)
+        return _service_name("MessageSimulator")
+
+    return [gateway, payer, messages, register_fault_control(ctx.faults)]
 
 
-def _register_payer(server: grpc.aio.Server) -> str:
-    wechatpay_pb2_grpc.add_PayerSimulatorServicer_to_server(
-        wechatpay_pb2_grpc.PayerSimulatorServicer(), server
-    )
-    return _service_name("PayerSimulator")
+@dataclass
+class WechatSimulator:
+    """The running parts; tests reach in for ``ctx`` (the database) and ``engine`` (faults)."""
+
+    grpc: GrpcServer
+    ctx: Context
+    engine: FaultEngine
+    keys: PlatformKeys
+    notifier: Notifier
+    settler: RefundSettler
+    _stopped: bool = False
+
+    @property
+    def address(self) -> str:
+        return self.grpc.address
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    async def start(self) -> None:
+        await self.grpc.start()
+        self.notifier.start()
+        self.settler.start()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if not self._stopped:
+            self._stopped = True
+            await self.grpc.stop(grace)
 
 
-def _register_messages(server: grpc.aio.Server) -> str:
-    wechatpay_pb2_grpc.add_MessageSimulatorServicer_to_server(
-        wechatpay_pb2_grpc.MessageSimulatorServicer(), server
-    )
-    return _service_name("MessageSimulator")
+def _waker(notifier: Notifier, settler: RefundSettler) -> Callable[[frozenset[str]], None]:
+    def on_commit(touched: frozenset[str]) -> None:
+        if NOTIFICATIONS in touched:
+            notifier.wake()
+        if REFUNDS in touched:
+            settler.wake()
+
+    return on_commit
 
 
-async def build(settings: WechatSettings) -> GrpcServer:
+async def build(settings: WechatSettings) -> WechatSimulator:
+    keys = ensure_keys(settings.keys_dir)
     engine = FaultEngine()
     if settings.faults:
         engine.set_plan(load_plan_file(settings.faults))
-    return create_server(
-        settings.listen,
-        [_register_gateway, _register_payer, _register_messages, register_fault_control(engine)],
-        interceptors=[RequestContextInterceptor(), FaultInterceptor(engine)],
+    db = Database(settings.db)
+    async with db.engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    uow = UnitOfWorkFactory(db)
+    ctx = Context(
+        uow=uow,
+        wire=WireFormat(keys),
+        faults=engine,
+        mchid=settings.mchid,
+        appid=settings.appid,
+        refund_delay_s=settings.refund_delay,
     )
+    client = GrpcNotificationClient(settings.notify_target)
+    notifier = Notifier(
+        ctx,
+        client,
+        schedule=settings.notify_schedule,
+        timeout_s=settings.notify_timeout,
+        idle_s=settings.idle_poll,
+        sign_probe_rate=settings.sign_probe_rate,
+    )
+    settler = RefundSettler(ctx, idle_s=settings.idle_poll)
+    uow.on_commit = _waker(notifier, settler)
+    faults = FaultInterceptor(engine)
+    server = create_server(
+        settings.listen,
+        _registrars(ctx),
+        interceptors=[RequestContextInterceptor(), faults],
+    )
+
+    async def drain_late_work() -> None:
+        # LATE_SUCCESS work still pending runs now (bounded by grace), before the database closes.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(faults.drain(), settings.grace)
+
+    server.on_stop.extend([drain_late_work, notifier.stop, settler.stop, client.close, db.dispose])
+    log.info(
+        "wechat_configured",
+        keys_dir=settings.keys_dir,
+        public_key_id=keys.public_key_id,
+        notify_target=settings.notify_target,
+        notify_schedule=list(settings.notify_schedule),
+        refund_delay_s=settings.refund_delay,
+    )
+    return WechatSimulator(server, ctx, engine, keys, notifier, settler)
 
 
 async def serve(settings: WechatSettings) -> None:
-    grpc_server = await build(settings)
-    await grpc_server.start()
+    simulator = await build(settings)
+    await simulator.start()
     await wait_for_signal()
-    await grpc_server.stop(settings.grace)
+    await simulator.stop(settings.grace)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/wechatpay/v1/wechatpay.proto\x12\x0cwechatpay.v1\"\x95\x01\n\x13\x43reatePrepayRequest\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x18\n\x10\x61mount_total_fen\x18\x03 \x01(\x03\x12\x14\n\x0cpayer_openid\x18\x04 \x01(\t\x12\x13\n\x0btime_expire\x18\x05 \x01(\t\x12\x0e\n\x06\x61ttach\x18\x06 \x01(\t\")\n\x14\x43reatePrepayResponse\x12\x11\n\tprepay_id\x18\x01 \x01(\t\")\n\x11QueryOrderRequest\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\"\x93\x02\n\x0bTransaction\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12-\n\x0btrade_state\x18\x03 \x01(\x0e\x32\x18.wechatpay.v1.TradeState\x12\x18\n\x10\x61mount_total_fen\x18\x04 \x01(\x03\x12\x14\n\x0cpayer_openid\x18\x05 \x01(\t\x12\x14\n\x0csuccess_time\x18\x06 \x01(\t\x12\r\n\x05mchid\x18\x07 \x01(\t\x12\r\n\x05\x61ppid\x18\x08 \x01(\t\x12\x13\n\x0btime_expire\x18\t \x01(\t\x12\x14\n\x0crefunded_fen\x18\n \x01(\x03\x12\x18\n\x10trade_state_desc\x18\x0b \x01(\t\")\n\x11\x43loseOrderRequest\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\"Y\n\x12\x43loseOrderResponse\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\x12-\n\x0btrade_state\x18\x02 \x01(\x0e\x32\x18.wechatpay.v1.TradeState\"y\n\x13\x43reateRefundRequest\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\x12\x15\n\rout_refund_no\x18\x02 \x01(\t\x12\x12\n\nrefund_fen\x18\x03 \x01(\x03\x12\x11\n\ttotal_fen\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\"+\n\x12QueryRefundRequest\x12\x15\n\rout_refund_no\x18\x01 \x01(\t\"\xde\x01\n\x06Refund\x12\x15\n\rout_refund_no\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.wechatpay.v1.RefundStatus\x12\x12\n\nrefund_fen\x18\x04 \x01(\x03\x12\x14\n\x0cout_trade_no\x18\x05 \x01(\t\x12\x16\n\x0etransaction_id\x18\x06 \x01(\t\x12\x11\n\ttotal_fen\x18\x07 \x01(\x03\x12\x13\n\x0b\x63reate_time\x18\x08 \x01(\t\x12\x14\n\x0csuccess_time\x18\t \x01(\t\"-\n\x18\x44ownloadTradeBillRequest\x12\x11\n\tbill_date\x18\x01 \x01(\t\"\xea\x01\n\x0cTradeBillRow\x12\x12\n\ntrade_time\x18\x01 \x01(\t\x12\x14\n\x0cout_trade_no\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12\x13\n\x0btrade_state\x18\x04 \x01(\t\x12\x18\n\x10\x61mount_total_fen\x18\x05 \x01(\x03\x12\x15\n\rout_refund_no\x18\x06 \x01(\t\x12\x11\n\trefund_id\x18\x07 \x01(\t\x12\x12\n\nrefund_fen\x18\x08 \x01(\x03\x12\x15\n\rrefund_status\x18\t \x01(\t\x12\x14\n\x0cpayer_openid\x18\n \x01(\t\"\x8c\x01\n\x19\x44ownloadTradeBillResponse\x12\x11\n\tbill_date\x18\x01 \x01(\t\x12(\n\x04rows\x18\x02 \x03(\x0b\x32\x1a.wechatpay.v1.TradeBillRow\x12\x16\n\x0etotal_paid_fen\x18\x03 \x01(\x03\x12\x1a\n\x12total_refunded_fen\x18\x04 \x01(\x03\"8\n\nPayRequest\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\x12\x14\n\x0cpayer_openid\x18\x02 \x01(\t\"\xc9\x01\n\x1aSendTemplateMessageRequest\x12\x0e\n\x06openid\x18\x01 \x01(\t\x12\x13\n\x0btemplate_id\x18\x02 \x01(\t\x12@\n\x04\x64\x61ta\x18\x03 \x03(\x0b\x32\x32.wechatpay.v1.SendTemplateMessageRequest.DataEntry\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x1a+\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x1bSendTemplateMessageResponse\x12\r\n\x05msgid\x18\x01 \x01(\t\x12\x16\n\x0e\x66irst_delivery\x18\x02 \x01(\x08\"\xdf\x01\n\x0bSentMessage\x12\r\n\x05msgid\x18\x01 \x01(\t\x12\x0e\n\x06openid\x18\x02 \x01(\t\x12\x13\n\x0btemplate_id\x18\x03 \x01(\t\x12\x31\n\x04\x64\x61ta\x18\x04 \x03(\x0b\x32#.wechatpay.v1.SentMessage.DataEntry\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x0f\n\x07sent_at\x18\x06 \x01(\t\x12\x12\n\nsend_count\x18\x07 \x01(\x03\x1a+\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\")\n\x17ListSentMessagesRequest\x12\x0e\n\x06openid\x18\x01 \x01(\t\"G\n\x18ListSentMessagesResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.wechatpay.v1.SentMessage\"\x88\x01\n\rNotifyRequest\x12\x39\n\x07headers\x18\x01 \x03(\x0b\x32(.wechatpay.v1.NotifyRequest.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\tNotifyAck\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t*\x8a\x01\n\nTradeState\x12\x1b\n\x17TRADE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TRADE_STATE_NOTPAY\x10\x01\x12\x17\n\x13TRADE_STATE_SUCCESS\x10\x02\x12\x16\n\x12TRADE_STATE_CLOSED\x10\x03\x12\x16\n\x12TRADE_STATE_REFUND\x10\x04*\x9c\x01\n\x0cRefundStatus\x12\x1d\n\x19REFUND_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18REFUND_STATUS_PROCESSING\x10\x01\x12\x19\n\x15REFUND_STATUS_SUCCESS\x10\x02\x12\x18\n\x14REFUND_STATUS_CLOSED\x10\x03\x12\x1a\n\x16REFUND_STATUS_ABNORMAL\x10\x04\x32\xf8\x03\n\x0ePaymentGateway\x12U\n\x0c\x43reatePrepay\x12!.wechatpay.v1.CreatePrepayRequest\x1a\".wechatpay.v1.CreatePrepayResponse\x12H\n\nQueryOrder\x12\x1f.wechatpay.v1.QueryOrderRequest\x1a\x19.wechatpay.v1.Transaction\x12O\n\nCloseOrder\x12\x1f.wechatpay.v1.CloseOrderRequest\x1a .wechatpay.v1.CloseOrderResponse\x12G\n\x0c\x43reateRefund\x12!.wechatpay.v1.CreateRefundRequest\x1a\x14.wechatpay.v1.Refund\x12\x45\n\x0bQueryRefund\x12 .wechatpay.v1.QueryRefundRequest\x1a\x14.wechatpay.v1.Refund\x12\x64\n\x11\x44ownloadTradeBill\x12&.wechatpay.v1.DownloadTradeBillRequest\x1a\'.wechatpay.v1.DownloadTradeBillResponse2L\n\x0ePayerSimulator\x12:\n\x03Pay\x12\x18.wechatpay.v1.PayRequest\x1a\x19.wechatpay.v1.Transaction2\xe1\x01\n\x10MessageSimulator\x12j\n\x13SendTemplateMessage\x12(.wechatpay.v1.SendTemplateMessageRequest\x1a).wechatpay.v1.SendTemplateMessageResponse\x12\x61\n\x10ListSentMessages\x12%.wechatpay.v1.ListSentMessagesRequest\x1a&.wechatpay.v1.ListSentMessagesResponse2V\n\x14PaymentNotifications\x12>\n\x06Notify\x12\x1b.wechatpay.v1.NotifyRequest\x1a\x17.wechatpay.v1.NotifyAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/wechatpay/v1/wechatpay.proto\x12\x0cwechatpay.v1\"\x95\x01\n\x13\x43reatePrepayRequest\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x18\n\x10\x61mount_total_fen\x18\x03 \x01(\x03\x12\x14\n\x0cpayer_openid\x18\x04 \x01(\t\x12\x13\n\x0btime_expire\x18\x05 \x01(\t\x12\x0e\n\x06\x61ttach\x18\x06 \x01(\t\")\n\x14\x43reatePrepayResponse\x12\x11\n\tprepay_id\x18\x01 \x01(\t\")\n\x11QueryOrderRequest\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\"\x93\x02\n\x0bTransaction\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12-\n\x0btrade_state\x18\x03 \x01(\x0e\x32\x18.wechatpay.v1.TradeState\x12\x18\n\x10\x61mount_total_fen\x18\x04 \x01(\x03\x12\x14\n\x0cpayer_openid\x18\x05 \x01(\t\x12\x14\n\x0csuccess_time\x18\x06 \x01(\t\x12\r\n\x05mchid\x18\x07 \x01(\t\x12\r\n\x05\x61ppid\x18\x08 \x01(\t\x12\x13\n\x0btime_expire\x18\t \x01(\t\x12\x14\n\x0crefunded_fen\x18\n \x01(\x03\x12\x18\n\x10trade_state_desc\x18\x0b \x01(\t\")\n\x11\x43loseOrderRequest\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\"Y\n\x12\x43loseOrderResponse\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\x12-\n\x0btrade_state\x18\x02 \x01(\x0e\x32\x18.wechatpay.v1.TradeState\"y\n\x13\x43reateRefundRequest\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\x12\x15\n\rout_refund_no\x18\x02 \x01(\t\x12\x12\n\nrefund_fen\x18\x03 \x01(\x03\x12\x11\n\ttotal_fen\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\"+\n\x12QueryRefundRequest\x12\x15\n\rout_refund_no\x18\x01 \x01(\t\"\xde\x01\n\x06Refund\x12\x15\n\rout_refund_no\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.wechatpay.v1.RefundStatus\x12\x12\n\nrefund_fen\x18\x04 \x01(\x03\x12\x14\n\x0cout_trade_no\x18\x05 \x01(\t\x12\x16\n\x0etransaction_id\x18\x06 \x01(\t\x12\x11\n\ttotal_fen\x18\x07 \x01(\x03\x12\x13\n\x0b\x63reate_time\x18\x08 \x01(\t\x12\x14\n\x0csuccess_time\x18\t \x01(\t\"-\n\x18\x44ownloadTradeBillRequest\x12\x11\n\tbill_date\x18\x01 \x01(\t\"\xea\x01\n\x0cTradeBillRow\x12\x12\n\ntrade_time\x18\x01 \x01(\t\x12\x14\n\x0cout_trade_no\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12\x13\n\x0btrade_state\x18\x04 \x01(\t\x12\x18\n\x10\x61mount_total_fen\x18\x05 \x01(\x03\x12\x15\n\rout_refund_no\x18\x06 \x01(\t\x12\x11\n\trefund_id\x18\x07 \x01(\t\x12\x12\n\nrefund_fen\x18\x08 \x01(\x03\x12\x15\n\rrefund_status\x18\t \x01(\t\x12\x14\n\x0cpayer_openid\x18\n \x01(\t\"\x8c\x01\n\x19\x44ownloadTradeBillResponse\x12\x11\n\tbill_date\x18\x01 \x01(\t\x12(\n\x04rows\x18\x02 \x03(\x0b\x32\x1a.wechatpay.v1.TradeBillRow\x12\x16\n\x0etotal_paid_fen\x18\x03 \x01(\x03\x12\x1a\n\x12total_refunded_fen\x18\x04 \x01(\x03\"8\n\nPayRequest\x12\x14\n\x0cout_trade_no\x18\x01 \x01(\t\x12\x14\n\x0cpayer_openid\x18\x02 \x01(\t\"X\n\x13SettleRefundRequest\x12\x15\n\rout_refund_no\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.wechatpay.v1.RefundStatus\"\xc9\x01\n\x1aSendTemplateMessageRequest\x12\x0e\n\x06openid\x18\x01 \x01(\t\x12\x13\n\x0btemplate_id\x18\x02 \x01(\t\x12@\n\x04\x64\x61ta\x18\x03 \x03(\x0b\x32\x32.wechatpay.v1.SendTemplateMessageRequest.DataEntry\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x1a+\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x1bSendTemplateMessageResponse\x12\r\n\x05msgid\x18\x01 \x01(\t\x12\x16\n\x0e\x66irst_delivery\x18\x02 \x01(\x08\"\xdf\x01\n\x0bSentMessage\x12\r\n\x05msgid\x18\x01 \x01(\t\x12\x0e\n\x06openid\x18\x02 \x01(\t\x12\x13\n\x0btemplate_id\x18\x03 \x01(\t\x12\x31\n\x04\x64\x61ta\x18\x04 \x03(\x0b\x32#.wechatpay.v1.SentMessage.DataEntry\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x0f\n\x07sent_at\x18\x06 \x01(\t\x12\x12\n\nsend_count\x18\x07 \x01(\x03\x1a+\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\")\n\x17ListSentMessagesRequest\x12\x0e\n\x06openid\x18\x01 \x01(\t\"G\n\x18ListSentMessagesResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.wechatpay.v1.SentMessage\"\x88\x01\n\rNotifyRequest\x12\x39\n\x07headers\x18\x01 \x03(\x0b\x32(.wechatpay.v1.NotifyRequest.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\tNotifyAck\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t*\x8a\x01\n\nTradeState\x12\x1b\n\x17TRADE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TRADE_STATE_NOTPAY\x10\x01\x12\x17\n\x13TRADE_STATE_SUCCESS\x10\x02\x12\x16\n\x12TRADE_STATE_CLOSED\x10\x03\x12\x16\n\x12TRADE_STATE_REFUND\x10\x04*\x9c\x01\n\x0cRefundStatus\x12\x1d\n\x19REFUND_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18REFUND_STATUS_PROCESSING\x10\x01\x12\x19\n\x15REFUND_STATUS_SUCCESS\x10\x02\x12\x18\n\x14REFUND_STATUS_CLOSED\x10\x03\x12\x1a\n\x16REFUND_STATUS_ABNORMAL\x10\x04\x32\xf8\x03\n\x0ePaymentGateway\x12U\n\x0c\x43reatePrepay\x12!.wechatpay.v1.CreatePrepayRequest\x1a\".wechatpay.v1.CreatePrepayResponse\x12H\n\nQueryOrder\x12\x1f.wechatpay.v1.QueryOrderRequest\x1a\x19.wechatpay.v1.Transaction\x12O\n\nCloseOrder\x12\x1f.wechatpay.v1.CloseOrderRequest\x1a .wechatpay.v1.CloseOrderResponse\x12G\n\x0c\x43reateRefund\x12!.wechatpay.v1.CreateRefundRequest\x1a\x14.wechatpay.v1.Refund\x12\x45\n\x0bQueryRefund\x12 .wechatpay.v1.QueryRefundRequest\x1a\x14.wechatpay.v1.Refund\x12\x64\n\x11\x44ownloadTradeBill\x12&.wechatpay.v1.DownloadTradeBillRequest\x1a\'.wechatpay.v1.DownloadTradeBillResponse2\x95\x01\n\x0ePayerSimulator\x12:\n\x03Pay\x12\x18.wechatpay.v1.PayRequest\x1a\x19.wechatpay.v1.Transaction\x12G\n\x0cSettleRefund\x12!.wechatpay.v1.SettleRefundRequest\x1a\x14.wechatpay.v1.Refund2\xe1\x01\n\x10MessageSimulator\x12j\n\x13SendTemplateMessage\x12(.wechatpay.v1.SendTemplateMessageRequest\x1a).wechatpay.v1.SendTemplateMessageResponse\x12\x61\n\x10ListSentMessages\x12%.wechatpay.v1.ListSentMessagesRequest\x1a&.wechatpay.v1.ListSentMessagesResponse2V\n\x14PaymentNotifications\x12>\n\x06Notify\x12\x1b.wechatpay.v1.NotifyRequest\x1a\x17.wechatpay.v1.NotifyAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,10 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SENTMESSAGE_DATAENTRY']._serialized_options = b'8\001'
   _globals['_NOTIFYREQUEST_HEADERSENTRY']._loaded_options = None
   _globals['_NOTIFYREQUEST_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_TRADESTATE']._serialized_start=2381
-  _globals['_TRADESTATE']._serialized_end=2519
-  _globals['_REFUNDSTATUS']._serialized_start=2522
-  _globals['_REFUNDSTATUS']._serialized_end=2678
+  _globals['_TRADESTATE']._serialized_start=2471
+  _globals['_TRADESTATE']._serialized_end=2609
+  _globals['_REFUNDSTATUS']._serialized_start=2612
+  _globals['_REFUNDSTATUS']._serialized_end=2768
   _globals['_CREATEPREPAYREQUEST']._serialized_start=54
   _globals['_CREATEPREPAYREQUEST']._serialized_end=203
   _globals['_CREATEPREPAYRESPONSE']._serialized_start=205
@@ -67,32 +67,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DOWNLOADTRADEBILLRESPONSE']._serialized_end=1521
   _globals['_PAYREQUEST']._serialized_start=1523
   _globals['_PAYREQUEST']._serialized_end=1579
-  _globals['_SENDTEMPLATEMESSAGEREQUEST']._serialized_start=1582
-  _globals['_SENDTEMPLATEMESSAGEREQUEST']._serialized_end=1783
-  _globals['_SENDTEMPLATEMESSAGEREQUEST_DATAENTRY']._serialized_start=1740
-  _globals['_SENDTEMPLATEMESSAGEREQUEST_DATAENTRY']._serialized_end=1783
-  _globals['_SENDTEMPLATEMESSAGERESPONSE']._serialized_start=1785
-  _globals['_SENDTEMPLATEMESSAGERESPONSE']._serialized_end=1853
-  _globals['_SENTMESSAGE']._serialized_start=1856
-  _globals['_SENTMESSAGE']._serialized_end=2079
-  _globals['_SENTMESSAGE_DATAENTRY']._serialized_start=1740
-  _globals['_SENTMESSAGE_DATAENTRY']._serialized_end=1783
-  _globals['_LISTSENTMESSAGESREQUEST']._serialized_start=2081
-  _globals['_LISTSENTMESSAGESREQUEST']._serialized_end=2122
-  _globals['_LISTSENTMESSAGESRESPONSE']._serialized_start=2124
-  _globals['_LISTSENTMESSAGESRESPONSE']._serialized_end=2195
-  _globals['_NOTIFYREQUEST']._serialized_start=2198
-  _globals['_NOTIFYREQUEST']._serialized_end=2334
-  _globals['_NOTIFYREQUEST_HEADERSENTRY']._serialized_start=2288
-  _globals['_NOTIFYREQUEST_HEADERSENTRY']._serialized_end=2334
-  _globals['_NOTIFYACK']._serialized_start=2336
-  _globals['_NOTIFYACK']._serialized_end=2378
-  _globals['_PAYMENTGATEWAY']._serialized_start=2681
-  _globals['_PAYMENTGATEWAY']._serialized_end=3185
-  _globals['_PAYERSIMULATOR']._serialized_start=3187
-  _globals['_PAYERSIMULATOR']._serialized_end=3263
-  _globals['_MESSAGESIMULATOR']._serialized_start=3266
-  _globals['_MESSAGESIMULATOR']._serialized_end=3491
-  _globals['_PAYMENTNOTIFICATIONS']._serialized_start=3493
-  _globals['_PAYMENTNOTIFICATIONS']._serialized_end=3579
+  _globals['_SETTLEREFUNDREQUEST']._serialized_start=1581
+  _globals['_SETTLEREFUNDREQUEST']._serialized_end=1669
+  _globals['_SENDTEMPLATEMESSAGEREQUEST']._serialized_start=1672
+  _globals['_SENDTEMPLATEMESSAGEREQUEST']._serialized_end=1873
+  _globals['_SENDTEMPLATEMESSAGEREQUEST_DATAENTRY']._serialized_start=1830
+  _globals['_SENDTEMPLATEMESSAGEREQUEST_DATAENTRY']._serialized_end=1873
+  _globals['_SENDTEMPLATEMESSAGERESPONSE']._serialized_start=1875
+  _globals['_SENDTEMPLATEMESSAGERESPONSE']._serialized_end=1943
+  _globals['_SENTMESSAGE']._serialized_start=1946
+  _globals['_SENTMESSAGE']._serialized_end=2169
+  _globals['_SENTMESSAGE_DATAENTRY']._serialized_start=1830
+  _globals['_SENTMESSAGE_DATAENTRY']._serialized_end=1873
+  _globals['_LISTSENTMESSAGESREQUEST']._serialized_start=2171
+  _globals['_LISTSENTMESSAGESREQUEST']._serialized_end=2212
+  _globals['_LISTSENTMESSAGESRESPONSE']._serialized_start=2214
+  _globals['_LISTSENTMESSAGESRESPONSE']._serialized_end=2285
+  _globals['_NOTIFYREQUEST']._serialized_start=2288
+  _globals['_NOTIFYREQUEST']._serialized_end=2424
+  _globals['_NOTIFYREQUEST_HEADERSENTRY']._serialized_start=2378
+  _globals['_NOTIFYREQUEST_HEADERSENTRY']._serialized_end=2424
+  _globals['_NOTIFYACK']._serialized_start=2426
+  _globals['_NOTIFYACK']._serialized_end=2468
+  _globals['_PAYMENTGATEWAY']._serialized_start=2771
+  _globals['_PAYMENTGATEWAY']._serialized_end=3275
+  _globals['_PAYERSIMULATOR']._serialized_start=3278
+  _globals['_PAYERSIMULATOR']._serialized_end=3427
+  _globals['_MESSAGESIMULATOR']._serialized_start=3430
+  _globals['_MESSAGESIMULATOR']._serialized_end=3655
+  _globals['_PAYMENTNOTIFICATIONS']._serialized_start=3657
+  _globals['_PAYMENTNOTIFICATIONS']._serialized_end=3743
 # @@protoc_insertion_point(module_scope)

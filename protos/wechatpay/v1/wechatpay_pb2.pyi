@@ -443,6 +443,29 @@ class PayRequest(_message.Message):
 Global___PayRequest: _TypeAlias = PayRequest  # noqa: Y015
 
 @_typing.final
+class SettleRefundRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUT_REFUND_NO_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    out_refund_no: _builtins.str
+    status: Global___RefundStatus.ValueType
+    """SUCCESS, CLOSED or ABNORMAL."""
+    def __init__(
+        self,
+        *,
+        out_refund_no: _builtins.str = ...,
+        status: Global___RefundStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["out_refund_no", b"out_refund_no", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleRefundRequest: _TypeAlias = SettleRefundRequest  # noqa: Y015
+
+@_typing.final
 class SendTemplateMessageRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

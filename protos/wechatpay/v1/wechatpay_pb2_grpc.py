@@ -332,6 +332,11 @@ class PayerSimulatorStub:
                 request_serializer=protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.PayRequest.SerializeToString,
                 response_deserializer=protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.Transaction.FromString,
                 _registered_method=True)
+        self.SettleRefund = channel.unary_unary(
+                '/wechatpay.v1.PayerSimulator/SettleRefund',
+                request_serializer=protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.SettleRefundRequest.SerializeToString,
+                response_deserializer=protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.Refund.FromString,
+                _registered_method=True)
 
 
 class PayerSimulatorServicer:
@@ -344,6 +349,14 @@ class PayerSimulatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SettleRefund(self, request, context):
+        """The bank answers a PROCESSING refund now (SUCCESS, CLOSED or ABNORMAL) instead of after
+        --refund-delay; the REFUND.* notification follows. A settled refund is returned unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PayerSimulatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -351,6 +364,11 @@ def add_PayerSimulatorServicer_to_server(servicer, server):
                     servicer.Pay,
                     request_deserializer=protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.PayRequest.FromString,
                     response_serializer=protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.Transaction.SerializeToString,
+            ),
+            'SettleRefund': grpc.unary_unary_rpc_method_handler(
+                    servicer.SettleRefund,
+                    request_deserializer=protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.SettleRefundRequest.FromString,
+                    response_serializer=protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.Refund.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -381,6 +399,33 @@ class PayerSimulator:
             '/wechatpay.v1.PayerSimulator/Pay',
             protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.PayRequest.SerializeToString,
             protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.Transaction.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SettleRefund(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wechatpay.v1.PayerSimulator/SettleRefund',
+            protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.SettleRefundRequest.SerializeToString,
+            protos_dot_wechatpay_dot_v1_dot_wechatpay__pb2.Refund.FromString,
             options,
             channel_credentials,
             insecure,

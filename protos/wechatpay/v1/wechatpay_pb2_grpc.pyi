@@ -115,6 +115,10 @@ class PayerSimulatorStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PayerSimulatorAsyncStub: ...
     Pay: _grpc.UnaryUnaryMultiCallable[_wechatpay_pb2.PayRequest, _wechatpay_pb2.Transaction]
+    SettleRefund: _grpc.UnaryUnaryMultiCallable[_wechatpay_pb2.SettleRefundRequest, _wechatpay_pb2.Refund]
+    """The bank answers a PROCESSING refund now (SUCCESS, CLOSED or ABNORMAL) instead of after
+    --refund-delay; the REFUND.* notification follows. A settled refund is returned unchanged.
+    """
 
 @_typing.type_check_only
 class PayerSimulatorAsyncStub(PayerSimulatorStub):
@@ -122,6 +126,10 @@ class PayerSimulatorAsyncStub(PayerSimulatorStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Pay: _aio.UnaryUnaryMultiCallable[_wechatpay_pb2.PayRequest, _wechatpay_pb2.Transaction]  # type: ignore[assignment]
+    SettleRefund: _aio.UnaryUnaryMultiCallable[_wechatpay_pb2.SettleRefundRequest, _wechatpay_pb2.Refund]  # type: ignore[assignment]
+    """The bank answers a PROCESSING refund now (SUCCESS, CLOSED or ABNORMAL) instead of after
+    --refund-delay; the REFUND.* notification follows. A settled refund is returned unchanged.
+    """
 
 class PayerSimulatorServicer(metaclass=_abc_1.ABCMeta):
     """Tests and demos: a customer pays."""
@@ -132,6 +140,16 @@ class PayerSimulatorServicer(metaclass=_abc_1.ABCMeta):
         request: _wechatpay_pb2.PayRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_wechatpay_pb2.Transaction, _abc.Awaitable[_wechatpay_pb2.Transaction]]: ...
+
+    @_abc_1.abstractmethod
+    def SettleRefund(
+        self,
+        request: _wechatpay_pb2.SettleRefundRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wechatpay_pb2.Refund, _abc.Awaitable[_wechatpay_pb2.Refund]]:
+        """The bank answers a PROCESSING refund now (SUCCESS, CLOSED or ABNORMAL) instead of after
+        --refund-delay; the REFUND.* notification follows. A settled refund is returned unchanged.
+        """
 
 def add_PayerSimulatorServicer_to_server(servicer: PayerSimulatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -1,0 +1,67 @@
+"""Delivers notifications to the merchant: ``wechatpay.v1.PaymentNotifications/Notify`` — WeChat's
+HTTP POST carried as gRPC (same headers, same body bytes).
+
+Only an answer with ``code == "SUCCESS"`` is an acknowledgement. Any other code, any RPC error and
+a timeout are failed deliveries (WeChat retries them)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import grpc
+
+from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    acknowledged: bool
+    detail: str
+
+
+class GrpcNotificationClient:
+    def __init__(self, target: str) -> None:
+        self._target = target
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: wechatpay_pb2_grpc.PaymentNotificationsStub | None = None
+        self._closing: set[asyncio.Future[None]] = set()
+
+    def _ensure_stub(self) -> wechatpay_pb2_grpc.PaymentNotificationsStub:
+        if self._stub is None:
+            self._channel = grpc.aio.insecure_channel(self._target)
+            self._stub = wechatpay_pb2_grpc.PaymentNotificationsStub(self._channel)
+        return self._stub
+
+    async def deliver(self, headers: Mapping[str, str], body: bytes, timeout_s: float) -> DeliveryResult:
+        if not self._target:
+            return DeliveryResult(False, "no --notify-target configured")
+        request = wechatpay_pb2.NotifyRequest(headers=dict(headers), body=body)
+        try:
+            ack = await self._ensure_stub().Notify(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            if code is grpc.StatusCode.UNAVAILABLE:
+                # Like WeChat's next HTTP POST, the next attempt dials afresh (no channel backoff).
+                self._reset(grace_s=timeout_s)
+            return DeliveryResult(False, f"{code.name if code else 'UNKNOWN'}: {error.details()}")
+        if ack.code == "SUCCESS":
+            return DeliveryResult(True, "SUCCESS")
+        return DeliveryResult(False, f"answered {ack.code or '(empty)'}: {ack.message}")
+
+    def _reset(self, grace_s: float) -> None:
+        """Detach the channel; calls still on it finish (up to ``grace_s``) before it closes."""
+        channel, self._channel, self._stub = self._channel, None, None
+        if channel is not None:
+            task = asyncio.ensure_future(channel.close(grace=grace_s))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+            self._stub = None

@@ -1,0 +1,135 @@
+"""Notifications to the merchant: what WeChat posts (the resource documents) and the delivery
+record that follows WeChat's retry schedule."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from wechat_mock.domain.payments import PaymentOrder, TradeState
+from wechat_mock.domain.refunds import EVENT_TYPES, USER_RECEIVED_ACCOUNT, Refund
+from wechat_mock.domain.times import format_time
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    """Not acknowledged yet; the next attempt is due at ``next_attempt_at``."""
+    DELIVERED = "DELIVERED"
+    """The merchant answered SUCCESS; no more attempts."""
+    GIVEN_UP = "GIVEN_UP"
+    """Every attempt of the schedule failed; WeChat stops trying (the merchant must query)."""
+
+
+DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
+    DeliveryStatus.PENDING: frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.GIVEN_UP}),
+    DeliveryStatus.DELIVERED: frozenset(),
+    DeliveryStatus.GIVEN_UP: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class NotificationDraft:
+    """A notification to send: the event and its resource document, before encryption."""
+
+    event_type: str
+    summary: str
+    original_type: str
+    resource: dict[str, Any]
+    out_trade_no: str
+    out_refund_no: str = ""
+
+    @property
+    def associated_data(self) -> str:
+        return self.original_type
+
+
+@dataclass
+class Notification:
+    id: str
+    event_type: str
+    out_trade_no: str
+    out_refund_no: str
+    body: bytes
+    created_at: datetime
+    next_attempt_at: datetime
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    last_error: str = ""
+    delivered_at: datetime | None = None
+    version: int = field(default=0, compare=False)
+
+    def _move(self, target: DeliveryStatus) -> None:
+        if target not in DELIVERY_TRANSITIONS[self.status]:
+            raise ValueError(f"notification {self.status} -> {target} is not allowed")
+        self.status = target
+
+    def record_success(self, now: datetime) -> None:
+        self.attempts += 1
+        if self.status is DeliveryStatus.PENDING:
+            self._move(DeliveryStatus.DELIVERED)
+            self.delivered_at = now
+            self.last_error = ""
+
+    def record_failure(self, now: datetime, schedule: Sequence[float], error: str) -> None:
+        """Attempt number ``attempts`` failed: wait the schedule's next gap, or give up after the last."""
+        self.attempts += 1
+        self.last_error = error[:500]
+        if self.status is not DeliveryStatus.PENDING:
+            return
+        gap_index = self.attempts - 1
+        if gap_index < len(schedule):
+            self.next_attempt_at = now + timedelta(seconds=schedule[gap_index])
+        else:
+            self._move(DeliveryStatus.GIVEN_UP)
+
+
+def transaction_draft(order: PaymentOrder, mchid: str, appid: str) -> NotificationDraft:
+    """TRANSACTION.SUCCESS with WeChat's transaction document."""
+    resource = {
+        "mchid": mchid,
+        "appid": appid,
+        "out_trade_no": order.out_trade_no,
+        "transaction_id": order.transaction_id,
+        "trade_type": "JSAPI",
+        "trade_state": TradeState.SUCCESS.value,
+        "trade_state_desc": "支付成功",
+        "bank_type": "OTHERS",
+        "attach": order.terms.attach,
+        "success_time": format_time(order.success_time),
+        "payer": {"openid": order.paid_openid},
+        "amount": {
+            "total": order.amount_total_fen,
+            "payer_total": order.amount_total_fen,
+            "currency": "CNY",
+            "payer_currency": "CNY",
+        },
+    }
+    return NotificationDraft("TRANSACTION.SUCCESS", "支付成功", "transaction", resource, order.out_trade_no)
+
+
+def refund_draft(refund: Refund, order: PaymentOrder, mchid: str) -> NotificationDraft:
+    """REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED with WeChat's refund document."""
+    event_type, summary = EVENT_TYPES[refund.status]
+    resource: dict[str, Any] = {
+        "mchid": mchid,
+        "out_trade_no": refund.out_trade_no,
+        "transaction_id": refund.transaction_id,
+        "out_refund_no": refund.out_refund_no,
+        "refund_id": refund.refund_id,
+        "refund_status": refund.status.value,
+        "user_received_account": USER_RECEIVED_ACCOUNT,
+        "amount": {
+            "total": order.amount_total_fen,
+            "refund": refund.refund_fen,
+            "payer_total": order.amount_total_fen,
+            "payer_refund": refund.refund_fen,
+        },
+    }
+    if refund.success_time is not None:
+        resource["success_time"] = format_time(refund.success_time)
+    return NotificationDraft(
+        event_type, summary, "refund", resource, refund.out_trade_no, refund.out_refund_no
+    )

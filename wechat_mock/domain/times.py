@@ -1,0 +1,47 @@
+"""WeChat's times: RFC 3339 with the +08:00 offset (Asia/Shanghai has no daylight saving)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_BILL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def format_time(moment: datetime | None) -> str:
+    """``2026-11-26T12:00:00+08:00`` (seconds precision, as WeChat), or '' for None."""
+    if moment is None:
+        return ""
+    return moment.astimezone(SHANGHAI).replace(microsecond=0).isoformat()
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 date-time (offset required); ValueError otherwise."""
+    if not _RFC3339.match(text):
+        raise ValueError("must be an RFC 3339 date-time such as 2026-11-26T12:00:00+08:00")
+    cleaned = text.replace("z", "Z").replace("t", "T")
+    fraction = re.search(r"\.(\d+)", cleaned)
+    if fraction and len(fraction.group(1)) > 6:  # Python keeps microseconds only
+        cleaned = cleaned.replace(fraction.group(0), "." + fraction.group(1)[:6])
+    return datetime.fromisoformat(cleaned)
+
+
+def parse_bill_date(text: str) -> date:
+    if not _BILL_DATE.match(text):
+        raise ValueError("must be YYYY-MM-DD")
+    return date.fromisoformat(text)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The [start, end) instants of a calendar day in Shanghai time, in UTC."""
+    start = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+
+
+def shanghai_date(moment: datetime) -> date:
+    return moment.astimezone(SHANGHAI).date()

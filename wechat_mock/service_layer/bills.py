@@ -1,0 +1,65 @@
+"""The trade bill: every payment and refund of one day (Shanghai time), the source of
+reconciliation. A payment is listed on the day it succeeded; a refund on the day it was accepted,
+with its current status. ``total_refunded_fen`` counts SUCCESS refunds only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from rc_common.errors import InvalidArgument
+from wechat_mock.domain.refunds import RefundStatus
+from wechat_mock.domain.times import day_bounds, parse_bill_date
+from wechat_mock.service_layer.context import Context
+
+
+@dataclass(frozen=True)
+class BillRow:
+    trade_time: datetime
+    out_trade_no: str
+    transaction_id: str
+    trade_state: str
+    amount_total_fen: int
+    payer_openid: str
+    out_refund_no: str = ""
+    refund_id: str = ""
+    refund_fen: int = 0
+    refund_status: str = ""
+
+
+@dataclass(frozen=True)
+class TradeBill:
+    bill_date: date
+    rows: list[BillRow]
+    total_paid_fen: int
+    total_refunded_fen: int
+
+
+async def download_trade_bill(bill_date: str, ctx: Context) -> TradeBill:
+    try:
+        day = parse_bill_date(bill_date)
+    except ValueError as exc:
+        raise InvalidArgument("bill_date", str(exc)) from exc
+    start, end = day_bounds(day)
+    async with ctx.uow(readonly=True) as uow:
+        paid = await uow.orders.paid_between(start, end)
+        refunds = await uow.refunds.created_between(start, end)
+        orders = await uow.orders.get_many(r.out_trade_no for r in refunds)
+    rows = [
+        BillRow(o.success_time or o.created_at, o.out_trade_no, o.transaction_id, "SUCCESS",
+                o.amount_total_fen, o.paid_openid)
+        for o in paid
+    ]
+    for r in refunds:
+        order = orders[r.out_trade_no]
+        rows.append(
+            BillRow(r.created_at, r.out_trade_no, r.transaction_id, "REFUND", order.amount_total_fen,
+                    order.paid_openid, r.out_refund_no, r.refund_id, r.refund_fen, r.status.value)
+        )
+    rows.sort(key=lambda row: (row.trade_time, row.out_trade_no, row.out_refund_no))
+    return TradeBill(
+        bill_date=day,
+        rows=rows,
+        total_paid_fen=sum(o.amount_total_fen for o in paid),
+        total_refunded_fen=sum(r.refund_fen for r in refunds if r.status is RefundStatus.SUCCESS),
+    )

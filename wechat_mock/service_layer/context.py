@@ -1,0 +1,27 @@
+"""What the use cases need, gathered once in bootstrap."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rc_common.faults import FaultEngine
+from wechat_mock.service_layer.unit_of_work import UnitOfWorkFactory
+from wechat_mock.service_layer.wire import WireFormat
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Context:
+    uow: UnitOfWorkFactory
+    wire: WireFormat
+    faults: FaultEngine
+    mchid: str
+    appid: str
+    #: Seconds an accepted refund stays PROCESSING before it settles.
+    refund_delay_s: float
+    clock: Callable[[], datetime] = utc_now

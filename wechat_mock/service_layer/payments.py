@@ -1,0 +1,95 @@
+"""Use cases of payment orders: create prepay, pay (the customer), query, close."""
+
+from __future__ import annotations
+
+from rc_common.errors import NotFound
+from rc_common.logs import get_logger
+from wechat_mock.domain import ids, validation
+from wechat_mock.domain.notifications import transaction_draft
+from wechat_mock.domain.payments import PaymentOrder, PrepayTerms
+from wechat_mock.service_layer import commands
+from wechat_mock.service_layer.context import Context
+from wechat_mock.service_layer.unit_of_work import UnitOfWork, retrying
+
+log = get_logger("wechat.payments")
+
+
+def order_not_found(out_trade_no: str) -> NotFound:
+    return NotFound(f"ORDER_NOT_EXIST: no order with out_trade_no {out_trade_no}")
+
+
+async def load_order(uow: UnitOfWork, out_trade_no: str, *, for_update: bool = False) -> PaymentOrder:
+    order = await uow.orders.get(out_trade_no, for_update=for_update)
+    if order is None:
+        raise order_not_found(out_trade_no)
+    return order
+
+
+async def create_prepay(cmd: commands.CreatePrepay, ctx: Context) -> PaymentOrder:
+    """A new order, or the same order again for an identical request (same prepay id)."""
+    validation.out_trade_no(cmd.out_trade_no)
+    validation.positive_fen(cmd.amount_total_fen, "amount_total_fen")
+    terms = PrepayTerms(
+        description=cmd.description,
+        amount_total_fen=cmd.amount_total_fen,
+        payer_openid=cmd.payer_openid,
+        time_expire=validation.optional_time(cmd.time_expire, "time_expire"),
+        attach=cmd.attach,
+    )
+
+    async def attempt() -> PaymentOrder:
+        async with ctx.uow() as uow:
+            existing = await uow.orders.get(cmd.out_trade_no, for_update=True)
+            if existing is not None:
+                existing.check_replay(terms)
+                return existing
+            now = ctx.clock()
+            order = PaymentOrder(cmd.out_trade_no, ids.prepay_id(now), terms, created_at=now)
+            await uow.orders.add(order)
+            await uow.commit()
+        log.info("prepay_created", out_trade_no=order.out_trade_no, amount_fen=terms.amount_total_fen)
+        return order
+
+    return await retrying(attempt)
+
+
+async def pay(cmd: commands.Pay, ctx: Context) -> PaymentOrder:
+    """The customer pays: NOTPAY -> SUCCESS and a TRANSACTION.SUCCESS notification, in one commit.
+    Paying a paid order again returns the transaction (no second payment, no new notification)."""
+    validation.out_trade_no(cmd.out_trade_no)
+
+    async def attempt() -> PaymentOrder:
+        async with ctx.uow() as uow:
+            order = await load_order(uow, cmd.out_trade_no, for_update=True)
+            now = ctx.clock()
+            if not order.pay(now, cmd.payer_openid, ids.transaction_id(now)):
+                return order
+            await uow.orders.update(order)
+            await uow.notifications.add(ctx.wire.seal(transaction_draft(order, ctx.mchid, ctx.appid), now))
+            await uow.commit()
+        log.info("order_paid", out_trade_no=order.out_trade_no, transaction_id=order.transaction_id)
+        return order
+
+    return await retrying(attempt)
+
+
+async def query_order(out_trade_no: str, ctx: Context) -> PaymentOrder:
+    validation.out_trade_no(out_trade_no)
+    async with ctx.uow(readonly=True) as uow:
+        return await load_order(uow, out_trade_no)
+
+
+async def close_order(cmd: commands.CloseOrder, ctx: Context) -> PaymentOrder:
+    """Close an unpaid order (idempotent); refused with ORDER_PAID on a paid one."""
+    validation.out_trade_no(cmd.out_trade_no)
+
+    async def attempt() -> PaymentOrder:
+        async with ctx.uow() as uow:
+            order = await load_order(uow, cmd.out_trade_no, for_update=True)
+            if order.close(ctx.clock()):
+                await uow.orders.update(order)
+                await uow.commit()
+                log.info("order_closed", out_trade_no=order.out_trade_no)
+            return order
+
+    return await retrying(attempt)
