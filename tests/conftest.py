@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from scripts.stack import Stack, build_stack, start_stack
+from tests.postgres import PostgresServer, start_postgres
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +20,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (tests create their own databases in it)."""
+    try:
+        server = start_postgres()
+    except FileNotFoundError as missing:  # only on machines without PostgreSQL 15 binaries
+        pytest.skip(f"PostgreSQL not installed: {missing}")
+    try:
+        yield server
+    finally:
+        server.stop()

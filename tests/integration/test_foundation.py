@@ -20,7 +20,11 @@ GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 
 EXPECTED = {
     "card": {"card.v1.CardSystem", "card.v1.CardAdmin", "faults.v1.FaultControl"},
-    "recharge": {"recharge.v1.RechargeCenter", "recharge.v1.RechargeOps", "wechatpay.v1.PaymentNotifications"},
+    "recharge": {
+        "recharge.v1.RechargeCenter",
+        "recharge.v1.RechargeOps",
+        "wechatpay.v1.PaymentNotifications",
+    },
     "wechat": {
         "wechatpay.v1.PaymentGateway",
         "wechatpay.v1.PayerSimulator",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,10 +27,19 @@ DEFAULTS = Limits(min_pay_fen=100, max_pay_fen=5_000_000, balance_cap_fen=20_000
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A fresh SQLite file; or, when CARD_TEST_DB_URL names a PostgreSQL database
-    (postgresql+asyncpg://...), that database with the card tables dropped and created anew."""
-    url = os.environ.get("CARD_TEST_DB_URL") or f"sqlite+aiosqlite:///{tmp_path / 'card.db'}"
+def db_backend() -> str:
+    """SQLite by default; modules where concurrency matters override this to run on both."""
+    return "sqlite"
+
+
+@pytest.fixture
+async def db(tmp_path: Path, db_backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+    """A fresh SQLite file, or a fresh database in the session's PostgreSQL server; or, when
+    CARD_TEST_DB_URL names a PostgreSQL database, that one with the card tables created anew."""
+    if db_backend == "postgresql":
+        url = request.getfixturevalue("postgres").createdb(f"card_{uuid.uuid4().hex[:12]}")
+    else:
+        url = os.environ.get("CARD_TEST_DB_URL") or f"sqlite+aiosqlite:///{tmp_path / 'card.db'}"
     database = Database(url)
     if not database.is_sqlite:
         async with database.engine.begin() as connection:

@@ -1,4 +1,5 @@
-"""Many concurrent callers on one order or one card (service layer, real SQLite file)."""
+"""Many concurrent callers on one order or one card (service layer, on a real SQLite file and on
+a real PostgreSQL database)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ from rc_common.errors import Refused
 from tests.integration.card_service.conftest import open_card
 
 CARD = "6200000000000001"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 async def principal_credits(ctx: CardContext, order_no: str) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -65,10 +66,21 @@ Launcher = Callable[..., Awaitable[Running]]
 
 
 @pytest.fixture
-async def launch(tmp_path: Path, keys_dir: Path, merchant: FakeMerchant) -> AsyncIterator[Launcher]:
+def db_backend() -> str:
+    """SQLite by default; modules where concurrency matters override this to run on both."""
+    return "sqlite"
+
+
+@pytest.fixture
+async def launch(
+    tmp_path: Path, keys_dir: Path, merchant: FakeMerchant, db_backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Launcher]:
     """``await launch(**settings)`` starts a simulator (same DB for every launch of one test)."""
     running: list[Running] = []
-    db_url = os.environ.get("WECHAT_TEST_DB_URL") or f"sqlite+aiosqlite:///{tmp_path / 'wechat.db'}"
+    if db_backend == "postgresql":
+        db_url = request.getfixturevalue("postgres").createdb(f"wechat_{uuid.uuid4().hex[:12]}")
+    else:
+        db_url = os.environ.get("WECHAT_TEST_DB_URL") or f"sqlite+aiosqlite:///{tmp_path / 'wechat.db'}"
     if not db_url.startswith("sqlite"):
         await _drop_tables(db_url)
 
