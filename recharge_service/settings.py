@@ -1,4 +1,7 @@
-"""Recharge center settings (see ``python -m recharge_service --help``)."""
+"""Recharge center settings (see ``python -m recharge_service --help``).
+
+Every duration is a setting, so tests and chaos runs can shrink them to fractions of a second.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,91 @@ class RechargeSettings:
     wechat_keys_dir: str = setting(
         "var/wechat-keys",
         env="RECHARGE_WECHAT_KEYS_DIR",
-        help="directory with WeChat's platform public key (PEM) and the APIv3 key",
+        help="directory with WeChat's platform public key (platform_public_key.pem), its id "
+        "(public_key_id.txt) and the APIv3 key (apiv3_key.txt)",
+    )
+    wechat_mchid: str = setting(
+        "1900000109",
+        env="RECHARGE_WECHAT_MCHID",
+        help="our WeChat Pay merchant id (notifications must match)",
+    )
+    order_expiry: float = setting(
+        1800.0,
+        env="RECHARGE_ORDER_EXPIRY",
+        help="seconds an order may wait for payment; sent to WeChat as time_expire",
+    )
+    notify_max_skew: float = setting(
+        300.0,
+        env="RECHARGE_NOTIFY_MAX_SKEW",
+        help="seconds a notification's Wechatpay-Timestamp may differ from our clock",
+    )
+    remote_attempts: int = setting(
+        3, env="RECHARGE_REMOTE_ATTEMPTS", help="attempts per remote call whose outcome stays unknown"
+    )
+    remote_deadline: float = setting(
+        3.0, env="RECHARGE_REMOTE_DEADLINE", help="seconds per attempt of a remote call (deadline)"
+    )
+    remote_backoff: float = setting(
+        0.2,
+        env="RECHARGE_REMOTE_BACKOFF",
+        help="seconds before the 2nd attempt; doubled each time, with jitter",
+    )
+    remote_backoff_max: float = setting(
+        5.0, env="RECHARGE_REMOTE_BACKOFF_MAX", help="upper bound of one retry backoff, seconds"
+    )
+    confirm_attempts: int = setting(
+        3,
+        env="RECHARGE_CONFIRM_ATTEMPTS",
+        help="ConfirmRecharge attempts after a payment before CREDIT_UNKNOWN",
+    )
+    confirm_backoff: float = setting(
+        0.2,
+        env="RECHARGE_CONFIRM_BACKOFF",
+        help="seconds before the 2nd confirm attempt; doubled, with jitter",
+    )
+    confirm_deadline: float = setting(
+        2.0, env="RECHARGE_CONFIRM_DEADLINE", help="seconds per ConfirmRecharge attempt (deadline)"
+    )
+    outbox_interval: float = setting(
+        0.5, env="RECHARGE_OUTBOX_INTERVAL", help="seconds between outbox dispatcher polls"
+    )
+    outbox_backoff: float = setting(
+        1.0,
+        env="RECHARGE_OUTBOX_BACKOFF",
+        help="seconds before a failed follow-up is retried; doubled each time",
+    )
+    outbox_backoff_max: float = setting(
+        300.0, env="RECHARGE_OUTBOX_BACKOFF_MAX", help="upper bound of the follow-up retry backoff, seconds"
+    )
+    outbox_max_attempts: int = setting(
+        12, env="RECHARGE_OUTBOX_MAX_ATTEMPTS", help="delivery attempts before a follow-up is marked dead"
+    )
+    outbox_deadline: float = setting(
+        3.0, env="RECHARGE_OUTBOX_DEADLINE", help="seconds per follow-up delivery attempt (deadline)"
+    )
+    outbox_lease: float = setting(
+        30.0,
+        env="RECHARGE_OUTBOX_LEASE",
+        help="seconds a claimed follow-up stays reserved to this process (then another may take it)",
+    )
+    outbox_batch: int = setting(
+        20, env="RECHARGE_OUTBOX_BATCH", help="follow-ups claimed per dispatcher poll"
+    )
+    callback_official_account: str = setting(
+        "",
+        env="RECHARGE_CALLBACK_OFFICIAL_ACCOUNT",
+        help="host:port of the official account's RechargeCallbacks; empty = skip (recorded)",
+    )
+    callback_pos: str = setting(
+        "", env="RECHARGE_CALLBACK_POS", help="host:port of the POS gateway's RechargeCallbacks; empty = skip"
+    )
+    callback_third_party: str = setting(
+        "",
+        env="RECHARGE_CALLBACK_THIRD_PARTY",
+        help="host:port of the partner's RechargeCallbacks; empty = skip",
+    )
+    instance_id: str = setting(
+        "", env="RECHARGE_INSTANCE_ID", help="name of this process in leases; empty = host-pid"
     )
     grace: float = setting(5.0, env="RECHARGE_GRACE", help="seconds to finish in-flight RPCs on shutdown")
     log_level: str = setting("info", env="RECHARGE_LOG_LEVEL", help="debug, info, warning, error")
@@ -30,3 +117,21 @@ class RechargeSettings:
         parse_listen(self.listen)
         parse_listen(self.card_target)
         parse_listen(self.payment_target)
+        for name in ("callback_official_account", "callback_pos", "callback_third_party"):
+            target = getattr(self, name)
+            if target:
+                parse_listen(target)
+        for name in ("remote_attempts", "confirm_attempts", "outbox_max_attempts", "outbox_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')}: must be at least 1")
+        for name in (
+            "order_expiry",
+            "notify_max_skew",
+            "remote_deadline",
+            "confirm_deadline",
+            "outbox_interval",
+            "outbox_deadline",
+            "outbox_lease",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')}: must be positive")

@@ -1,0 +1,1 @@
+"""The recharge order, its state machine and events. Imports no sqlalchemy, grpc or generated code."""

@@ -1,0 +1,56 @@
+"""Where follow-ups go: WeChat template messages (customer notices) and the business systems'
+``recharge.v1.RechargeCallbacks`` (one target per channel; channels are opened lazily)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+
+from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
+from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from rc_common.outcomes import Done, Rejected, Unknown, call
+from recharge_service.adapters.messages import order_to_proto
+from recharge_service.domain.order import RechargeOrder
+
+
+class NoticeClient:
+    """``wechatpay.v1.MessageSimulator.SendTemplateMessage``; the idempotency key is the event id."""
+
+    def __init__(self, channel: grpc.aio.Channel, deadline: float) -> None:
+        self._stub = wechatpay_pb2_grpc.MessageSimulatorStub(channel)
+        self._deadline = deadline
+
+    async def send(
+        self, openid: str, template_id: str, data: Mapping[str, str], idempotency_key: str
+    ) -> Done[str] | Rejected | Unknown:
+        request = wechatpay_pb2.SendTemplateMessageRequest(
+            openid=openid, template_id=template_id, data=dict(data), idempotency_key=idempotency_key
+        )
+        outcome = await call(self._stub.SendTemplateMessage(request, timeout=self._deadline))
+        return Done(outcome.value.msgid, outcome.latency_ms) if isinstance(outcome, Done) else outcome
+
+
+class CallbackClient:
+    """``RechargeCallbacks.OnRechargeFinished`` at the target configured for the order's channel."""
+
+    def __init__(self, targets: Mapping[str, str], deadline: float) -> None:
+        self._targets = {name: target for name, target in targets.items() if target}
+        self._deadline = deadline
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def target_for(self, channel: str) -> str:
+        return self._targets.get(channel, "")
+
+    async def send(self, target: str, event_id: str, order: RechargeOrder) -> Done[None] | Rejected | Unknown:
+        if target not in self._channels:
+            self._channels[target] = grpc.aio.insecure_channel(target)
+        stub = recharge_pb2_grpc.RechargeCallbacksStub(self._channels[target])
+        request = recharge_pb2.RechargeFinished(event_id=event_id, order=order_to_proto(order))
+        outcome = await call(stub.OnRechargeFinished(request, timeout=self._deadline))
+        return Done(None, outcome.latency_ms) if isinstance(outcome, Done) else outcome
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()

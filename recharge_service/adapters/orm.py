@@ -1,0 +1,125 @@
+"""Tables (SQLAlchemy Core, portable between SQLite and PostgreSQL).
+
+Times are stored as naive UTC and read back as aware UTC (``UtcDateTime``), so comparisons work
+the same on both databases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UtcDateTime column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+#: Autoincrementing 64-bit id on PostgreSQL, INTEGER PRIMARY KEY (rowid) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+recharge_orders = Table(
+    "recharge_orders",
+    metadata,
+    Column("order_no", String(32), primary_key=True),
+    Column("idempotency_key", String(64), nullable=False, unique=True),
+    Column("card_no", String(32), nullable=False),
+    Column("channel", String(24), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("pay_amount_fen", BigInteger, nullable=False),
+    Column("bonus_fen", BigInteger, nullable=False, default=0),
+    Column("credit_amount_fen", BigInteger, nullable=False, default=0),
+    Column("rule_version", BigInteger, nullable=False, default=0),
+    Column("prepay_id", String(64), nullable=False, default=""),
+    Column("transaction_id", String(64), nullable=False, default=""),
+    Column("out_refund_no", String(64), nullable=False, default=""),
+    Column("failure_reason", Text, nullable=False, default=""),
+    Column("payer_openid", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # Last state change: the sentinel's measure of age.
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("paid_at", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("version", BigInteger, nullable=False, default=0),
+    # Processing visits that ended undecided, and the last error seen.
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=False, default=""),
+    # The sentinel's claim (issue 6): who works on the order, until when.
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Index("ix_recharge_orders_status_updated", "status", "updated_at"),
+    Index("ix_recharge_orders_card_no", "card_no"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("transaction_id", String(64), primary_key=True),
+    Column("order_no", String(32), nullable=False, index=True),
+    Column("amount_total_fen", BigInteger, nullable=False),
+    Column("success_time", String(40), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+timeline_events = Table(
+    "timeline_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_no", String(32), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("from_status", String(24), nullable=False, default=""),
+    Column("to_status", String(24), nullable=False, default=""),
+    Column("method", String(128), nullable=False, default=""),
+    Column("outcome", String(64), nullable=False, default=""),
+    Column("latency_ms", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=False, default=""),
+    Column("actor", String(64), nullable=False, default="system"),
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_timeline_order", "order_no", "id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_no", String(32), nullable=False),
+    # customer_notice | business_callback
+    Column("topic", String(24), nullable=False),
+    Column("event_id", String(96), nullable=False, unique=True),
+    Column("payload", Text, nullable=False),
+    # pending | delivered | skipped | dead
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+)

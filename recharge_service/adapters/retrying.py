@@ -1,0 +1,87 @@
+"""Bounded retries of one remote call, on *unknown* outcomes only, each attempt on the timeline.
+
+A definitive answer (done or refused) ends the loop at once. An unknown one (timeout, UNAVAILABLE,
+...) is retried after ``backoff * 2**(n-1)`` seconds (capped, with "equal jitter": half fixed, half
+random), with a fresh deadline per attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from rc_common.logs import get_logger
+from rc_common.outcomes import Done, Rejected, Unknown, call
+from recharge_service.domain.timeline import REMOTE_CALL, TimelineEntry
+from recharge_service.service_layer.actor import actor
+from recharge_service.service_layer.ports import Timeline
+
+T = TypeVar("T")
+_RNG = random.Random()
+log = get_logger("remote")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    deadline: float = 3.0
+    backoff: float = 0.2
+    backoff_max: float = 5.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        base = min(self.backoff * 2 ** (attempt - 1), self.backoff_max)
+        jitter = (rng or _RNG).uniform(0, base / 2)
+        return float(base / 2 + jitter)
+
+
+async def with_retries(
+    method: str,
+    order_no: str,
+    attempt: Callable[[float], Awaitable[T]],
+    policy: RetryPolicy,
+    timeline: Timeline,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Done[T] | Rejected | Unknown:
+    """Run ``attempt(deadline)`` until it ends definitively or the attempts are used up."""
+    outcome: Done[T] | Rejected | Unknown = Unknown("UNKNOWN", "not attempted", 0.0)
+    for number in range(1, policy.attempts + 1):
+        outcome = await call(attempt(policy.deadline))
+        error = ""
+        if isinstance(outcome, Rejected):
+            error = f"{outcome.code} {outcome.reason}: {outcome.detail}".strip()
+        elif isinstance(outcome, Unknown):
+            error = f"{outcome.code}: {outcome.detail}".strip()
+        await timeline.record(
+            TimelineEntry(
+                order_no,
+                datetime.now(UTC),
+                REMOTE_CALL,
+                method=method,
+                outcome=outcome.outcome,
+                latency_ms=round(outcome.latency_ms),
+                error=error,
+                actor=actor(),
+                detail=f"attempt {number}/{policy.attempts}",
+            )
+        )
+        log.info(
+            "remote_attempt",
+            order_no=order_no,
+            method=method,
+            attempt=number,
+            outcome=outcome.outcome,
+            latency_ms=round(outcome.latency_ms, 1),
+            error=error,
+        )
+        if not isinstance(outcome, Unknown):
+            return outcome
+        if number < policy.attempts:
+            await sleep(policy.delay(number))
+    assert isinstance(outcome, Unknown)
+    return Unknown(outcome.code, f"{outcome.detail} (after {policy.attempts} attempts)", outcome.latency_ms)

@@ -1,0 +1,111 @@
+"""Opening WeChat Pay notifications: signature, freshness, decryption (platform public key mode).
+
+The keys come from ``--wechat-keys-dir``: ``platform_public_key.pem``, ``public_key_id.txt`` and
+``apiv3_key.txt``. They are read at start and again on a notification if they were missing then.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rc_common import wechatpay_crypto as crypto
+from recharge_service.service_layer.notifications import BadNotification, OpenedNotification
+
+PUBLIC_KEY_FILE = "platform_public_key.pem"
+PUBLIC_KEY_ID_FILE = "public_key_id.txt"
+APIV3_KEY_FILE = "apiv3_key.txt"
+
+
+@dataclass(frozen=True)
+class MerchantKeys:
+    public_key_pem: bytes
+    public_key_id: str
+    apiv3_key: str
+
+
+def load_keys(keys_dir: str | Path) -> MerchantKeys:
+    directory = Path(keys_dir)
+    apiv3_key = (directory / APIV3_KEY_FILE).read_text().strip()
+    if len(apiv3_key.encode()) != 32:
+        raise ValueError(f"{directory / APIV3_KEY_FILE}: the APIv3 key must be exactly 32 bytes")
+    return MerchantKeys(
+        (directory / PUBLIC_KEY_FILE).read_bytes(),
+        (directory / PUBLIC_KEY_ID_FILE).read_text().strip(),
+        apiv3_key,
+    )
+
+
+class NotificationOpener:
+    """Verifies and decrypts one notification or raises ``BadNotification`` saying why."""
+
+    def __init__(
+        self, keys_dir: str | Path, max_skew_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._keys_dir = keys_dir
+        self._max_skew_s = max_skew_s
+        self._clock = clock
+        self._keys: MerchantKeys | None = None
+        try:
+            self._keys = load_keys(keys_dir)
+        except (OSError, ValueError):
+            self._keys = None  # tried again on the first notification
+
+    def _loaded(self) -> MerchantKeys:
+        if self._keys is None:
+            try:
+                self._keys = load_keys(self._keys_dir)
+            except (OSError, ValueError) as exc:
+                raise BadNotification(f"merchant keys not available: {exc}") from exc
+        return self._keys
+
+    def open(self, headers: Mapping[str, str], body: bytes) -> OpenedNotification:
+        keys = self._loaded()
+        try:
+            self._verify(keys, headers, body)
+        except BadNotification as exc:
+            # For the order's timeline only: which order the refused notification names, if its
+            # resource decrypts under our APIv3 key. Nothing else is taken from it.
+            exc.order_no = _named_order(keys, body)
+            raise
+        try:
+            envelope, resource = crypto.open_notification(keys.apiv3_key, body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadNotification(f"cannot decrypt the resource: {exc}") from exc
+        return OpenedNotification(
+            notification_id=str(envelope.get("id", "")),
+            event_type=str(envelope.get("event_type", "")),
+            resource=_as_dict(resource),
+        )
+
+    def _verify(self, keys: MerchantKeys, headers: Mapping[str, str], body: bytes) -> None:
+        signature = crypto.header(headers, crypto.HEADER_SIGNATURE)
+        timestamp = crypto.header(headers, crypto.HEADER_TIMESTAMP)
+        if not signature:
+            raise BadNotification("missing Wechatpay-Signature")
+        if signature.startswith(crypto.SIGN_TEST_PREFIX):
+            raise BadNotification("signature probe (WECHATPAY/SIGNTEST/) refused")
+        if crypto.header(headers, crypto.HEADER_SIGNATURE_TYPE) != crypto.SIGNATURE_TYPE:
+            raise BadNotification(f"Wechatpay-Signature-Type must be {crypto.SIGNATURE_TYPE}")
+        if crypto.header(headers, crypto.HEADER_SERIAL) != keys.public_key_id:
+            raise BadNotification("Wechatpay-Serial is not our platform public key id")
+        if not crypto.timestamp_is_fresh(timestamp, self._clock(), self._max_skew_s):
+            raise BadNotification(f"Wechatpay-Timestamp {timestamp!r} is more than {self._max_skew_s:g}s off")
+        nonce = crypto.header(headers, crypto.HEADER_NONCE)
+        if not crypto.verify(keys.public_key_pem, timestamp, nonce, body, signature):
+            raise BadNotification("signature does not verify with the platform public key")
+
+
+def _named_order(keys: MerchantKeys, body: bytes) -> str:
+    try:
+        _envelope, resource = crypto.open_notification(keys.apiv3_key, body)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return str(resource.get("out_trade_no", "")) if isinstance(resource, dict) else ""
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}

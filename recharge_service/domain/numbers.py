@@ -1,0 +1,28 @@
+"""Order and refund numbers. Pure Python.
+
+Order number: ``R`` + yyyymmddHHMMSS (Asia/Shanghai, as WeChat shows times) + 10 random digits —
+25 characters of WeChat's allowed out_trade_no set ``[0-9A-Za-z_-|*]``, sortable by creation time.
+The refund number is derived from the order number, so every retry sends the same one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta, timezone
+
+CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def new_order_no(now: datetime, random_digits: str | None = None) -> str:
+    digits = random_digits if random_digits is not None else f"{secrets.randbelow(10**10):010d}"
+    return "R" + now.astimezone(CHINA).strftime("%Y%m%d%H%M%S") + digits
+
+
+def refund_no(order_no: str) -> str:
+    """``{order_no}-R1``: the one refund an order can have (WeChat refunds a number at most once)."""
+    return f"{order_no}-R1"
+
+
+def rfc3339_china(moment: datetime) -> str:
+    """``2026-11-26T12:00:00+08:00``, the format WeChat expects for time_expire."""
+    return moment.astimezone(CHINA).isoformat(timespec="seconds")

@@ -1,0 +1,36 @@
+"""Commands (imperative names) and their validation. Every failure names the request field."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rc_common.errors import InvalidArgument
+from recharge_service.domain.order import Channel
+
+CARD_NO = re.compile(r"[0-9]{8,32}")
+
+
+@dataclass(frozen=True)
+class CreateRechargeOrder:
+    card_no: str
+    pay_amount_fen: int
+    channel: int
+    idempotency_key: str
+    payer_openid: str
+
+    def validated(self) -> tuple[str, int, Channel, str, str]:
+        """The checked values, or ``InvalidArgument`` naming the first bad field. Writes nothing."""
+        if not CARD_NO.fullmatch(self.card_no):
+            raise InvalidArgument("card_no", "must be 8 to 32 digits")
+        if self.pay_amount_fen <= 0:
+            raise InvalidArgument("pay_amount_fen", "must be a positive number of fen")
+        try:
+            channel = Channel(self.channel)
+        except ValueError:
+            raise InvalidArgument("channel", "must be OFFICIAL_ACCOUNT, POS or THIRD_PARTY") from None
+        if not 1 <= len(self.idempotency_key) <= 64:
+            raise InvalidArgument("idempotency_key", "required, 1 to 64 characters")
+        if not 1 <= len(self.payer_openid) <= 128:
+            raise InvalidArgument("payer_openid", "required, 1 to 128 characters")
+        return self.card_no, self.pay_amount_fen, channel, self.idempotency_key, self.payer_openid

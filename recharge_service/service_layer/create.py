@@ -1,0 +1,151 @@
+"""CreateRechargeOrder: persist, pre-recharge, prepay — resumable with the same idempotency key.
+
+1. Validate (nothing is written on bad input). Find the order by idempotency key, or insert it
+   CREATED and commit. The same key with other parameters is refused (IDEMPOTENCY_KEY_REUSED).
+2. CREATED without a recorded pre-recharge: ``CardSystem.PreRecharge`` (retried on unknown).
+   Refused -> REJECTED, the card system's reason goes back to the caller. Unknown -> UNAVAILABLE
+   with the order number: the caller retries with the same key and we resume here.
+3. CREATED with the pre-recharge recorded: ``PaymentGateway.CreatePrepay`` with out_trade_no =
+   order number and time_expire = created + --order-expiry -> AWAITING_PAYMENT.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from rc_common.errors import Refused, Unavailable
+from rc_common.logs import get_logger
+from rc_common.outcomes import Done, Rejected
+from recharge_service.domain.numbers import new_order_no, rfc3339_china
+from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
+from recharge_service.service_layer.commands import CreateRechargeOrder
+from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.orders import change_order
+from recharge_service.service_layer.ports import VOIDED
+
+log = get_logger("create")
+
+
+async def create_recharge_order(command: CreateRechargeOrder, deps: Deps) -> RechargeOrder:
+    card_no, pay_amount_fen, channel, key, openid = command.validated()
+    order = await _find_or_insert(deps, card_no, pay_amount_fen, channel, key, openid)
+    if order.status is OrderStatus.CREATED and not order.pre_recharge_recorded:
+        order = await _pre_recharge(deps, order)
+    if order.status is OrderStatus.CREATED:
+        order = await _create_prepay(deps, order)
+    if order.status is OrderStatus.REJECTED:
+        raise Refused(
+            order.failure_reason or "REJECTED", "the card system refused this top-up", order_no=order.order_no
+        )
+    return order
+
+
+async def _find_or_insert(
+    deps: Deps, card_no: str, pay_amount_fen: int, channel: Channel, key: str, openid: str
+) -> RechargeOrder:
+    for _ in range(2):
+        async with deps.uow() as uow:
+            existing = await uow.orders.get_by_idempotency_key(key)
+            if existing is not None:
+                if not existing.same_request(card_no, pay_amount_fen, channel, openid):
+                    raise Refused(
+                        "IDEMPOTENCY_KEY_REUSED",
+                        "this idempotency key was used for a different top-up",
+                        order_no=existing.order_no,
+                    )
+                return existing
+            now = deps.clock()
+            order = RechargeOrder(
+                order_no=new_order_no(now),
+                idempotency_key=key,
+                card_no=card_no,
+                channel=channel,
+                pay_amount_fen=pay_amount_fen,
+                payer_openid=openid,
+                created_at=now,
+                updated_at=now,
+                expires_at=now + deps.order_expiry,
+            )
+            try:
+                await uow.orders.add(order)
+                await uow.commit()
+            except IntegrityError:
+                continue  # another request with the same key won the insert: read theirs
+            log.info("order_created", order_no=order.order_no, card_no=card_no, pay_amount_fen=pay_amount_fen)
+            return order
+    raise Unavailable("ORDER_CREATE_CONFLICT", "could not create or find the order; retry with the same key")
+
+
+async def _pre_recharge(deps: Deps, order: RechargeOrder) -> RechargeOrder:
+    outcome = await deps.card.pre_recharge(order.order_no, order.card_no, order.pay_amount_fen)
+    if isinstance(outcome, Done) and outcome.value.status != VOIDED:
+        record = outcome.value
+
+        def recorded(current: RechargeOrder) -> bool:
+            if current.status is not OrderStatus.CREATED or current.pre_recharge_recorded:
+                return False
+            current.record_pre_recharge(record.bonus_fen, record.credit_amount_fen, record.rule_version)
+            return True
+
+        return await change_order(deps, order.order_no, recorded)
+    if isinstance(outcome, Rejected) or isinstance(outcome, Done):
+        reason = outcome.reason if isinstance(outcome, Rejected) else "RECHARGE_VOIDED"
+
+        def rejected(current: RechargeOrder) -> bool:
+            if current.status is not OrderStatus.CREATED:
+                return False
+            current.failure_reason = reason
+            current.transition(OrderStatus.REJECTED, deps.clock(), detail=f"pre-recharge refused: {reason}")
+            return True
+
+        return await change_order(deps, order.order_no, rejected)
+    error = f"PreRecharge {outcome.code}: {outcome.detail}"
+    await _note_undecided(deps, order.order_no, error)
+    raise Unavailable(
+        "PRE_RECHARGE_UNKNOWN",
+        "the card system did not answer; retry with the same key",
+        order_no=order.order_no,
+    )
+
+
+async def _create_prepay(deps: Deps, order: RechargeOrder) -> RechargeOrder:
+    if deps.clock() >= order.expires_at:
+        raise Refused("ORDER_EXPIRED", "this order expired before it could be paid", order_no=order.order_no)
+    outcome = await deps.payments.create_prepay(
+        order.order_no,
+        f"储值卡充值 {order.card_no}",
+        order.pay_amount_fen,
+        order.payer_openid,
+        rfc3339_china(order.expires_at),
+    )
+    if isinstance(outcome, Done):
+        prepay_id = outcome.value
+
+        def awaiting(current: RechargeOrder) -> bool:
+            if current.status is not OrderStatus.CREATED:
+                return False
+            current.prepay_id = prepay_id
+            current.transition(OrderStatus.AWAITING_PAYMENT, deps.clock(), detail=f"prepay {prepay_id}")
+            return True
+
+        return await change_order(deps, order.order_no, awaiting)
+    if isinstance(outcome, Rejected):
+        # Nobody can pay this order; it stays CREATED and is closed (void first) at its expiry.
+        await _note_undecided(deps, order.order_no, f"CreatePrepay refused: {outcome.reason}")
+        raise Refused(
+            "PREPAY_REFUSED",
+            f"WeChat Pay refused the prepay order: {outcome.reason}",
+            order_no=order.order_no,
+        )
+    await _note_undecided(deps, order.order_no, f"CreatePrepay {outcome.code}: {outcome.detail}")
+    raise Unavailable(
+        "PREPAY_UNKNOWN", "WeChat Pay did not answer; retry with the same key", order_no=order.order_no
+    )
+
+
+async def _note_undecided(deps: Deps, order_no: str, error: str) -> None:
+    def noted(current: RechargeOrder) -> bool:
+        current.note_undecided(error)
+        return True
+
+    await change_order(deps, order_no, noted)

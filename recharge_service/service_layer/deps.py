@@ -1,0 +1,26 @@
+"""What the use cases need, in one place (built by ``bootstrap``, or by tests with fakes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from recharge_service.service_layer.background import BackgroundTasks
+from recharge_service.service_layer.ports import CardSystem, PaymentGateway
+from recharge_service.service_layer.unit_of_work import UowFactory
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deps:
+    uow: UowFactory
+    card: CardSystem
+    payments: PaymentGateway
+    order_expiry: timedelta = timedelta(minutes=30)
+    mchid: str = "1900000109"
+    clock: Callable[[], datetime] = utc_now
+    background: BackgroundTasks = field(default_factory=BackgroundTasks)

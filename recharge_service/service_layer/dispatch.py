@@ -1,0 +1,136 @@
+"""Delivering follow-ups from the outbox, at least once, each attempt on the timeline.
+
+``dispatch_once`` claims due rows with a lease (so two processes never deliver one row at the same
+time), delivers each outside any transaction, then records the result: delivered; no business
+callback target configured -> skipped; failed -> retried after a doubling backoff; after
+``max_attempts`` -> dead. Receivers dedupe on ``event_id`` (the customer notice sends it as
+WeChat's message idempotency key), so a repeat after a lost answer is seen once.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from rc_common.logs import get_logger
+from rc_common.outcomes import Done, Rejected, Unknown
+from recharge_service.adapters.repository import OutboxRow
+from recharge_service.domain.followups import BUSINESS_CALLBACK, CUSTOMER_NOTICE
+from recharge_service.domain.timeline import OUTBOX_DELIVERY, TimelineEntry
+from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.orders import load_order
+from recharge_service.service_layer.ports import CallbackSender, NoticeSender
+
+log = get_logger("outbox")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OutboxPolicy:
+    owner: str
+    lease: timedelta = timedelta(seconds=30)
+    batch: int = 20
+    backoff: float = 1.0
+    backoff_max: float = 300.0
+    max_attempts: int = 12
+
+    def delay(self, attempts: int) -> timedelta:
+        base = min(self.backoff * 2 ** (attempts - 1), self.backoff_max)
+        return timedelta(seconds=base / 2 + random.uniform(0, base / 2))
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str  # delivered | skipped | failed
+    outcome: str
+    latency_ms: float = 0.0
+    error: str = ""
+    detail: str = ""
+
+
+async def dispatch_once(
+    deps: Deps, notices: NoticeSender, callbacks: CallbackSender, policy: OutboxPolicy
+) -> int:
+    """Deliver the follow-ups due now; returns how many rows were attempted."""
+    now = deps.clock()
+    async with deps.uow() as uow:
+        rows = await uow.outbox.claim(policy.owner, now, now + policy.lease, policy.batch)
+        await uow.commit()
+    for row in rows:
+        result = await _deliver(deps, notices, callbacks, row)
+        await _record(deps, policy, row, result)
+    return len(rows)
+
+
+async def _deliver(deps: Deps, notices: NoticeSender, callbacks: CallbackSender, row: OutboxRow) -> Result:
+    payload = row.payload
+    if row.topic == CUSTOMER_NOTICE:
+        data = {str(k): str(v) for k, v in dict(payload.get("data", {})).items()}
+        outcome = await notices.send(
+            str(payload.get("openid", "")), str(payload.get("template_id", "")), data, row.event_id
+        )
+        detail = f"template {payload.get('template_id')} to {payload.get('openid')}"
+        return _result(outcome, detail)
+    if row.topic == BUSINESS_CALLBACK:
+        channel = str(payload.get("channel", ""))
+        target = callbacks.target_for(channel)
+        if not target:
+            return Result("skipped", "skipped", detail=f"no callback target configured for {channel}")
+        order = await load_order(deps, row.order_no)
+        return _result(await callbacks.send(target, row.event_id, order), f"OnRechargeFinished at {target}")
+    return Result("failed", "refused", error=f"unknown topic {row.topic!r}")
+
+
+def _result(outcome: Done[T] | Rejected | Unknown, detail: str) -> Result:
+    if isinstance(outcome, Done):
+        return Result("delivered", "done", outcome.latency_ms, detail=detail)
+    if isinstance(outcome, Rejected):
+        error = f"{outcome.code} {outcome.reason}: {outcome.detail}".strip()
+    else:
+        error = f"{outcome.code}: {outcome.detail}".strip()
+    return Result("failed", outcome.outcome, outcome.latency_ms, error, detail)
+
+
+async def _record(deps: Deps, policy: OutboxPolicy, row: OutboxRow, result: Result) -> None:
+    now = deps.clock()
+    attempts = row.attempts + (0 if result.status == "skipped" else 1)
+    status, next_at, outcome = result.status, now, result.outcome
+    if result.status == "failed":
+        status, next_at = "pending", now + policy.delay(attempts)
+        if attempts >= policy.max_attempts:
+            status, outcome = "dead", f"{result.outcome}; dead after {attempts} attempts"
+    async with deps.uow() as uow:
+        owned = await uow.outbox.finish(
+            row.id,
+            policy.owner,
+            status=status,
+            attempts=attempts,
+            next_attempt_at=next_at,
+            last_error=result.error,
+        )
+        if owned:
+            await uow.timeline.add(
+                TimelineEntry(
+                    row.order_no,
+                    now,
+                    OUTBOX_DELIVERY,
+                    method=row.topic,
+                    outcome=outcome,
+                    latency_ms=round(result.latency_ms),
+                    error=result.error,
+                    actor="outbox",
+                    detail=f"{row.event_id}: {result.detail}".rstrip(": "),
+                )
+            )
+        await uow.commit()
+    log.info(
+        "outbox_attempt",
+        order_no=row.order_no,
+        topic=row.topic,
+        event_id=row.event_id,
+        status=status,
+        attempts=attempts,
+        error=result.error,
+    )

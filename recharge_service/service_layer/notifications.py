@@ -1,0 +1,163 @@
+"""PaymentNotifications.Notify: WeChat's signed payment and refund notifications.
+
+Open (signature, freshness, decryption: the ``NotificationOpener`` port), check (merchant id,
+order exists, amount, state), then record in ONE transaction and answer SUCCESS only after the
+commit. Any failure answers FAIL and changes nothing, so WeChat retries. The credit step runs
+afterwards in a background task: it never delays the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from rc_common.logs import get_logger
+from recharge_service.domain.order import OrderStatus
+from recharge_service.domain.timeline import NOTIFICATION, TimelineEntry
+from recharge_service.service_layer import confirm, settle
+from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.payment import PaymentRejected, record_payment
+from recharge_service.service_layer.ports import PaymentTransaction
+
+log = get_logger("notify")
+
+SUCCESS, FAIL = "SUCCESS", "FAIL"
+TRANSACTION_SUCCESS = "TRANSACTION.SUCCESS"
+REFUND_EVENTS = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"})
+
+
+class BadNotification(Exception):
+    """Not a genuine, fresh, decryptable notification; ``str(exc)`` says why. ``order_no`` is the
+    order its resource names when that much could be read (for the timeline only)."""
+
+    order_no: str = ""
+
+
+@dataclass(frozen=True)
+class OpenedNotification:
+    notification_id: str
+    event_type: str
+    resource: dict[str, Any]
+
+
+class NotificationOpener(Protocol):
+    def open(self, headers: Mapping[str, str], body: bytes) -> OpenedNotification: ...
+
+
+@dataclass(frozen=True)
+class Ack:
+    code: str
+    message: str = ""
+
+
+async def handle_notification(
+    deps: Deps, opener: NotificationOpener, headers: Mapping[str, str], body: bytes
+) -> Ack:
+    try:
+        notice = opener.open(headers, body)
+    except BadNotification as exc:
+        return await _refuse(deps, {"out_trade_no": exc.order_no}, str(exc))
+    resource = notice.resource
+    if str(resource.get("mchid", "")) != deps.mchid:
+        return await _refuse(deps, resource, f"mchid {resource.get('mchid')!r} is not ours")
+    try:
+        if notice.event_type == TRANSACTION_SUCCESS:
+            return await _payment(deps, resource)
+        if notice.event_type in REFUND_EVENTS:
+            return await _refund(deps, notice.event_type, resource)
+    except SQLAlchemyError:
+        log.exception("notification_not_recorded", event_type=notice.event_type)
+        return Ack(FAIL, "could not record the notification; retry later")
+    return await _refuse(deps, resource, f"unsupported event_type {notice.event_type!r}")
+
+
+async def _payment(deps: Deps, resource: dict[str, Any]) -> Ack:
+    amount = resource.get("amount") if isinstance(resource.get("amount"), dict) else {}
+    transaction = PaymentTransaction(
+        out_trade_no=str(resource.get("out_trade_no", "")),
+        transaction_id=str(resource.get("transaction_id", "")),
+        trade_state=str(resource.get("trade_state", "")),
+        amount_total_fen=_int(amount.get("total") if amount else None),
+        success_time=str(resource.get("success_time", "")),
+    )
+    try:
+        order = await record_payment(deps, transaction, source="notification")
+    except PaymentRejected as exc:
+        return await _refuse(deps, resource, str(exc))
+    if order.status is OrderStatus.PAID:
+        start_credit(deps, order.order_no)
+    return Ack(SUCCESS, "")
+
+
+def start_credit(deps: Deps, order_no: str) -> None:
+    """Confirm the pre-recharge in the background (one task per order at a time)."""
+    deps.background.spawn(f"credit:{order_no}", lambda: confirm.credit(deps, order_no))
+
+
+async def _refund(deps: Deps, event_type: str, resource: dict[str, Any]) -> Ack:
+    order_no = str(resource.get("out_trade_no", ""))
+    out_refund_no = str(resource.get("out_refund_no", ""))
+    status = str(resource.get("refund_status", ""))
+    amount = resource.get("amount") if isinstance(resource.get("amount"), dict) else {}
+    async with deps.uow(readonly=True) as uow:
+        order = await uow.orders.get(order_no)
+    if order is None:
+        return await _refuse(deps, resource, f"unknown order {order_no!r}")
+    if not order.out_refund_no or out_refund_no != order.out_refund_no:
+        return await _refuse(deps, resource, f"refund {out_refund_no!r} is not this order's refund")
+    if _int(amount.get("refund") if amount else None) != order.pay_amount_fen:
+        return await _refuse(deps, resource, "refund amount does not match the pay amount")
+    expected = event_type.removeprefix("REFUND.")
+    if status != expected:
+        return await _refuse(deps, resource, f"refund_status {status!r} contradicts {event_type}")
+    detail = f"{event_type} {out_refund_no} (refund {resource.get('refund_id', '')})"
+    await _note(deps, order_no, "accepted", detail)
+    if status == "SUCCESS":
+        await settle.mark_refunded(deps, order_no, detail)
+    elif order.status is OrderStatus.REFUNDING:
+        await settle.send_to_manual_review(deps, order_no, f"refund {out_refund_no} ended {status}")
+    return Ack(SUCCESS, "")
+
+
+async def _refuse(deps: Deps, resource: dict[str, Any], why: str) -> Ack:
+    order_no = str(resource.get("out_trade_no", ""))
+    log.warning("notification_refused", order_no=order_no, why=why)
+    if order_no:
+        try:
+            async with deps.uow(readonly=True) as uow:
+                known = await uow.orders.get(order_no) is not None
+        except SQLAlchemyError:
+            log.exception("notification_order_lookup_failed", order_no=order_no)
+            known = False
+        if known:
+            await _note(deps, order_no, "refused", why)
+    return Ack(FAIL, why)
+
+
+async def _note(deps: Deps, order_no: str, outcome: str, detail: str) -> None:
+    try:
+        async with deps.uow() as uow:
+            await uow.timeline.add(
+                TimelineEntry(
+                    order_no,
+                    deps.clock(),
+                    NOTIFICATION,
+                    method="notify",
+                    outcome=outcome,
+                    actor="wechat",
+                    detail=detail,
+                )
+            )
+            await uow.commit()
+    except SQLAlchemyError:
+        log.exception("timeline_write_failed", order_no=order_no)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1

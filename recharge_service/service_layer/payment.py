@@ -1,0 +1,95 @@
+"""Recording a payment (from a notification now, from the sentinel's QueryOrder later).
+
+In ONE transaction: the payment row (once per transaction id), AWAITING_PAYMENT -> PAID, and the
+timeline. Duplicates and late or reordered notifications change nothing: an order already PAID or
+further along stays where it is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rc_common.logs import get_logger
+from recharge_service.adapters.repository import StaleOrder
+from recharge_service.domain.order import PAID_OR_LATER, OrderStatus, RechargeOrder
+from recharge_service.domain.timeline import NOTIFICATION, TimelineEntry
+from recharge_service.service_layer.actor import actor
+from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.orders import MAX_RACES
+from recharge_service.service_layer.ports import PaymentTransaction
+
+log = get_logger("payment")
+S = OrderStatus
+
+
+class PaymentRejected(Exception):
+    """The payment does not belong to one of our orders as it stands; nothing was recorded."""
+
+
+async def record_payment(deps: Deps, payment: PaymentTransaction, *, source: str) -> RechargeOrder:
+    """Record ``payment`` durably; returns the order afterwards. Raises PaymentRejected."""
+    if payment.trade_state != "SUCCESS":
+        raise PaymentRejected(f"trade_state {payment.trade_state!r} is not SUCCESS")
+    if not payment.transaction_id:
+        raise PaymentRejected("no transaction_id")
+    for _ in range(MAX_RACES):
+        async with deps.uow() as uow:
+            order = await uow.orders.get(payment.out_trade_no)
+            if order is None:
+                raise PaymentRejected(f"unknown order {payment.out_trade_no!r}")
+            if payment.amount_total_fen != order.pay_amount_fen:
+                raise PaymentRejected(
+                    f"amount {payment.amount_total_fen} does not match the pay amount {order.pay_amount_fen}"
+                )
+            now = deps.clock()
+            first = await uow.payments.add_if_absent(
+                payment.transaction_id, order.order_no, payment.amount_total_fen, payment.success_time, now
+            )
+            outcome = "duplicate" if not first else "accepted"
+            if order.status is S.AWAITING_PAYMENT:
+                order.transaction_id = payment.transaction_id
+                order.paid_at = _parse_time(payment.success_time) or now
+                order.transition(
+                    S.PAID,
+                    now,
+                    actor="wechat" if source == "notification" else actor(),
+                    detail=f"paid, transaction {payment.transaction_id}",
+                )
+            elif order.status is S.CREATED:
+                order.transaction_id = payment.transaction_id
+                order.paid_at = _parse_time(payment.success_time) or now
+                order.failure_reason = "PAID_BEFORE_PREPAY_RECORDED"
+                order.transition(
+                    S.MANUAL_REVIEW, now, actor=actor(), detail="paid, but the prepay was never recorded"
+                )
+            elif order.status not in PAID_OR_LATER and order.status is not S.MANUAL_REVIEW:
+                outcome = "anomaly"
+                log.error("payment_for_finished_order", order_no=order.order_no, status=order.status.name)
+            await uow.timeline.add(
+                TimelineEntry(
+                    order.order_no,
+                    now,
+                    NOTIFICATION,
+                    method=source,
+                    outcome=outcome,
+                    actor="wechat" if source == "notification" else actor(),
+                    detail=f"TRANSACTION.SUCCESS {payment.transaction_id}; order was "
+                    f"{order.changes[0].from_status.name if order.changes else order.status.name}",
+                )
+            )
+            if order.changes:
+                try:
+                    await uow.orders.save(order)
+                except StaleOrder:
+                    continue
+            await uow.commit()
+            return order
+    raise StaleOrder(payment.out_trade_no)
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None

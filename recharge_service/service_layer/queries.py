@@ -1,0 +1,68 @@
+"""Read-only use cases: one order, a page of orders, an order's timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rc_common.errors import InvalidArgument, NotFound
+from recharge_service.adapters.repository import OrderPage, decode_page_token
+from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
+from recharge_service.domain.timeline import TimelineEntry
+from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.orders import load_order
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+async def get_order(deps: Deps, order_no: str) -> RechargeOrder:
+    if not order_no:
+        raise InvalidArgument("order_no", "required")
+    return await load_order(deps, order_no)
+
+
+def page_size_of(requested: int) -> int:
+    if requested < 0:
+        raise InvalidArgument("page.page_size", "must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+async def list_orders(
+    deps: Deps,
+    *,
+    card_no: str = "",
+    statuses: Sequence[int] = (),
+    channel: int = 0,
+    page_size: int = 0,
+    page_token: str = "",
+) -> OrderPage:
+    try:
+        wanted = [OrderStatus(s) for s in statuses]
+    except ValueError:
+        raise InvalidArgument("filter.statuses", "unknown or unspecified status") from None
+    try:
+        channel_filter = Channel(channel) if channel else None
+    except ValueError:
+        raise InvalidArgument("filter.channel", "unknown channel") from None
+    if page_token:
+        try:
+            decode_page_token(page_token)
+        except ValueError:
+            raise InvalidArgument("page.page_token", "not a token from a previous page") from None
+    async with deps.uow(readonly=True) as uow:
+        return await uow.orders.list(
+            card_no=card_no,
+            statuses=wanted,
+            channel=channel_filter,
+            page_size=page_size_of(page_size),
+            page_token=page_token,
+        )
+
+
+async def get_timeline(deps: Deps, order_no: str) -> list[TimelineEntry]:
+    if not order_no:
+        raise InvalidArgument("order_no", "required")
+    async with deps.uow(readonly=True) as uow:
+        if await uow.orders.get(order_no) is None:
+            raise NotFound(f"no recharge order {order_no!r}")
+        return await uow.timeline.for_order(order_no)

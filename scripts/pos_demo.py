@@ -1,0 +1,141 @@
+"""What a POS gateway does: top up a card, let the customer pay, wait for the credit, spend.
+
+Uses only the generated stubs (``protos.*``) and grpc — copy it as a starting point.
+
+    .venv/bin/python scripts/pos_demo.py                      # against `make run`
+    .venv/bin/python scripts/pos_demo.py --pay-fen 50000 --spend-fen 1200
+
+Steps: CardSystem.GetCard (balance before) -> RechargeCenter.CreateRechargeOrder (channel POS, a
+fresh idempotency key; on UNAVAILABLE retry with the SAME key) -> PayerSimulator.Pay (the customer
+pays in WeChat) -> RechargeCenter.GetRechargeOrder until CREDITED (or another end) ->
+CardSystem.GetCard (balance after) -> CardSystem.Consume (spend part of it at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+
+import grpc
+
+from protos.card.v1 import card_pb2, card_pb2_grpc
+from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
+from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+
+ENDED = {
+    recharge_pb2.ORDER_STATUS_CREDITED,
+    recharge_pb2.ORDER_STATUS_REFUNDED,
+    recharge_pb2.ORDER_STATUS_CLOSED,
+    recharge_pb2.ORDER_STATUS_REJECTED,
+    recharge_pb2.ORDER_STATUS_MANUAL_REVIEW,
+}
+
+
+def yuan(fen: int) -> str:
+    return f"¥{fen / 100:,.2f}"
+
+
+def status_name(status: int) -> str:
+    return recharge_pb2.OrderStatus.Name(status).removeprefix("ORDER_STATUS_")  # type: ignore[arg-type]
+
+
+async def create_order(
+    center: recharge_pb2_grpc.RechargeCenterStub, request: recharge_pb2.CreateRechargeOrderRequest
+) -> recharge_pb2.RechargeOrder:
+    """Create the order; while the answer is UNAVAILABLE, retry with the same idempotency key."""
+    for attempt in range(1, 6):
+        try:
+            order: recharge_pb2.RechargeOrder = await center.CreateRechargeOrder(request, timeout=10)
+            return order
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == 5:
+                raise
+            print(f"   not decided yet ({error.details()}); retrying with the same key ...")
+            await asyncio.sleep(attempt)
+    raise AssertionError("unreachable")
+
+
+async def wait_for_end(
+    center: recharge_pb2_grpc.RechargeCenterStub, order_no: str, within: float
+) -> recharge_pb2.RechargeOrder:
+    deadline = time.monotonic() + within
+    last = -1
+    while True:
+        request = recharge_pb2.GetRechargeOrderRequest(order_no=order_no)
+        order: recharge_pb2.RechargeOrder = await center.GetRechargeOrder(request, timeout=5)
+        if order.status != last:
+            print(f"   status {status_name(order.status)}")
+            last = order.status
+        if order.status in ENDED or time.monotonic() > deadline:
+            return order
+        await asyncio.sleep(0.2)
+
+
+async def run(args: argparse.Namespace) -> int:
+    async with (
+        grpc.aio.insecure_channel(args.recharge) as recharge_channel,
+        grpc.aio.insecure_channel(args.card) as card_channel,
+        grpc.aio.insecure_channel(args.wechat) as wechat_channel,
+    ):
+        center = recharge_pb2_grpc.RechargeCenterStub(recharge_channel)
+        cards = card_pb2_grpc.CardSystemStub(card_channel)
+        payer = wechatpay_pb2_grpc.PayerSimulatorStub(wechat_channel)
+
+        before = await cards.GetCard(card_pb2.GetCardRequest(card_no=args.card_no), timeout=5)
+        print(f"1. card {before.card_no} ({before.holder_name}): balance {yuan(before.balance_fen)}")
+
+        key = f"pos-demo-{uuid.uuid4().hex}"
+        order = await create_order(center, recharge_pb2.CreateRechargeOrderRequest(
+            card_no=args.card_no, pay_amount_fen=args.pay_fen, channel=recharge_pb2.CHANNEL_POS,
+            idempotency_key=key, payer_openid=args.openid,
+        ))
+        print(f"2. order {order.order_no} ({status_name(order.status)}): pay {yuan(order.pay_amount_fen)}, "
+              f"bonus {yuan(order.bonus_fen)}, credit {yuan(order.credit_amount_fen)}")
+        print(f"   prepay id {order.prepay_id} (a POS shows it as a QR code)")
+
+        paid = await payer.Pay(wechatpay_pb2.PayRequest(out_trade_no=order.order_no), timeout=10)
+        print(f"3. customer paid {yuan(paid.amount_total_fen)} in WeChat, transaction {paid.transaction_id}")
+
+        print("4. waiting for the recharge center ...")
+        order = await wait_for_end(center, order.order_no, args.wait)
+        if order.status != recharge_pb2.ORDER_STATUS_CREDITED:
+            print(f"   order ended {status_name(order.status)} {order.failure_reason}".rstrip())
+            return 1
+
+        after = await cards.GetCard(card_pb2.GetCardRequest(card_no=args.card_no), timeout=5)
+        print(f"5. balance {yuan(before.balance_fen)} -> {yuan(after.balance_fen)} "
+              f"(+{yuan(after.balance_fen - before.balance_fen)})")
+
+        spent = await cards.Consume(card_pb2.ConsumeRequest(
+            request_id=f"pos-demo-spend-{uuid.uuid4().hex}", card_no=args.card_no, amount_fen=args.spend_fen,
+            merchant_id="POS-DEMO-001",
+        ), timeout=5)
+        print(f"6. spent {yuan(spent.amount_fen)} at POS-DEMO-001: balance {yuan(spent.balance_after_fen)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pos_demo.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recharge", default="127.0.0.1:50051", help="recharge center host:port")
+    parser.add_argument("--card", default="127.0.0.1:50052", help="card system host:port")
+    parser.add_argument("--wechat", default="127.0.0.1:50053", help="WeChat Pay simulator host:port")
+    parser.add_argument("--card-no", default="8800000000000001", help="card to top up (a demo card)")
+    parser.add_argument("--pay-fen", type=int, default=100_000, help="amount the customer pays, in fen")
+    parser.add_argument("--spend-fen", type=int, default=5_000, help="amount spent right after, in fen")
+    parser.add_argument("--openid", default="o-pos-demo-customer", help="the paying customer's WeChat openid")
+    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the order to end")
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except grpc.aio.AioRpcError as error:
+        print(f"failed: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""The three real services with short settings, a POS gateway's callback receiver, and clients."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from protos.card.v1 import card_pb2, card_pb2_grpc
+from protos.faults.v1 import faults_pb2, faults_pb2_grpc
+from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
+from protos.wechatpay.v1 import wechatpay_pb2_grpc
+from scripts.stack import Stack, build_stack, start_stack
+
+CONFIRM_DEADLINE_S = 0.5
+RULE = ((100_000, 20_000), (50_000, 8_000), (20_000, 2_000))
+
+
+@dataclass
+class CallbackReceiver(recharge_pb2_grpc.RechargeCallbacksServicer):  # type: ignore[misc]
+    """A POS gateway: acts once per event id; the first call for an id in ``fail_once`` is answered
+    UNAVAILABLE (the gateway was restarting)."""
+
+    calls: list[str] = field(default_factory=list)
+    seen: dict[str, recharge_pb2.RechargeOrder] = field(default_factory=dict)
+    fail_once: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def OnRechargeFinished(
+        self, request: Any, context: grpc.ServicerContext
+    ) -> recharge_pb2.RechargeFinishedAck:
+        with self.lock:
+            self.calls.append(request.event_id)
+            if request.event_id in self.fail_once:
+                self.fail_once.discard(request.event_id)
+                context.abort(grpc.StatusCode.UNAVAILABLE, "POS gateway restarting")
+            self.seen.setdefault(request.event_id, request.order)
+        return recharge_pb2.RechargeFinishedAck()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[tuple[CallbackReceiver, str]]:
+    servicer = CallbackReceiver()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    recharge_pb2_grpc.add_RechargeCallbacksServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield servicer, f"127.0.0.1:{port}"
+    finally:
+        server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def flow_stack(
+    tmp_path_factory: pytest.TempPathFactory, receiver: tuple[CallbackReceiver, str]
+) -> Iterator[Stack]:
+    workdir: Path = tmp_path_factory.mktemp("recharge-flow")
+    stack = build_stack(
+        workdir,
+        recharge_args=[
+            "--confirm-attempts",
+            "3",
+            "--confirm-backoff",
+            "0.05",
+            "--confirm-deadline",
+            str(CONFIRM_DEADLINE_S),
+            "--remote-backoff",
+            "0.05",
+            "--remote-deadline",
+            "2",
+            "--outbox-interval",
+            "0.1",
+            "--outbox-backoff",
+            "0.1",
+            "--outbox-backoff-max",
+            "0.5",
+            "--callback-pos",
+            receiver[1],
+        ],
+        wechat_args=["--notify-schedule", "0.2,0.3,0.5,1,1,2", "--refund-delay", "0.3", "--idle-poll", "0.2"],
+    )
+    running = start_stack(stack)
+    try:
+        asyncio.run(_set_rule(running.card.address))
+        yield running
+    finally:
+        running.stop()
+
+
+async def _set_rule(card_address: str) -> None:
+    async with grpc.aio.insecure_channel(card_address) as channel:
+        await card_pb2_grpc.CardAdminStub(channel).SetRechargeRule(
+            card_pb2.SetRechargeRuleRequest(
+                tiers=[card_pb2.BonusTier(min_pay_fen=p, bonus_fen=b) for p, b in RULE]
+            ),
+            timeout=10,
+        )
+
+
+@dataclass
+class Clients:
+    stack: Stack
+    center: recharge_pb2_grpc.RechargeCenterStub
+    ops: recharge_pb2_grpc.RechargeOpsStub
+    notify: wechatpay_pb2_grpc.PaymentNotificationsStub
+    cards: card_pb2_grpc.CardSystemStub
+    admin: card_pb2_grpc.CardAdminStub
+    card_faults: faults_pb2_grpc.FaultControlStub
+    gateway: wechatpay_pb2_grpc.PaymentGatewayStub
+    payer: wechatpay_pb2_grpc.PayerSimulatorStub
+    messages: wechatpay_pb2_grpc.MessageSimulatorStub
+    wechat_faults: faults_pb2_grpc.FaultControlStub
+    created: list[str] = field(default_factory=list)
+
+    async def new_card(self) -> str:
+        card_no = "66" + f"{uuid.uuid4().int % 10**14:014d}"
+        await self.admin.OpenCard(card_pb2.OpenCardRequest(card_no=card_no, holder_name="E2E"), timeout=10)
+        return card_no
+
+    async def create(
+        self, card_no: str, pay_amount_fen: int = 100_000, openid: str = ""
+    ) -> recharge_pb2.RechargeOrder:
+        order: recharge_pb2.RechargeOrder = await self.center.CreateRechargeOrder(
+            recharge_pb2.CreateRechargeOrderRequest(
+                card_no=card_no,
+                pay_amount_fen=pay_amount_fen,
+                channel=recharge_pb2.CHANNEL_POS,
+                idempotency_key=uuid.uuid4().hex,
+                payer_openid=openid or f"o-{card_no}",
+            ),
+            timeout=15,
+        )
+        self.created.append(order.order_no)
+        return order
+
+    async def followups_settled(self, within: float = 30.0) -> None:
+        """Wait until every order created in this module so far has had its follow-ups delivered
+        (so a fault set next hits only the next test's own traffic)."""
+        wanted = {
+            recharge_pb2.ORDER_STATUS_CREDITED: 2,
+            recharge_pb2.ORDER_STATUS_REFUNDED: 2,
+            recharge_pb2.ORDER_STATUS_REJECTED: 1,
+            recharge_pb2.ORDER_STATUS_CLOSED: 1,
+        }
+        async with asyncio.timeout(within):
+            for order_no in self.created:
+                while True:
+                    need = wanted.get((await self.order(order_no)).status, 0)
+                    ended = [
+                        e
+                        for e in await self.timeline(order_no)
+                        if e.kind == "outbox_delivery" and e.outcome in ("done", "skipped")
+                    ]
+                    if len(ended) >= need:
+                        break
+                    await asyncio.sleep(0.1)
+
+    async def order(self, order_no: str) -> recharge_pb2.RechargeOrder:
+        return await self.center.GetRechargeOrder(
+            recharge_pb2.GetRechargeOrderRequest(order_no=order_no), timeout=5
+        )
+
+    async def wait_for(
+        self, order_no: str, done: Callable[[recharge_pb2.RechargeOrder], bool], within: float = 30.0
+    ) -> recharge_pb2.RechargeOrder:
+        async with asyncio.timeout(within):
+            while True:
+                order = await self.order(order_no)
+                if done(order):
+                    return order
+                await asyncio.sleep(0.1)
+
+    async def balance(self, card_no: str) -> int:
+        return (await self.cards.GetCard(card_pb2.GetCardRequest(card_no=card_no), timeout=5)).balance_fen
+
+    async def principal_credits(self, card_no: str, order_no: str) -> int:
+        journal = await self.cards.ListJournal(
+            card_pb2.ListJournalRequest(card_no=card_no, page_size=500), timeout=5
+        )
+        return sum(
+            1
+            for e in journal.entries
+            if e.business_key == order_no and e.kind == card_pb2.JOURNAL_KIND_RECHARGE_PRINCIPAL
+        )
+
+    async def timeline(self, order_no: str) -> list[recharge_pb2.TimelineEvent]:
+        reply = await self.ops.GetOrderTimeline(
+            recharge_pb2.GetOrderTimelineRequest(order_no=order_no), timeout=5
+        )
+        return list(reply.events)
+
+    async def statuses_visited(self, order_no: str) -> set[int]:
+        return {e.to_status for e in await self.timeline(order_no) if e.kind == "transition"}
+
+    async def card_fault(self, method: str, kind: int, times: int, delay_ms: int = 0) -> None:
+        rule = faults_pb2.FaultRule(method=method, kind=kind, times=times, delay_ms=delay_ms)  # type: ignore[arg-type]
+        await self.card_faults.SetFaults(faults_pb2.FaultPlan(seed=1, rules=[rule]), timeout=5)
+
+    async def wechat_fault(self, method: str, kind: int, times: int) -> None:
+        rule = faults_pb2.FaultRule(method=method, kind=kind, times=times)  # type: ignore[arg-type]
+        await self.wechat_faults.SetFaults(faults_pb2.FaultPlan(seed=1, rules=[rule]), timeout=5)
+
+    async def clear_faults(self) -> None:
+        await self.card_faults.ClearFaults(faults_pb2.ClearFaultsRequest(), timeout=5)
+        await self.wechat_faults.ClearFaults(faults_pb2.ClearFaultsRequest(), timeout=5)
+
+
+@pytest.fixture(scope="module")
+def created_orders() -> list[str]:
+    return []
+
+
+@pytest.fixture
+async def clients(flow_stack: Stack, created_orders: list[str]) -> AsyncIterator[Clients]:
+    async with (
+        grpc.aio.insecure_channel(flow_stack.recharge.address) as recharge,
+        grpc.aio.insecure_channel(flow_stack.card.address) as card,
+        grpc.aio.insecure_channel(flow_stack.wechat.address) as wechat,
+    ):
+        built = Clients(
+            flow_stack,
+            recharge_pb2_grpc.RechargeCenterStub(recharge),
+            recharge_pb2_grpc.RechargeOpsStub(recharge),
+            wechatpay_pb2_grpc.PaymentNotificationsStub(recharge),
+            card_pb2_grpc.CardSystemStub(card),
+            card_pb2_grpc.CardAdminStub(card),
+            faults_pb2_grpc.FaultControlStub(card),
+            wechatpay_pb2_grpc.PaymentGatewayStub(wechat),
+            wechatpay_pb2_grpc.PayerSimulatorStub(wechat),
+            wechatpay_pb2_grpc.MessageSimulatorStub(wechat),
+            faults_pb2_grpc.FaultControlStub(wechat),
+            created=created_orders,
+        )
+        try:
+            yield built
+        finally:
+            await built.clear_faults()

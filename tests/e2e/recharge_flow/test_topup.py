@@ -1,0 +1,112 @@
+"""Against the three running services: a top-up ends CREDITED with the balance up by pay + bonus,
+every step on the timeline, and its follow-ups arrive once each."""
+
+from __future__ import annotations
+
+import asyncio
+
+from protos.card.v1 import card_pb2
+from protos.faults.v1 import faults_pb2
+from protos.recharge.v1 import recharge_pb2
+from protos.wechatpay.v1 import wechatpay_pb2
+from tests.e2e.recharge_flow.conftest import CallbackReceiver, Clients
+
+CREDITED = recharge_pb2.ORDER_STATUS_CREDITED
+
+
+async def test_a_top_up_is_credited_and_the_balance_rises_by_pay_plus_bonus(clients: Clients) -> None:
+    card_no = await clients.new_card()
+    before = await clients.balance(card_no)
+    order = await clients.create(card_no, 100_000)
+    assert order.status == recharge_pb2.ORDER_STATUS_AWAITING_PAYMENT
+    assert (order.pay_amount_fen, order.bonus_fen, order.credit_amount_fen) == (100_000, 20_000, 120_000)
+    assert order.prepay_id
+
+    paid = await clients.payer.Pay(wechatpay_pb2.PayRequest(out_trade_no=order.order_no), timeout=10)
+    credited = await clients.wait_for(order.order_no, lambda o: o.status == CREDITED)
+    assert credited.transaction_id == paid.transaction_id
+    assert await clients.balance(card_no) == before + 120_000
+    assert await clients.principal_credits(card_no, order.order_no) == 1
+    record = await clients.cards.GetRecharge(card_pb2.GetRechargeRequest(order_no=order.order_no), timeout=5)
+    assert record.status == card_pb2.PRE_RECHARGE_STATUS_SUCCEEDED
+
+    events = await clients.timeline(order.order_no)
+    assert [(e.from_status, e.to_status) for e in events if e.kind == "transition"] == [
+        (0, recharge_pb2.ORDER_STATUS_CREATED),
+        (recharge_pb2.ORDER_STATUS_CREATED, recharge_pb2.ORDER_STATUS_AWAITING_PAYMENT),
+        (recharge_pb2.ORDER_STATUS_AWAITING_PAYMENT, recharge_pb2.ORDER_STATUS_PAID),
+        (recharge_pb2.ORDER_STATUS_PAID, CREDITED),
+    ]
+    remote = [(e.method.rsplit("/", 1)[-1], e.outcome) for e in events if e.kind == "remote_call"]
+    assert remote == [("PreRecharge", "done"), ("CreatePrepay", "done"), ("ConfirmRecharge", "done")]
+    assert all(e.latency_ms >= 0 and e.at.seconds > 0 for e in events)
+
+
+async def test_the_customer_notice_and_the_business_callback_each_arrive_once(
+    clients: Clients, receiver: tuple[CallbackReceiver, str]
+) -> None:
+    pos, _address = receiver
+    await clients.followups_settled()
+    # WeChat records the first notice but its answer is lost: the recharge center sends it again.
+    await clients.wechat_fault(
+        "/wechatpay.v1.MessageSimulator/SendTemplateMessage", faults_pb2.FAULT_KIND_LOST_RESPONSE, 1
+    )
+    card_no = await clients.new_card()
+    order = await clients.create(card_no, 50_000, openid=f"o-once-{card_no}")
+    pos.fail_once.add(f"{order.order_no}.credited.callback")  # the POS gateway refuses the first callback
+    await clients.payer.Pay(wechatpay_pb2.PayRequest(out_trade_no=order.order_no), timeout=10)
+    await clients.wait_for(order.order_no, lambda o: o.status == CREDITED)
+
+    callback_id = f"{order.order_no}.credited.callback"
+    notice_id = f"{order.order_no}.credited.notice"
+
+    async def delivered() -> list[recharge_pb2.TimelineEvent]:
+        async with asyncio.timeout(30):
+            while True:
+                events = [e for e in await clients.timeline(order.order_no) if e.kind == "outbox_delivery"]
+                if sum(e.outcome == "done" for e in events) == 2:
+                    return events
+                await asyncio.sleep(0.1)
+
+    deliveries = await delivered()
+    assert pos.calls.count(callback_id) == 2  # refused once, then accepted
+    assert list(pos.seen).count(callback_id) == 1
+    assert pos.seen[callback_id].status == CREDITED
+    assert pos.seen[callback_id].credit_amount_fen == 58_000
+
+    sent = await clients.messages.ListSentMessages(
+        wechatpay_pb2.ListSentMessagesRequest(openid=f"o-once-{card_no}"), timeout=5
+    )
+    assert [m.idempotency_key for m in sent.messages] == [notice_id]
+    assert sent.messages[0].send_count == 2  # sent twice, seen once
+    assert sent.messages[0].data["credit_amount"] == "¥580.00"
+    assert sorted((e.method, e.outcome) for e in deliveries) == [
+        ("business_callback", "done"),
+        ("business_callback", "unknown"),
+        ("customer_notice", "done"),
+        ("customer_notice", "unknown"),
+    ]
+
+
+async def test_a_frozen_card_is_refunded_only_after_the_void_and_the_balance_is_unchanged(
+    clients: Clients,
+) -> None:
+    card_no = await clients.new_card()
+    order = await clients.create(card_no, 20_000)
+    await clients.admin.FreezeCard(card_pb2.FreezeCardRequest(card_no=card_no), timeout=5)
+    await clients.payer.Pay(wechatpay_pb2.PayRequest(out_trade_no=order.order_no), timeout=10)
+    refunded = await clients.wait_for(
+        order.order_no, lambda o: o.status == recharge_pb2.ORDER_STATUS_REFUNDED
+    )
+    assert refunded.out_refund_no == f"{order.order_no}-R1"
+    record = await clients.cards.GetRecharge(card_pb2.GetRechargeRequest(order_no=order.order_no), timeout=5)
+    assert record.status == card_pb2.PRE_RECHARGE_STATUS_VOIDED
+    assert await clients.balance(card_no) == 0
+    refund = await clients.gateway.QueryRefund(
+        wechatpay_pb2.QueryRefundRequest(out_refund_no=refunded.out_refund_no), timeout=5
+    )
+    assert refund.status == wechatpay_pb2.REFUND_STATUS_SUCCESS and refund.refund_fen == 20_000
+    calls = [
+        e.method.rsplit("/", 1)[-1] for e in await clients.timeline(order.order_no) if e.kind == "remote_call"
+    ]
+    assert calls.index("VoidRecharge") < calls.index("CreateRefund")

@@ -1,0 +1,98 @@
+"""The gRPC adapters: retries on unknown only, a deadline per attempt, every attempt on the timeline."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from rc_common.db import Database
+from rc_common.outcomes import Done, Rejected, Unknown
+from recharge_service.adapters.card_client import CardClient
+from recharge_service.adapters.payment_client import PaymentClient
+from recharge_service.adapters.retrying import RetryPolicy
+from recharge_service.adapters.timeline import DbTimeline
+from recharge_service.domain.timeline import REMOTE_CALL
+from recharge_service.service_layer.actor import acting_as
+from recharge_service.service_layer.unit_of_work import UnitOfWork
+from tests.integration.recharge_service.grpc_fakes import FakeCardSystem, FakeWechat, serving
+
+FAST = RetryPolicy(attempts=3, deadline=0.3, backoff=0.01, backoff_max=0.02)
+
+
+@pytest.fixture
+async def fake_card() -> AsyncIterator[tuple[FakeCardSystem, grpc.aio.Channel]]:
+    fake = FakeCardSystem()
+    async with serving(fake) as server, grpc.aio.insecure_channel(server.address) as channel:
+        yield fake, channel
+
+
+async def remote_rows(db: Database, order_no: str) -> list[tuple[str, str, str, str]]:
+    async with UnitOfWork(db, readonly=True) as uow:
+        entries = await uow.timeline.for_order(order_no)
+    return [(e.method, e.outcome, e.detail, e.actor) for e in entries if e.kind == REMOTE_CALL]
+
+
+async def test_an_unavailable_card_system_is_retried_and_each_attempt_is_on_the_timeline(
+    db: Database, fake_card: tuple[FakeCardSystem, grpc.aio.Channel]
+) -> None:
+    fake, channel = fake_card
+    client = CardClient(channel, DbTimeline(db), FAST, FAST)
+    fake.script("PreRecharge", "unavailable", "hang")
+    outcome = await client.pre_recharge("R1", "8800000000000001", 100_000)
+    assert isinstance(outcome, Done)
+    assert (outcome.value.status, outcome.value.bonus_fen, outcome.value.credit_amount_fen) == (
+        "RECHARGING",
+        2_000,
+        102_000,
+    )
+    assert len(fake.of("PreRecharge")) == 3
+    method = "/card.v1.CardSystem/PreRecharge"
+    assert await remote_rows(db, "R1") == [
+        (method, "unknown", "attempt 1/3", "system"),
+        (method, "unknown", "attempt 2/3", "system"),
+        (method, "done", "attempt 3/3", "system"),
+    ]
+
+
+async def test_a_refusal_is_final_and_not_retried(
+    db: Database, fake_card: tuple[FakeCardSystem, grpc.aio.Channel]
+) -> None:
+    fake, channel = fake_card
+    client = CardClient(channel, DbTimeline(db), FAST, FAST)
+    fake.script("PreRecharge", ("refuse", "CARD_FROZEN"))
+    outcome = await client.pre_recharge("R2", "8800000000000001", 100_000)
+    assert isinstance(outcome, Rejected)
+    assert (outcome.code, outcome.reason) == ("FAILED_PRECONDITION", "CARD_FROZEN")
+    assert len(fake.of("PreRecharge")) == 1
+
+
+async def test_confirm_gives_up_after_its_attempts_as_unknown(
+    db: Database, fake_card: tuple[FakeCardSystem, grpc.aio.Channel]
+) -> None:
+    fake, channel = fake_card
+    confirm_policy = RetryPolicy(attempts=2, deadline=0.2, backoff=0.01)
+    client = CardClient(channel, DbTimeline(db), FAST, confirm_policy)
+    await client.pre_recharge("R3", "8800000000000001", 100)
+    fake.script("ConfirmRecharge", "hang", "unavailable")
+    with acting_as("sentinel"):
+        outcome = await client.confirm_recharge("R3")
+    assert isinstance(outcome, Unknown)
+    assert "after 2 attempts" in outcome.detail
+    rows = [row for row in await remote_rows(db, "R3") if row[0].endswith("ConfirmRecharge")]
+    assert [(outcome, actor) for _m, outcome, _d, actor in rows] == [("unknown", "sentinel")] * 2
+
+
+async def test_a_refund_request_is_sent_with_the_given_number_and_amounts(db: Database) -> None:
+    fake = FakeWechat()
+    async with serving(fake) as server, grpc.aio.insecure_channel(server.address) as channel:
+        client = PaymentClient(channel, DbTimeline(db), FAST)
+        fake.script("CreateRefund", "unavailable")
+        outcome = await client.create_refund("R4", "R4-R1", 500, 500, "card closed")
+    assert isinstance(outcome, Done) and outcome.value.status == "PROCESSING"
+    requests = fake.of("CreateRefund")
+    assert len(requests) == 2
+    assert {(r.out_trade_no, r.out_refund_no, r.refund_fen, r.total_fen) for r in requests} == {
+        ("R4", "R4-R1", 500, 500)
+    }

@@ -1,0 +1,217 @@
+"""PaymentNotifications: only genuine, fresh, matching notifications change anything; PAID is
+durable before SUCCESS; duplicates and reordered notifications change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from rc_common import wechatpay_crypto as crypto
+from rc_common.db import Database
+from recharge_service.adapters.orm import outbox, payments
+from recharge_service.adapters.repository import PaymentsRepository
+from recharge_service.adapters.wechat_notifications import NotificationOpener
+from recharge_service.domain.order import OrderStatus, RechargeOrder
+from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.notifications import handle_notification
+from recharge_service.service_layer.orders import load_order
+from tests.integration.recharge_service.conftest import Wechat, new_order, reload
+from tests.integration.recharge_service.fakes import FakeCard
+
+
+async def snapshot(db: Database, order_no: str) -> tuple[Any, ...]:
+    """Everything a notification could change."""
+    async with db.session(readonly=True) as session:
+        paid = (await session.execute(select(func.count()).select_from(payments))).scalar_one()
+        queued = (await session.execute(select(func.count()).select_from(outbox))).scalar_one()
+    order = await load_order_direct(db, order_no)
+    return (order.status, order.version, order.transaction_id, paid, queued)
+
+
+async def load_order_direct(db: Database, order_no: str) -> RechargeOrder:
+    from recharge_service.service_layer.unit_of_work import UnitOfWork
+
+    async with UnitOfWork(db, readonly=True) as uow:
+        order = await uow.orders.get(order_no)
+    assert order is not None
+    return order
+
+
+def forged(headers: dict[str, str]) -> dict[str, str]:
+    raw = bytearray(base64.b64decode(headers[crypto.HEADER_SIGNATURE]))
+    raw[10] ^= 0xFF
+    return {**headers, crypto.HEADER_SIGNATURE: base64.b64encode(bytes(raw)).decode()}
+
+
+def tampered(body: bytes) -> bytes:
+    document = json.loads(body)
+    document["summary"] = "tampered"
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+BAD_NOTIFICATIONS = {
+    "forged signature": lambda w, o: (lambda h, b: (forged(h), b))(*w.paid(o)),
+    "tampered body": lambda w, o: (lambda h, b: (h, tampered(b)))(*w.paid(o)),
+    "stale timestamp": lambda w, o: (lambda b: (w.headers(b, timestamp=int(time.time()) - 301), b))(
+        w.paid(o)[1]
+    ),
+    "future timestamp": lambda w, o: (lambda b: (w.headers(b, timestamp=int(time.time()) + 301), b))(
+        w.paid(o)[1]
+    ),
+    "SIGNTEST probe": lambda w, o: (
+        lambda h, b: ({**h, crypto.HEADER_SIGNATURE: "WECHATPAY/SIGNTEST/abc"}, b)
+    )(*w.paid(o)),
+    "wrong serial": lambda w, o: (lambda h, b: ({**h, crypto.HEADER_SERIAL: "PUB_KEY_ID_OTHER"}, b))(
+        *w.paid(o)
+    ),
+    "wrong signature type": lambda w, o: (
+        lambda h, b: ({**h, crypto.HEADER_SIGNATURE_TYPE: "WECHATPAY2-SM2"}, b)
+    )(*w.paid(o)),
+    "wrong mchid": lambda w, o: w.paid(o, mchid="1900000999"),
+    "wrong amount": lambda w, o: w.paid(o, amount={"total": o.pay_amount_fen - 1}),
+    "unknown order": lambda w, o: w.paid(o, out_trade_no="R202611261200009999999999"),
+    "not paid": lambda w, o: w.paid(o, trade_state="NOTPAY"),
+    "no transaction id": lambda w, o: w.paid(o, transaction_id=""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_NOTIFICATIONS))
+async def test_a_bad_notification_gets_fail_and_changes_nothing(
+    deps: Deps, db: Database, opener: NotificationOpener, wechat: Wechat, card: FakeCard, case: str
+) -> None:
+    order = await new_order(deps)
+    before = await snapshot(db, order.order_no)
+    headers, body = BAD_NOTIFICATIONS[case](wechat, order)
+    ack = await handle_notification(deps, opener, headers, body)
+    assert ack.code == "FAIL"
+    assert ack.message
+    assert await snapshot(db, order.order_no) == before
+    assert "ConfirmRecharge" not in card.methods()
+    if case != "unknown order":  # the refusal is on the order's timeline
+        async with deps.uow(readonly=True) as uow:
+            notes = [e for e in await uow.timeline.for_order(order.order_no) if e.kind == "notification"]
+        assert [(e.outcome, e.detail) for e in notes] == [("refused", ack.message)]
+
+
+async def test_a_notification_under_another_apiv3_key_is_refused(
+    deps: Deps, db: Database, opener: NotificationOpener, wechat: Wechat
+) -> None:
+    order = await new_order(deps)
+    before = await snapshot(db, order.order_no)
+    resource = crypto.encrypt_resource("B" * 32, json.dumps({"out_trade_no": order.order_no}), "transaction")
+    body = crypto.build_notification_body(
+        notification_id="n1",
+        create_time="2026-11-26T12:00:00+08:00",
+        event_type="TRANSACTION.SUCCESS",
+        summary="x",
+        resource=resource,
+    )
+    ack = await handle_notification(deps, opener, wechat.headers(body), body)
+    assert ack.code == "FAIL" and "decrypt" in ack.message
+    assert await snapshot(db, order.order_no) == before
+
+
+async def test_success_is_answered_only_after_paid_and_the_payment_are_durable(
+    deps: Deps, db: Database, opener: NotificationOpener, wechat: Wechat, card: FakeCard
+) -> None:
+    order = await new_order(deps)
+    card.confirm_gate = asyncio.Event()  # the credit step waits: the answer must not
+    ack = await handle_notification(deps, opener, *wechat.paid(order))
+    assert ack.code == "SUCCESS"
+    fresh = Database(str(db.url))  # another connection pool sees what was committed
+    try:
+        stored = await load_order_direct(fresh, order.order_no)
+        async with fresh.session(readonly=True) as session:
+            recorded = (await session.execute(select(payments))).mappings().all()
+    finally:
+        await fresh.dispose()
+    assert stored.status is OrderStatus.PAID
+    assert stored.transaction_id == f"4200{order.order_no[-10:]}"
+    assert stored.paid_at is not None
+    assert [(r["transaction_id"], r["amount_total_fen"]) for r in recorded] == [
+        (stored.transaction_id, 100_000)
+    ]
+    card.confirm_gate.set()
+    await deps.background.join()
+    assert (await reload(deps, order.order_no)).status is OrderStatus.CREDITED
+
+
+async def test_a_database_failure_answers_fail_so_wechat_retries(
+    deps: Deps, db: Database, opener: NotificationOpener, wechat: Wechat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = await new_order(deps)
+    before = await snapshot(db, order.order_no)
+
+    async def broken(*_args: object, **_kwargs: object) -> bool:
+        raise OperationalError("INSERT INTO payments", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(PaymentsRepository, "add_if_absent", broken)
+    ack = await handle_notification(deps, opener, *wechat.paid(order))
+    assert ack.code == "FAIL"
+    monkeypatch.undo()
+    assert await snapshot(db, order.order_no) == before
+    again = await handle_notification(deps, opener, *wechat.paid(order))
+    assert again.code == "SUCCESS"
+
+
+async def test_duplicate_notifications_credit_once_and_change_nothing_more(
+    deps: Deps, db: Database, opener: NotificationOpener, wechat: Wechat, card: FakeCard
+) -> None:
+    order = await new_order(deps)
+    assert (await handle_notification(deps, opener, *wechat.paid(order))).code == "SUCCESS"
+    await deps.background.join()
+    after_first = await snapshot(db, order.order_no)
+    assert after_first[0] is OrderStatus.CREDITED
+    for _ in range(3):
+        assert (await handle_notification(deps, opener, *wechat.paid(order))).code == "SUCCESS"
+    await deps.background.join()
+    assert await snapshot(db, order.order_no) == after_first
+    assert card.methods().count("ConfirmRecharge") == 1
+
+
+async def test_concurrent_duplicates_record_one_payment_and_one_paid_transition(
+    deps: Deps, db: Database, opener: NotificationOpener, wechat: Wechat, card: FakeCard
+) -> None:
+    order = await new_order(deps)
+    card.confirm_gate = asyncio.Event()
+    acks = await asyncio.gather(*(handle_notification(deps, opener, *wechat.paid(order)) for _ in range(5)))
+    assert {ack.code for ack in acks} == {"SUCCESS"}
+    card.confirm_gate.set()
+    await deps.background.join()
+    status, _version, _tx, paid, _queued = await snapshot(db, order.order_no)
+    assert status is OrderStatus.CREDITED and paid == 1
+    assert card.methods().count("ConfirmRecharge") == 1
+
+
+async def test_a_refund_notification_before_any_refund_is_refused_and_changes_nothing(
+    deps: Deps, db: Database, opener: NotificationOpener, wechat: Wechat
+) -> None:
+    order = await new_order(deps)
+    await handle_notification(deps, opener, *wechat.paid(order))
+    await deps.background.join()
+    credited = await load_order(deps, order.order_no)
+    before = await snapshot(db, order.order_no)
+    credited.out_refund_no = f"{order.order_no}-R1"
+    ack = await handle_notification(deps, opener, *wechat.refund(credited, "SUCCESS"))
+    assert ack.code == "FAIL"
+    assert await snapshot(db, order.order_no) == before
+
+
+async def test_a_late_payment_notification_after_the_credit_changes_nothing(
+    deps: Deps, db: Database, opener: NotificationOpener, wechat: Wechat
+) -> None:
+    order = await new_order(deps)
+    headers, body = wechat.paid(order)
+    await handle_notification(deps, opener, *wechat.paid(order))
+    await deps.background.join()
+    before = await snapshot(db, order.order_no)
+    assert (await handle_notification(deps, opener, headers, body)).code == "SUCCESS"  # the older copy
+    await deps.background.join()
+    assert await snapshot(db, order.order_no) == before

@@ -1,0 +1,263 @@
+"""The recharge center as a gRPC server (port 0) in front of fake card, WeChat and POS servers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
+from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from rc_common.grpc_status import error_field, error_info
+from recharge_service.bootstrap import App, build_app
+from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
+from recharge_service.settings import RechargeSettings
+from tests.integration.recharge_service.conftest import CARD_NO, Wechat
+from tests.integration.recharge_service.grpc_fakes import (
+    FakeCallbacks,
+    FakeCardSystem,
+    FakeMessages,
+    FakeWechat,
+    serving,
+)
+from wechat_mock.adapters.keys import PlatformKeys
+
+
+@dataclass
+class Running:
+    app: App
+    center: recharge_pb2_grpc.RechargeCenterStub
+    ops: recharge_pb2_grpc.RechargeOpsStub
+    notify: wechatpay_pb2_grpc.PaymentNotificationsStub
+    card: FakeCardSystem
+    wechat: FakeWechat
+    messages: FakeMessages
+    pos: FakeCallbacks
+
+
+@pytest.fixture
+async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> AsyncIterator[Running]:
+    card, wechat, messages, pos = FakeCardSystem(), FakeWechat(), FakeMessages(), FakeCallbacks()
+    async with (
+        serving(card) as card_server,
+        serving(wechat, messages) as wechat_server,
+        serving(pos) as pos_server,
+    ):
+        settings = RechargeSettings(
+            listen="127.0.0.1:0",
+            db=f"sqlite+aiosqlite:///{tmp_path / 'r.db'}",
+            card_target=card_server.address,
+            payment_target=wechat_server.address,
+            wechat_keys_dir=str(platform_keys[0]),
+            remote_attempts=2,
+            remote_deadline=0.5,
+            remote_backoff=0.01,
+            confirm_backoff=0.01,
+            confirm_deadline=0.5,
+            outbox_interval=0.05,
+            outbox_backoff=0.01,
+            outbox_backoff_max=0.05,
+            callback_pos=pos_server.address,
+            grace=1.0,
+        )
+        app = await build_app(settings)
+        await app.server.start()
+        app.dispatcher.start()
+        async with grpc.aio.insecure_channel(app.server.address) as channel:
+            yield Running(
+                app,
+                recharge_pb2_grpc.RechargeCenterStub(channel),
+                recharge_pb2_grpc.RechargeOpsStub(channel),
+                wechatpay_pb2_grpc.PaymentNotificationsStub(channel),
+                card,
+                wechat,
+                messages,
+                pos,
+            )
+        await app.server.stop(1.0)
+
+
+def create_request(key: str = "pos-1", **changes: object) -> recharge_pb2.CreateRechargeOrderRequest:
+    values: dict[str, object] = {
+        "card_no": CARD_NO,
+        "pay_amount_fen": 50_000,
+        "channel": recharge_pb2.CHANNEL_POS,
+        "idempotency_key": key,
+        "payer_openid": "o-payer-1",
+    }
+    values.update(changes)
+    return recharge_pb2.CreateRechargeOrderRequest(**values)  # type: ignore[arg-type]
+
+
+async def wait_for_status(
+    running: Running, order_no: str, wanted: int, within: float = 10.0
+) -> recharge_pb2.RechargeOrder:
+    async with asyncio.timeout(within):
+        while True:
+            order = await running.center.GetRechargeOrder(
+                recharge_pb2.GetRechargeOrderRequest(order_no=order_no)
+            )
+            if order.status == wanted:
+                return order
+            await asyncio.sleep(0.05)
+
+
+async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.05)
+
+
+def as_domain(order: recharge_pb2.RechargeOrder) -> RechargeOrder:
+    return RechargeOrder(
+        order_no=order.order_no,
+        idempotency_key=order.idempotency_key,
+        card_no=order.card_no,
+        channel=Channel(order.channel),
+        pay_amount_fen=order.pay_amount_fen,
+        payer_openid=order.payer_openid,
+        created_at=order.created_at.ToDatetime(),
+        updated_at=order.updated_at.ToDatetime(),
+        expires_at=order.expires_at.ToDatetime(),
+    )
+
+
+async def test_a_top_up_goes_from_create_to_credited_with_its_followups(
+    running: Running, wechat: Wechat
+) -> None:
+    created = await running.center.CreateRechargeOrder(create_request())
+    assert created.status == recharge_pb2.ORDER_STATUS_AWAITING_PAYMENT
+    assert (created.pay_amount_fen, created.bonus_fen, created.credit_amount_fen, created.rule_version) == (
+        50_000,
+        2_000,
+        52_000,
+        3,
+    )
+    assert created.prepay_id == f"wx_{created.order_no}"
+    headers, body = wechat.paid(as_domain(created))
+    ack = await running.notify.Notify(wechatpay_pb2.NotifyRequest(headers=headers, body=body))
+    assert (ack.code, ack.message) == ("SUCCESS", "")
+    credited = await wait_for_status(running, created.order_no, recharge_pb2.ORDER_STATUS_CREDITED)
+    assert credited.transaction_id and credited.paid_at.seconds > 0
+    await eventually(lambda: bool(running.pos.seen and running.messages.messages))
+    assert list(running.pos.seen) == [f"{created.order_no}.credited.callback"]
+
+    timeline = await running.ops.GetOrderTimeline(
+        recharge_pb2.GetOrderTimelineRequest(order_no=created.order_no)
+    )
+    transitions = [
+        (recharge_pb2.OrderStatus.Name(e.from_status), recharge_pb2.OrderStatus.Name(e.to_status))
+        for e in timeline.events
+        if e.kind == "transition"
+    ]
+    assert transitions == [
+        ("ORDER_STATUS_UNSPECIFIED", "ORDER_STATUS_CREATED"),
+        ("ORDER_STATUS_CREATED", "ORDER_STATUS_AWAITING_PAYMENT"),
+        ("ORDER_STATUS_AWAITING_PAYMENT", "ORDER_STATUS_PAID"),
+        ("ORDER_STATUS_PAID", "ORDER_STATUS_CREDITED"),
+    ]
+    calls = [e.method.rsplit("/", 1)[-1] for e in timeline.events if e.kind == "remote_call"]
+    assert calls == ["PreRecharge", "CreatePrepay", "ConfirmRecharge"]
+    assert [e.seq for e in timeline.events] == sorted(e.seq for e in timeline.events)
+    assert any(e.kind == "notification" and e.outcome == "accepted" for e in timeline.events)
+
+
+async def test_bad_input_is_invalid_argument_naming_the_field(running: Running) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await running.center.CreateRechargeOrder(create_request(channel=recharge_pb2.CHANNEL_UNSPECIFIED))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_field(error.value) == "channel"
+    assert running.card.received == []
+
+
+async def test_an_unknown_pre_recharge_answers_unavailable_with_the_order_number_and_resumes(
+    running: Running,
+) -> None:
+    running.card.script("PreRecharge", "unavailable", "unavailable")
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await running.center.CreateRechargeOrder(create_request("retry-me"))
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    info = error_info(error.value)
+    assert info is not None and info.reason == "PRE_RECHARGE_UNKNOWN"
+    order_no = info.metadata["order_no"]
+    resumed = await running.center.CreateRechargeOrder(create_request("retry-me"))
+    assert resumed.order_no == order_no
+    assert resumed.status == recharge_pb2.ORDER_STATUS_AWAITING_PAYMENT
+
+
+async def test_a_refusal_answers_failed_precondition_with_the_card_reason(running: Running) -> None:
+    running.card.script("PreRecharge", ("refuse", "AMOUNT_ABOVE_MAXIMUM"))
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await running.center.CreateRechargeOrder(create_request("too-much"))
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = error_info(error.value)
+    assert info is not None and info.reason == "AMOUNT_ABOVE_MAXIMUM"
+    rejected = await running.center.GetRechargeOrder(
+        recharge_pb2.GetRechargeOrderRequest(order_no=info.metadata["order_no"])
+    )
+    assert rejected.status == recharge_pb2.ORDER_STATUS_REJECTED
+    # A rejected order tells the business system too.
+    await eventually(lambda: f"{rejected.order_no}.rejected.callback" in running.pos.seen)
+
+
+async def test_orders_are_listed_newest_first_by_filter_and_page(running: Running) -> None:
+    made = [await running.center.CreateRechargeOrder(create_request(f"list-{i}")) for i in range(5)]
+    other = await running.center.CreateRechargeOrder(
+        create_request("other-card", card_no="8800000000000002", channel=recharge_pb2.CHANNEL_THIRD_PARTY)
+    )
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await running.center.ListRechargeOrders(
+            recharge_pb2.ListRechargeOrdersRequest(
+                filter=recharge_pb2.OrderFilter(
+                    card_no=CARD_NO, statuses=[recharge_pb2.ORDER_STATUS_AWAITING_PAYMENT]
+                ),
+                page=recharge_pb2.PageRequest(page_size=2, page_token=token),
+            )
+        )
+        assert len(page.orders) <= 2
+        seen += [o.order_no for o in page.orders]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == sorted((o.order_no for o in made), reverse=True)
+    by_channel = await running.center.ListRechargeOrders(
+        recharge_pb2.ListRechargeOrdersRequest(
+            filter=recharge_pb2.OrderFilter(channel=recharge_pb2.CHANNEL_THIRD_PARTY)
+        )
+    )
+    assert [o.order_no for o in by_channel.orders] == [other.order_no]
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await running.center.ListRechargeOrders(
+            recharge_pb2.ListRechargeOrdersRequest(page=recharge_pb2.PageRequest(page_token="garbage"))
+        )
+    assert error_field(error.value) == "page.page_token"
+
+
+async def test_unknown_orders_are_not_found(running: Running) -> None:
+    for call in (
+        running.center.GetRechargeOrder(recharge_pb2.GetRechargeOrderRequest(order_no="R000")),
+        running.ops.GetOrderTimeline(recharge_pb2.GetOrderTimelineRequest(order_no="R000")),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await call
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_forged_notification_over_grpc_gets_fail(running: Running, wechat: Wechat) -> None:
+    created = await running.center.CreateRechargeOrder(create_request("forged"))
+    headers, body = wechat.paid(as_domain(created))
+    body = body.replace(b'"summary":"', b'"summary":"x', 1)
+    ack = await running.notify.Notify(wechatpay_pb2.NotifyRequest(headers=headers, body=body))
+    assert ack.code == "FAIL"
+    order = await running.center.GetRechargeOrder(
+        recharge_pb2.GetRechargeOrderRequest(order_no=created.order_no)
+    )
+    assert order.status == OrderStatus.AWAITING_PAYMENT

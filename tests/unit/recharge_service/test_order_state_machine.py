@@ -1,0 +1,109 @@
+"""The order state machine: one table, forward only, each change recorded with its event."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+
+from protos.recharge.v1 import recharge_pb2
+from recharge_service.domain import events
+from recharge_service.domain.order import (
+    FINAL,
+    TRANSITIONS,
+    Channel,
+    IllegalTransition,
+    OrderStatus,
+    RechargeOrder,
+)
+
+S = OrderStatus
+NOW = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
+
+EXPECTED = {
+    S.CREATED: {S.AWAITING_PAYMENT, S.REJECTED, S.CLOSED, S.MANUAL_REVIEW},
+    S.AWAITING_PAYMENT: {S.PAID, S.CLOSED, S.MANUAL_REVIEW},
+    S.PAID: {S.CREDITED, S.CREDIT_UNKNOWN, S.REFUNDING, S.MANUAL_REVIEW},
+    S.CREDIT_UNKNOWN: {S.CREDITED, S.REFUNDING, S.MANUAL_REVIEW},
+    S.REFUNDING: {S.REFUNDED, S.CREDITED, S.MANUAL_REVIEW},
+    S.MANUAL_REVIEW: {S.CREDITED, S.REFUNDING, S.REFUNDED, S.CLOSED},
+    S.CREDITED: set(),
+    S.REFUNDED: set(),
+    S.CLOSED: set(),
+    S.REJECTED: set(),
+}
+
+
+def order(status: OrderStatus) -> RechargeOrder:
+    return RechargeOrder(
+        order_no="R20261126120000" + "0" * 10,
+        idempotency_key="k",
+        card_no="8800000000000001",
+        channel=Channel.POS,
+        pay_amount_fen=100,
+        payer_openid="o",
+        created_at=NOW,
+        updated_at=NOW,
+        expires_at=NOW,
+        status=status,
+    )
+
+
+def test_the_table_is_exactly_the_designed_one() -> None:
+    assert {state: set(targets) for state, targets in TRANSITIONS.items()} == EXPECTED
+
+
+def test_states_mirror_the_proto_enum() -> None:
+    for state in S:
+        assert recharge_pb2.OrderStatus.Value(f"ORDER_STATUS_{state.name}") == state.value
+    for channel in Channel:
+        assert recharge_pb2.Channel.Value(f"CHANNEL_{channel.name}") == channel.value
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(S, S)))
+def test_every_move_is_allowed_only_if_the_table_says_so(current: OrderStatus, target: OrderStatus) -> None:
+    subject = order(current)
+    if target in EXPECTED[current]:
+        subject.transition(target, NOW, actor="tester", detail="why")
+        assert subject.status is target
+    else:
+        with pytest.raises(IllegalTransition):
+            subject.transition(target, NOW)
+        assert subject.status is current
+        assert subject.changes == [] and subject.events == []
+
+
+def test_a_payment_cannot_arrive_for_an_order_wechat_never_knew() -> None:
+    with pytest.raises(IllegalTransition):
+        order(S.CREATED).transition(S.PAID, NOW)
+
+
+def test_final_states_have_no_way_out() -> None:
+    assert FINAL == {S.CREDITED, S.REFUNDED, S.CLOSED, S.REJECTED}
+    for state in FINAL:
+        assert not TRANSITIONS[state]
+
+
+def test_a_transition_records_the_change_and_a_past_tense_event() -> None:
+    subject = order(S.PAID)
+    later = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
+    subject.transition(S.CREDITED, later, actor="system", detail="confirmed")
+    assert subject.updated_at == later
+    assert [(c.from_status, c.to_status, c.actor, c.detail) for c in subject.changes] == [
+        (S.PAID, S.CREDITED, "system", "confirmed")
+    ]
+    assert subject.events == [events.OrderCredited(subject.order_no, "confirmed")]
+
+
+def test_every_state_but_created_has_an_event() -> None:
+    for state in S:
+        if state is not S.CREATED:
+            assert type(events.for_status("R1", state)).__name__.startswith("Order")
+
+
+def test_undecided_visits_are_counted_without_changing_the_age() -> None:
+    subject = order(S.CREDIT_UNKNOWN)
+    subject.note_undecided("DEADLINE_EXCEEDED")
+    subject.note_undecided("UNAVAILABLE")
+    assert (subject.attempts, subject.last_error, subject.updated_at) == (2, "UNAVAILABLE", NOW)

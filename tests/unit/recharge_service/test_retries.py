@@ -1,0 +1,92 @@
+"""Bounded retries: unknown outcomes only, doubling backoff with jitter, every attempt recorded."""
+
+from __future__ import annotations
+
+import random
+
+import grpc
+import pytest
+
+from recharge_service.adapters.retrying import RetryPolicy, with_retries
+from recharge_service.adapters.timeline import MemoryTimeline
+
+
+class Failure(grpc.aio.AioRpcError):  # type: ignore[misc]
+    def __init__(self, code: grpc.StatusCode) -> None:
+        super().__init__(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=code.name)
+
+
+def script(*steps: object) -> tuple[list[float], object]:
+    deadlines: list[float] = []
+    queue = list(steps)
+
+    async def attempt(deadline: float) -> object:
+        deadlines.append(deadline)
+        step = queue.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    return deadlines, attempt
+
+
+async def no_sleep(_seconds: float) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+    ],
+)
+async def test_unknown_outcomes_are_retried_until_done(code: grpc.StatusCode) -> None:
+    timeline = MemoryTimeline()
+    deadlines, attempt = script(Failure(code), Failure(code), "ok")
+    outcome = await with_retries("/x/Y", "R1", attempt, RetryPolicy(3, 1.5), timeline, sleep=no_sleep)  # type: ignore[arg-type]
+    assert outcome.outcome == "done"
+    assert deadlines == [1.5, 1.5, 1.5]
+    assert [(e.method, e.outcome, e.detail) for e in timeline.entries] == [
+        ("/x/Y", "unknown", "attempt 1/3"),
+        ("/x/Y", "unknown", "attempt 2/3"),
+        ("/x/Y", "done", "attempt 3/3"),
+    ]
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND])
+async def test_a_definitive_answer_stops_at_once(code: grpc.StatusCode) -> None:
+    timeline = MemoryTimeline()
+    deadlines, attempt = script(Failure(code), "never")
+    outcome = await with_retries("/x/Y", "R1", attempt, RetryPolicy(3), timeline, sleep=no_sleep)  # type: ignore[arg-type]
+    assert outcome.outcome == "refused"
+    assert len(deadlines) == 1 and len(timeline.entries) == 1
+
+
+async def test_unknown_after_every_attempt_says_how_many_and_sleeps_between() -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    _deadlines, attempt = script(*(Failure(grpc.StatusCode.UNAVAILABLE) for _ in range(3)))
+    outcome = await with_retries(
+        "/x/Y", "R1", attempt, RetryPolicy(3, 1.0, 0.2, 5.0), MemoryTimeline(), sleep=sleep
+    )  # type: ignore[arg-type]
+    assert outcome.outcome == "unknown"
+    assert "after 3 attempts" in outcome.detail  # type: ignore[union-attr]
+    assert len(slept) == 2
+    assert 0.1 <= slept[0] <= 0.2 and 0.2 <= slept[1] <= 0.4
+
+
+def test_backoff_doubles_with_jitter_and_is_capped() -> None:
+    policy = RetryPolicy(attempts=10, backoff=0.2, backoff_max=1.0)
+    rng = random.Random(7)
+    delays = [policy.delay(n, rng) for n in range(1, 8)]
+    for number, delay in enumerate(delays, start=1):
+        base = min(0.2 * 2 ** (number - 1), 1.0)
+        assert base / 2 <= delay <= base
+    assert len({round(d, 6) for d in delays}) > 1
