@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/*/v1/*.proto)
 
-.PHONY: setup run test test-fast lint protos protos-check bench chaos clean
+.PHONY: setup run test lint protos protos-check bench bench-card chaos clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,6 +34,9 @@ test: $(STAMP) protos-check ## the whole default suite (starts every server it n
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+bench-card: $(STAMP) ## card system alone: PreRecharge/s and ConfirmRecharge/s
+	$(BIN)/python -m scripts.bench_card
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
