@@ -1,8 +1,10 @@
-"""Composition root of the recharge center: database, clients, services, servicers, dispatcher.
+"""Composition root of the recharge center: database, clients, services, servicers, dispatcher,
+sentinel.
 
 Nothing runs at import. ``build`` wires everything and returns a server whose ``stop`` also stops
-the dispatcher, waits for (then cancels) background credit steps, closes the gRPC channels and
-disposes of the database engine.
+the sentinel's schedule (cancelling a run in progress: its leases expire) and the dispatcher, waits
+for (then cancels) background credit steps, closes the gRPC channels and disposes of the database
+engine. ``serve`` starts the server, the dispatcher and the sentinel's schedule.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from recharge_service.adapters.timeline import DbTimeline
 from recharge_service.adapters.wechat_notifications import NotificationOpener
 from recharge_service.entrypoints import center, notifications, ops
 from recharge_service.entrypoints.dispatcher import OutboxDispatcher
+from recharge_service.entrypoints.sentinel_job import SentinelJob
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.dispatch import OutboxPolicy
+from recharge_service.service_layer.sentinel import Sentinel, SentinelPolicy
 from recharge_service.service_layer.unit_of_work import uow_factory
 from recharge_service.settings import RechargeSettings
 
@@ -40,6 +44,13 @@ class App:
     deps: Deps
     db: Database
     dispatcher: OutboxDispatcher
+    sentinel: Sentinel
+    sentinel_job: SentinelJob
+
+    def start_background(self) -> None:
+        """The outbox dispatcher and the sentinel's schedule (``serve`` calls this after start)."""
+        self.dispatcher.start()
+        self.sentinel_job.start()
 
 
 async def create_schema(db: Database) -> None:
@@ -47,8 +58,21 @@ async def create_schema(db: Database) -> None:
         await conn.run_sync(metadata.create_all)
 
 
-def instance_name(settings: RechargeSettings) -> str:
-    return settings.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+def node_name(settings: RechargeSettings) -> str:
+    return settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def sentinel_policy(settings: RechargeSettings) -> SentinelPolicy:
+    return SentinelPolicy(
+        owner=node_name(settings),
+        hold=timedelta(seconds=settings.hold),
+        lease=timedelta(seconds=settings.lease),
+        batch=settings.sentinel_batch,
+        concurrency=settings.sentinel_concurrency,
+        max_attempts=settings.max_attempts,
+        max_age=timedelta(seconds=settings.max_age),
+        on_pending=settings.on_pending,
+    )
 
 
 async def build_app(settings: RechargeSettings) -> App:
@@ -90,7 +114,7 @@ async def build_app(settings: RechargeSettings) -> App:
         NoticeClient(payment_channel, settings.outbox_deadline),
         callbacks,
         OutboxPolicy(
-            owner=instance_name(settings),
+            owner=node_name(settings),
             lease=timedelta(seconds=settings.outbox_lease),
             batch=settings.outbox_batch,
             backoff=settings.outbox_backoff,
@@ -99,13 +123,16 @@ async def build_app(settings: RechargeSettings) -> App:
         ),
         settings.outbox_interval,
     )
+    sentinel = Sentinel(deps, sentinel_policy(settings))
+    sentinel_job = SentinelJob(sentinel, settings.sentinel_interval)
     server = create_server(
         settings.listen,
-        [center.registrar(deps), ops.registrar(deps), notifications.registrar(deps, opener)],
+        [center.registrar(deps), ops.registrar(deps, sentinel), notifications.registrar(deps, opener)],
         interceptors=[RequestContextInterceptor()],
     )
 
     async def shutdown() -> None:
+        await sentinel_job.stop()
         await dispatcher.stop()
         await deps.background.close(settings.grace)
         await callbacks.close()
@@ -114,7 +141,7 @@ async def build_app(settings: RechargeSettings) -> App:
         await db.dispose()
 
     server.on_stop.append(shutdown)
-    return App(server, deps, db, dispatcher)
+    return App(server, deps, db, dispatcher, sentinel, sentinel_job)
 
 
 async def build(settings: RechargeSettings) -> GrpcServer:
@@ -124,6 +151,6 @@ async def build(settings: RechargeSettings) -> GrpcServer:
 async def serve(settings: RechargeSettings) -> None:
     app = await build_app(settings)
     await app.server.start()
-    app.dispatcher.start()
+    app.start_background()
     await wait_for_signal()
     await app.server.stop(settings.grace)

@@ -106,8 +106,48 @@ class RechargeSettings:
         env="RECHARGE_CALLBACK_THIRD_PARTY",
         help="host:port of the partner's RechargeCallbacks; empty = skip",
     )
-    instance_id: str = setting(
-        "", env="RECHARGE_INSTANCE_ID", help="name of this process in leases; empty = host-pid"
+    sentinel_interval: float = setting(
+        600.0, env="RECHARGE_SENTINEL_INTERVAL", help="seconds between sentinel runs (no overlap, coalesced)"
+    )
+    hold: float = setting(
+        3600.0,
+        env="RECHARGE_HOLD",
+        help="seconds an order must sit unchanged before the sentinel touches it (the article's 1 hour)",
+    )
+    on_pending: str = setting(
+        "credit",
+        env="RECHARGE_ON_PENDING",
+        help="a paid order whose pre-recharge is still RECHARGING: 'credit' (confirm again, the "
+        "customer paid to top up) or 'refund' (void first, then refund)",
+    )
+    max_attempts: int = setting(
+        10,
+        env="RECHARGE_MAX_ATTEMPTS",
+        help="undecided processing visits (notify path and sentinel) before MANUAL_REVIEW",
+    )
+    max_age: float = setting(
+        86400.0,
+        env="RECHARGE_MAX_AGE",
+        help="seconds after creation an order still undecided goes to MANUAL_REVIEW",
+    )
+    sentinel_batch: int = setting(
+        500,
+        env="RECHARGE_SENTINEL_BATCH",
+        help="orders a sentinel run claims at a time (it claims again while batches come back full)",
+    )
+    sentinel_concurrency: int = setting(
+        16, env="RECHARGE_SENTINEL_CONCURRENCY", help="orders processed at once within one sentinel run"
+    )
+    lease: float = setting(
+        60.0,
+        env="RECHARGE_LEASE",
+        help="seconds a sentinel claim on an order lasts (renewed before an order is worked on once "
+        "half of it has passed; a crashed or cancelled run's claims simply expire)",
+    )
+    node_id: str = setting(
+        "",
+        env="RECHARGE_NODE_ID",
+        help="name of this process, written as the owner of sentinel and outbox leases; empty = host-pid",
     )
     grace: float = setting(5.0, env="RECHARGE_GRACE", help="seconds to finish in-flight RPCs on shutdown")
     log_level: str = setting("info", env="RECHARGE_LOG_LEVEL", help="debug, info, warning, error")
@@ -121,7 +161,17 @@ class RechargeSettings:
             target = getattr(self, name)
             if target:
                 parse_listen(target)
-        for name in ("remote_attempts", "confirm_attempts", "outbox_max_attempts", "outbox_batch"):
+        if self.on_pending not in ("credit", "refund"):
+            raise ValueError("--on-pending: must be 'credit' or 'refund'")
+        for name in (
+            "remote_attempts",
+            "confirm_attempts",
+            "outbox_max_attempts",
+            "outbox_batch",
+            "max_attempts",
+            "sentinel_batch",
+            "sentinel_concurrency",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')}: must be at least 1")
         for name in (
@@ -132,6 +182,11 @@ class RechargeSettings:
             "outbox_interval",
             "outbox_deadline",
             "outbox_lease",
+            "sentinel_interval",
+            "max_age",
+            "lease",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')}: must be positive")
+        if self.hold < 0:
+            raise ValueError("--hold: must not be negative")

@@ -12,10 +12,13 @@ from recharge_service.service_layer.ports import CardRecharge, Timeline
 _PREFIX = "/card.v1.CardSystem/"
 
 
+def _status(message: card_pb2.PreRecharge) -> str:
+    return str(card_pb2.PreRechargeStatus.Name(message.status)).removeprefix("PRE_RECHARGE_STATUS_")
+
+
 def _recharge(message: card_pb2.PreRecharge) -> CardRecharge:
-    status = card_pb2.PreRechargeStatus.Name(message.status).removeprefix("PRE_RECHARGE_STATUS_")
     return CardRecharge(
-        message.order_no, status, message.bonus_fen, message.credit_amount_fen, message.rule_version
+        message.order_no, _status(message), message.bonus_fen, message.credit_amount_fen, message.rule_version
     )
 
 
@@ -51,6 +54,8 @@ class CardClient:
                 lambda deadline: self._stub.PreRecharge(request, timeout=deadline),
                 self._policy,
                 self._timeline,
+                announce=True,
+                describe=_status,
             )
         )
 
@@ -63,6 +68,8 @@ class CardClient:
                 lambda deadline: self._stub.ConfirmRecharge(request, timeout=deadline),
                 self._confirm_policy,
                 self._timeline,
+                announce=True,
+                describe=_status,
             )
         )
 
@@ -75,6 +82,8 @@ class CardClient:
                 lambda deadline: self._stub.VoidRecharge(request, timeout=deadline),
                 self._policy,
                 self._timeline,
+                announce=True,
+                describe=_status,
             )
         )
 
@@ -87,5 +96,6 @@ class CardClient:
                 lambda deadline: self._stub.GetRecharge(request, timeout=deadline),
                 self._policy,
                 self._timeline,
+                describe=_status,
             )
         )

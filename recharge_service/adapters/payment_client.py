@@ -12,11 +12,19 @@ from recharge_service.service_layer.ports import PaymentTransaction, RefundResul
 _PREFIX = "/wechatpay.v1.PaymentGateway/"
 
 
+def _trade_state(message: wechatpay_pb2.Transaction | wechatpay_pb2.CloseOrderResponse) -> str:
+    return str(wechatpay_pb2.TradeState.Name(message.trade_state)).removeprefix("TRADE_STATE_")
+
+
+def _refund_status(message: wechatpay_pb2.Refund) -> str:
+    return str(wechatpay_pb2.RefundStatus.Name(message.status)).removeprefix("REFUND_STATUS_")
+
+
 def _transaction(message: wechatpay_pb2.Transaction) -> PaymentTransaction:
     return PaymentTransaction(
         out_trade_no=message.out_trade_no,
         transaction_id=message.transaction_id,
-        trade_state=wechatpay_pb2.TradeState.Name(message.trade_state).removeprefix("TRADE_STATE_"),
+        trade_state=_trade_state(message),
         amount_total_fen=message.amount_total_fen,
         success_time=message.success_time,
     )
@@ -26,7 +34,7 @@ def _refund(message: wechatpay_pb2.Refund) -> RefundResult:
     return RefundResult(
         out_refund_no=message.out_refund_no,
         refund_id=message.refund_id,
-        status=wechatpay_pb2.RefundStatus.Name(message.status).removeprefix("REFUND_STATUS_"),
+        status=_refund_status(message),
     )
 
 
@@ -52,6 +60,7 @@ class PaymentClient:
             lambda deadline: self._stub.CreatePrepay(request, timeout=deadline),
             self._policy,
             self._timeline,
+            announce=True,
         )
         return Done(outcome.value.prepay_id, outcome.latency_ms) if isinstance(outcome, Done) else outcome
 
@@ -63,6 +72,7 @@ class PaymentClient:
             lambda deadline: self._stub.QueryOrder(request, timeout=deadline),
             self._policy,
             self._timeline,
+            describe=_trade_state,
         )
         return Done(_transaction(outcome.value), outcome.latency_ms) if isinstance(outcome, Done) else outcome
 
@@ -74,10 +84,11 @@ class PaymentClient:
             lambda deadline: self._stub.CloseOrder(request, timeout=deadline),
             self._policy,
             self._timeline,
+            announce=True,
+            describe=_trade_state,
         )
         if isinstance(outcome, Done):
-            state = wechatpay_pb2.TradeState.Name(outcome.value.trade_state).removeprefix("TRADE_STATE_")
-            return Done(state, outcome.latency_ms)
+            return Done(_trade_state(outcome.value), outcome.latency_ms)
         return outcome
 
     async def create_refund(
@@ -96,6 +107,8 @@ class PaymentClient:
             lambda deadline: self._stub.CreateRefund(request, timeout=deadline),
             self._policy,
             self._timeline,
+            announce=True,
+            describe=_refund_status,
         )
         return Done(_refund(outcome.value), outcome.latency_ms) if isinstance(outcome, Done) else outcome
 
@@ -109,5 +122,6 @@ class PaymentClient:
             lambda deadline: self._stub.QueryRefund(request, timeout=deadline),
             self._policy,
             self._timeline,
+            describe=_refund_status,
         )
         return Done(_refund(outcome.value), outcome.latency_ms) if isinstance(outcome, Done) else outcome

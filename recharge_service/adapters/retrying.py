@@ -3,6 +3,10 @@
 A definitive answer (done or refused) ends the loop at once. An unknown one (timeout, UNAVAILABLE,
 ...) is retried after ``backoff * 2**(n-1)`` seconds (capped, with "equal jitter": half fixed, half
 random), with a fresh deadline per attempt.
+
+Calls that change something elsewhere (``announce=True``: pre-recharge, confirm, void, prepay,
+close, refund) are also recorded *before* each attempt (outcome ``sent``), so a process killed
+while waiting for the answer still leaves the attempt on the order's timeline.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from recharge_service.service_layer.actor import actor
 from recharge_service.service_layer.ports import Timeline
 
 T = TypeVar("T")
+#: Outcome of the row written before a call that changes something (its answer follows).
+SENT = "sent"
 _RNG = random.Random()
 log = get_logger("remote")
 
@@ -46,13 +52,30 @@ async def with_retries(
     policy: RetryPolicy,
     timeline: Timeline,
     *,
+    announce: bool = False,
+    describe: Callable[[T], str] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Done[T] | Rejected | Unknown:
-    """Run ``attempt(deadline)`` until it ends definitively or the attempts are used up."""
+    """Run ``attempt(deadline)`` until it ends definitively or the attempts are used up.
+    ``describe`` says what a done answer was (e.g. ``VOIDED``), for the timeline row."""
     outcome: Done[T] | Rejected | Unknown = Unknown("UNKNOWN", "not attempted", 0.0)
     for number in range(1, policy.attempts + 1):
+        if announce:
+            await timeline.record(
+                TimelineEntry(
+                    order_no,
+                    datetime.now(UTC),
+                    REMOTE_CALL,
+                    method=method,
+                    outcome=SENT,
+                    actor=actor(),
+                    detail=f"attempt {number}/{policy.attempts}: sent, answer pending",
+                )
+            )
         outcome = await call(attempt(policy.deadline))
-        error = ""
+        error, said = "", ""
+        if isinstance(outcome, Done) and describe is not None:
+            said = f": {describe(outcome.value)}"
         if isinstance(outcome, Rejected):
             error = f"{outcome.code} {outcome.reason}: {outcome.detail}".strip()
         elif isinstance(outcome, Unknown):
@@ -67,7 +90,7 @@ async def with_retries(
                 latency_ms=round(outcome.latency_ms),
                 error=error,
                 actor=actor(),
-                detail=f"attempt {number}/{policy.attempts}",
+                detail=f"attempt {number}/{policy.attempts}{said}",
             )
         )
         log.info(

@@ -73,6 +73,12 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 
 #: States in which the order's story has ended.
 FINAL = frozenset({S.CREDITED, S.REFUNDED, S.CLOSED, S.REJECTED})
+#: States the sentinel moves forward (CREATED only once past its expiry). Not MANUAL_REVIEW: only
+#: operators' fenced actions take an order out of review.
+SENTINEL_STATES = frozenset({S.CREATED, S.AWAITING_PAYMENT, S.PAID, S.CREDIT_UNKNOWN, S.REFUNDING})
+#: States in which nothing is decided yet (a visit that leaves an order here is an undecided one,
+#: unless it is only waiting for the customer).
+UNDECIDED = frozenset({S.CREATED, S.AWAITING_PAYMENT, S.PAID, S.CREDIT_UNKNOWN})
 #: States a payment notification may find the order in without anything to do.
 PAID_OR_LATER = frozenset({S.PAID, S.CREDIT_UNKNOWN, S.CREDITED, S.REFUNDING, S.REFUNDED})
 

@@ -1,23 +1,27 @@
-"""``recharge.v1.RechargeOps``: operators' view. ListAnomalies, ResolveAnomaly and RunSentinel
-come with the sentinel (issue 6) and answer UNIMPLEMENTED until then (the generated base)."""
+"""``recharge.v1.RechargeOps``: the operators' view. Thin — proto in, one service call, proto out."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import grpc
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from rc_common.grpc_status import maps_errors
 from rc_common.server import Registrar
-from recharge_service.adapters.messages import timeline_to_proto
+from recharge_service.adapters.messages import order_to_proto, timeline_to_proto
 from recharge_service.service_layer import queries
+from recharge_service.service_layer.anomalies import list_anomalies
+from recharge_service.service_layer.commands import ResolveAnomaly
 from recharge_service.service_layer.deps import Deps
-
-_LATER = "comes with the sentinel (issue 6)"
+from recharge_service.service_layer.resolve import resolve_anomaly
+from recharge_service.service_layer.sentinel import Sentinel
 
 
 class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, sentinel: Sentinel) -> None:
         self._deps = deps
+        self._sentinel = sentinel
 
     @maps_errors
     async def GetOrderTimeline(
@@ -28,28 +32,53 @@ class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
             order_no=request.order_no, events=[timeline_to_proto(entry) for entry in entries]
         )
 
+    @maps_errors
     async def ListAnomalies(
         self, request: recharge_pb2.ListAnomaliesRequest, context: grpc.aio.ServicerContext
     ) -> recharge_pb2.ListAnomaliesResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _LATER)
-        raise AssertionError("unreachable: abort raises")
+        found = await list_anomalies(
+            self._deps,
+            hold=self._sentinel.policy.hold,
+            statuses=list(request.statuses),
+            min_age_seconds=request.min_age_seconds,
+            page_size=request.page.page_size,
+            page_token=request.page.page_token,
+        )
+        return recharge_pb2.ListAnomaliesResponse(
+            anomalies=[
+                recharge_pb2.Anomaly(
+                    order=order_to_proto(a.order),
+                    age_seconds=int(a.age / timedelta(seconds=1)),
+                    attempts=a.order.attempts,
+                    last_error=a.order.last_error,
+                    reason=a.reason,
+                )
+                for a in found.anomalies
+            ],
+            next_page_token=found.next_page_token,
+        )
 
+    @maps_errors
     async def ResolveAnomaly(
         self, request: recharge_pb2.ResolveAnomalyRequest, context: grpc.aio.ServicerContext
     ) -> recharge_pb2.ResolveAnomalyResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _LATER)
-        raise AssertionError("unreachable: abort raises")
+        command = ResolveAnomaly(request.order_no, request.action, request.operator, request.reason)
+        resolution = await resolve_anomaly(self._deps, self._sentinel.policy, command)
+        return recharge_pb2.ResolveAnomalyResponse(
+            order=order_to_proto(resolution.order), outcome=resolution.outcome
+        )
 
+    @maps_errors
     async def RunSentinel(
         self, request: recharge_pb2.RunSentinelRequest, context: grpc.aio.ServicerContext
     ) -> recharge_pb2.SentinelReport:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _LATER)
-        raise AssertionError("unreachable: abort raises")
+        report = await self._sentinel.run(ignore_hold=request.ignore_hold)
+        return recharge_pb2.SentinelReport(**report.as_dict())
 
 
-def registrar(deps: Deps) -> Registrar:
+def registrar(deps: Deps, sentinel: Sentinel) -> Registrar:
     def register(server: grpc.aio.Server) -> str:
-        recharge_pb2_grpc.add_RechargeOpsServicer_to_server(RechargeOpsServicer(deps), server)
+        recharge_pb2_grpc.add_RechargeOpsServicer_to_server(RechargeOpsServicer(deps, sentinel), server)
         return str(recharge_pb2.DESCRIPTOR.services_by_name["RechargeOps"].full_name)
 
     return register

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 
@@ -34,3 +35,34 @@ class CreateRechargeOrder:
         if not 1 <= len(self.payer_openid) <= 128:
             raise InvalidArgument("payer_openid", "required, 1 to 128 characters")
         return self.card_no, self.pay_amount_fen, channel, self.idempotency_key, self.payer_openid
+
+
+class ResolveAction(enum.IntEnum):
+    """Operators' fenced actions (mirrors ``recharge.v1.ResolveAction``)."""
+
+    RETRY_NOW = 1
+    REFUND = 2
+    CONFIRM_CREDIT = 3
+
+
+@dataclass(frozen=True)
+class ResolveAnomaly:
+    order_no: str
+    action: int
+    operator: str
+    reason: str
+
+    def validated(self) -> tuple[str, ResolveAction, str, str]:
+        """The checked values, or ``InvalidArgument`` naming the first bad field."""
+        if not self.order_no:
+            raise InvalidArgument("order_no", "required")
+        try:
+            action = ResolveAction(self.action)
+        except ValueError:
+            raise InvalidArgument("action", "must be RETRY_NOW, REFUND or CONFIRM_CREDIT") from None
+        operator, reason = self.operator.strip(), self.reason.strip()
+        if not 1 <= len(operator) <= 64:
+            raise InvalidArgument("operator", "required: who is acting, 1 to 64 characters")
+        if not 1 <= len(reason) <= 500:
+            raise InvalidArgument("reason", "required: why, 1 to 500 characters")
+        return self.order_no, action, operator, reason

@@ -22,8 +22,9 @@ from recharge_service.service_layer.refund import refund_path
 DEFINITIVE_REFUSALS = frozenset({"CARD_FROZEN", "CARD_CLOSED"})
 
 
-async def credit(deps: Deps, order_no: str) -> RechargeOrder:
-    order = await load_order(deps, order_no)
+async def credit(deps: Deps, order_no: str, *, known: RechargeOrder | None = None) -> RechargeOrder:
+    """``known``: the order as the caller just read it (saves a read; every write re-reads)."""
+    order = known or await load_order(deps, order_no)
     if order.status not in (OrderStatus.PAID, OrderStatus.CREDIT_UNKNOWN):
         return order
     outcome = await deps.card.confirm_recharge(order_no)
@@ -31,15 +32,15 @@ async def credit(deps: Deps, order_no: str) -> RechargeOrder:
         if outcome.value.status == SUCCEEDED:
             return await settle.mark_credited(deps, order_no, "card system confirmed the credit")
         if outcome.value.status == VOIDED:
-            return await refund_path(deps, order_no, "pre-recharge voided")
+            return await refund_path(deps, order_no, "pre-recharge voided", known=order)
         return await settle.mark_credit_unknown(
             deps, order_no, f"ConfirmRecharge answered {outcome.value.status}"
         )
     if isinstance(outcome, Rejected):
         if outcome.reason in DEFINITIVE_REFUSALS:
-            return await refund_path(deps, order_no, f"confirm refused: {outcome.reason}")
+            return await refund_path(deps, order_no, f"confirm refused: {outcome.reason}", known=order)
         if outcome.code == "NOT_FOUND":
-            return await refund_path(deps, order_no, "pre-recharge unknown to the card system")
+            return await refund_path(deps, order_no, "pre-recharge unknown to the card system", known=order)
         return await settle.mark_credit_unknown(
             deps, order_no, f"ConfirmRecharge refused: {outcome.reason} {outcome.detail}".strip()
         )

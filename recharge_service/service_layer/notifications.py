@@ -21,6 +21,7 @@ from recharge_service.service_layer import confirm, settle
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.payment import PaymentRejected, record_payment
 from recharge_service.service_layer.ports import PaymentTransaction
+from recharge_service.service_layer.steps import credit_task_key
 
 log = get_logger("notify")
 
@@ -94,7 +95,7 @@ async def _payment(deps: Deps, resource: dict[str, Any]) -> Ack:
 
 def start_credit(deps: Deps, order_no: str) -> None:
     """Confirm the pre-recharge in the background (one task per order at a time)."""
-    deps.background.spawn(f"credit:{order_no}", lambda: confirm.credit(deps, order_no))
+    deps.background.spawn(credit_task_key(order_no), lambda: confirm.credit(deps, order_no))
 
 
 async def _refund(deps: Deps, event_type: str, resource: dict[str, Any]) -> Ack:

@@ -1,4 +1,4 @@
-"""Recording a payment (from a notification now, from the sentinel's QueryOrder later).
+"""Recording a payment (from a notification, or from a QueryOrder by the sentinel or an operator).
 
 In ONE transaction: the payment row (once per transaction id), AWAITING_PAYMENT -> PAID, and the
 timeline. Duplicates and late or reordered notifications change nothing: an order already PAID or
@@ -46,6 +46,7 @@ async def record_payment(deps: Deps, payment: PaymentTransaction, *, source: str
                 payment.transaction_id, order.order_no, payment.amount_total_fen, payment.success_time, now
             )
             outcome = "duplicate" if not first else "accepted"
+            noted = False
             if order.status is S.AWAITING_PAYMENT:
                 order.transaction_id = payment.transaction_id
                 order.paid_at = _parse_time(payment.success_time) or now
@@ -62,6 +63,11 @@ async def record_payment(deps: Deps, payment: PaymentTransaction, *, source: str
                 order.transition(
                     S.MANUAL_REVIEW, now, actor=actor(), detail="paid, but the prepay was never recorded"
                 )
+            elif order.status is S.MANUAL_REVIEW and not order.transaction_id:
+                # An operator is deciding; the payment is now on record (CONFIRM_CREDIT or REFUND).
+                order.transaction_id = payment.transaction_id
+                order.paid_at = _parse_time(payment.success_time) or now
+                noted = True
             elif order.status not in PAID_OR_LATER and order.status is not S.MANUAL_REVIEW:
                 outcome = "anomaly"
                 log.error("payment_for_finished_order", order_no=order.order_no, status=order.status.name)
@@ -77,7 +83,7 @@ async def record_payment(deps: Deps, payment: PaymentTransaction, *, source: str
                     f"{order.changes[0].from_status.name if order.changes else order.status.name}",
                 )
             )
-            if order.changes:
+            if order.changes or noted:
                 try:
                     await uow.orders.save(order)
                 except StaleOrder:

@@ -13,13 +13,13 @@ and void under one lock), so only then: REFUNDING (committed first, with ``{orde
 from __future__ import annotations
 
 from rc_common.logs import get_logger
-from rc_common.outcomes import Done, Rejected
+from rc_common.outcomes import Done, Rejected, Unknown
 from recharge_service.domain.numbers import refund_no
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer import settle
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import load_order
-from recharge_service.service_layer.ports import SUCCEEDED, VOIDED, RefundResult
+from recharge_service.service_layer.ports import SUCCEEDED, VOIDED, CardRecharge, RefundResult
 
 S = OrderStatus
 log = get_logger("refund")
@@ -28,27 +28,40 @@ log = get_logger("refund")
 REFUNDABLE = frozenset({S.PAID, S.CREDIT_UNKNOWN, S.REFUNDING, S.MANUAL_REVIEW})
 
 
-async def refund_path(deps: Deps, order_no: str, reason: str) -> RechargeOrder:
-    """Void, then refund. Returns the order as it ends up (never refunds without a VOIDED)."""
-    order = await load_order(deps, order_no)
-    if order.status not in REFUNDABLE:
-        return order
+async def refund_path(
+    deps: Deps, order_no: str, reason: str, *, known: RechargeOrder | None = None
+) -> RechargeOrder:
+    """Void, then refund. Returns the order as it ends up (never refunds without a VOIDED).
+    ``known``: the order as the caller just read it (saves a read; every write re-reads)."""
+    order, _void = await void_then_refund(deps, order_no, reason, known=known)
+    return order
+
+
+async def void_then_refund(
+    deps: Deps, order_no: str, reason: str, *, known: RechargeOrder | None = None
+) -> tuple[RechargeOrder, Done[CardRecharge] | Rejected | Unknown | None]:
+    """``refund_path`` that also returns the void's answer (None when no void was asked for:
+    already REFUNDING, or not refundable), for callers that must say why nothing was refunded."""
+    order = known or await load_order(deps, order_no)
+    if order.status not in REFUNDABLE or not order.transaction_id:  # nothing paid, nothing to return
+        return order, None
+    if order.status is S.REFUNDING:
+        return await request_refund(deps, order), None
+    outcome = await deps.card.void_recharge(order_no, reason)
+    if isinstance(outcome, Done) and outcome.value.status == SUCCEEDED:
+        return await settle.mark_credited(deps, order_no, "void answered SUCCEEDED: the credit won"), outcome
+    if not (isinstance(outcome, Done) and outcome.value.status == VOIDED):
+        if isinstance(outcome, Done):
+            error = f"VoidRecharge answered {outcome.value.status}"
+        elif isinstance(outcome, Rejected):
+            error = f"VoidRecharge refused: {outcome.reason} {outcome.detail}".strip()
+        else:
+            error = f"VoidRecharge {outcome.code}: {outcome.detail}"
+        return await settle.mark_credit_unknown(deps, order_no, error), outcome
+    order = await settle.mark_refunding(deps, order_no, refund_no(order_no), reason)
     if order.status is not S.REFUNDING:
-        outcome = await deps.card.void_recharge(order_no, reason)
-        if isinstance(outcome, Done) and outcome.value.status == SUCCEEDED:
-            return await settle.mark_credited(deps, order_no, "void answered SUCCEEDED: the credit won")
-        if not (isinstance(outcome, Done) and outcome.value.status == VOIDED):
-            if isinstance(outcome, Done):
-                error = f"VoidRecharge answered {outcome.value.status}"
-            elif isinstance(outcome, Rejected):
-                error = f"VoidRecharge refused: {outcome.reason} {outcome.detail}".strip()
-            else:
-                error = f"VoidRecharge {outcome.code}: {outcome.detail}"
-            return await settle.mark_credit_unknown(deps, order_no, error)
-        order = await settle.mark_refunding(deps, order_no, refund_no(order_no), reason)
-        if order.status is not S.REFUNDING:
-            return order
-    return await request_refund(deps, order)
+        return order, outcome
+    return await request_refund(deps, order), outcome
 
 
 async def request_refund(deps: Deps, order: RechargeOrder) -> RechargeOrder:
@@ -71,9 +84,9 @@ async def request_refund(deps: Deps, order: RechargeOrder) -> RechargeOrder:
     return await settle.note_undecided(deps, order.order_no, f"CreateRefund {outcome.code}: {outcome.detail}")
 
 
-async def settle_refund(deps: Deps, order_no: str) -> RechargeOrder:
+async def settle_refund(deps: Deps, order_no: str, *, known: RechargeOrder | None = None) -> RechargeOrder:
     """Ask WeChat how a REFUNDING order's refund ended (the sentinel's step)."""
-    order = await load_order(deps, order_no)
+    order = known or await load_order(deps, order_no)
     if order.status is not S.REFUNDING or not order.out_refund_no:
         return order
     outcome = await deps.payments.query_refund(order_no, order.out_refund_no)

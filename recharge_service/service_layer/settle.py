@@ -17,6 +17,7 @@ async def mark_credited(deps: Deps, order_no: str, detail: str) -> RechargeOrder
     def credited(order: RechargeOrder) -> bool:
         if order.status not in (S.PAID, S.CREDIT_UNKNOWN, S.REFUNDING, S.MANUAL_REVIEW):
             return False
+        order.failure_reason = ""  # a review's reason stays in the timeline, not on a credited order
         order.transition(S.CREDITED, deps.clock(), actor=actor(), detail=detail)
         return True
 
@@ -84,3 +85,15 @@ async def note_undecided(deps: Deps, order_no: str, error: str) -> RechargeOrder
         return True
 
     return await change_order(deps, order_no, noted)
+
+
+async def mark_closed(deps: Deps, order_no: str, detail: str) -> RechargeOrder:
+    """Never paid: WeChat's order is closed (or never existed) and the pre-recharge is voided."""
+
+    def closed(order: RechargeOrder) -> bool:
+        if order.status not in (S.CREATED, S.AWAITING_PAYMENT, S.MANUAL_REVIEW) or order.transaction_id:
+            return False
+        order.transition(S.CLOSED, deps.clock(), actor=actor(), detail=detail)
+        return True
+
+    return await change_order(deps, order_no, closed)

@@ -20,6 +20,8 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rc_common.db import Database
+from recharge_service.adapters.anomalies import AnomaliesRepository
+from recharge_service.adapters.leases import OrderLeases
 from recharge_service.adapters.repository import (
     OrdersRepository,
     OutboxRepository,
@@ -33,6 +35,8 @@ class UnitOfWork:
     payments: PaymentsRepository
     timeline: TimelineRepository
     outbox: OutboxRepository
+    leases: OrderLeases
+    anomalies: AnomaliesRepository
 
     def __init__(self, db: Database, *, readonly: bool = False) -> None:
         self._db = db
@@ -47,6 +51,8 @@ class UnitOfWork:
         self.outbox = OutboxRepository(self._session)
         self.payments = PaymentsRepository(self._session)
         self.orders = OrdersRepository(self._session, self.timeline, self.outbox)
+        self.leases = OrderLeases(self._session)
+        self.anomalies = AnomaliesRepository(self._session)
         return self
 
     async def __aexit__(

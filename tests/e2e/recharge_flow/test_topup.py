@@ -38,7 +38,14 @@ async def test_a_top_up_is_credited_and_the_balance_rises_by_pay_plus_bonus(clie
         (recharge_pb2.ORDER_STATUS_PAID, CREDITED),
     ]
     remote = [(e.method.rsplit("/", 1)[-1], e.outcome) for e in events if e.kind == "remote_call"]
-    assert remote == [("PreRecharge", "done"), ("CreatePrepay", "done"), ("ConfirmRecharge", "done")]
+    assert remote == [  # each call that changes something is on record before it is sent
+        ("PreRecharge", "sent"),
+        ("PreRecharge", "done"),
+        ("CreatePrepay", "sent"),
+        ("CreatePrepay", "done"),
+        ("ConfirmRecharge", "sent"),
+        ("ConfirmRecharge", "done"),
+    ]
     assert all(e.latency_ms >= 0 and e.at.seconds > 0 for e in events)
 
 

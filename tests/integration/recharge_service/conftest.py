@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from recharge_service.service_layer.commands import CreateRechargeOrder
 from recharge_service.service_layer.create import create_recharge_order
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.unit_of_work import uow_factory
-from tests.integration.recharge_service.fakes import FakeCard, FakePayments
+from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments
 from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
 
 MCHID = "1900000109"
@@ -48,6 +49,26 @@ def payments() -> FakePayments:
 @pytest.fixture
 async def deps(db: Database, card: FakeCard, payments: FakePayments) -> AsyncIterator[Deps]:
     built = Deps(uow=uow_factory(db), card=card, payments=payments, mchid=MCHID)
+    yield built
+    await built.background.close(5.0)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def timed(db: Database, card: FakeCard, payments: FakePayments, clock: Clock) -> AsyncIterator[Deps]:
+    """Like ``deps``, on a clock the test moves (orders expire after 30 minutes)."""
+    built = Deps(
+        uow=uow_factory(db),
+        card=card,
+        payments=payments,
+        mchid=MCHID,
+        clock=clock,
+        order_expiry=timedelta(minutes=30),
+    )
     yield built
     await built.background.close(5.0)
 

@@ -7,6 +7,7 @@ import itertools
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rc_common.outcomes import Done, Rejected, Unknown
@@ -21,6 +22,19 @@ from recharge_service.service_layer.ports import (
 )
 
 Outcome = Done[Any] | Rejected | Unknown
+
+
+@dataclass
+class Clock:
+    """The use cases' clock, moved by the test (hold windows, expiries, leases)."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 26, 4, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
 
 
 def unknown(code: str = "UNAVAILABLE") -> Unknown:

@@ -88,6 +88,12 @@ class FakeCardSystem(card_pb2_grpc.CardSystemServicer, Scripted):  # type: ignor
             record.status = card_pb2.PRE_RECHARGE_STATUS_VOIDED
         return record
 
+    async def GetRecharge(self, request: Any, context: Any) -> card_pb2.PreRecharge:
+        await self._act("GetRecharge", request, context)
+        if request.order_no not in self.records:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "fake: no such pre-recharge")
+        return self.records[request.order_no]
+
 
 class FakeWechat(wechatpay_pb2_grpc.PaymentGatewayServicer, Scripted):  # type: ignore[misc]
     def __init__(self) -> None:

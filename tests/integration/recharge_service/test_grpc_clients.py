@@ -49,10 +49,14 @@ async def test_an_unavailable_card_system_is_retried_and_each_attempt_is_on_the_
     )
     assert len(fake.of("PreRecharge")) == 3
     method = "/card.v1.CardSystem/PreRecharge"
-    assert await remote_rows(db, "R1") == [
+    sent = "sent, answer pending"
+    assert await remote_rows(db, "R1") == [  # each attempt is on record before it is sent
+        (method, "sent", f"attempt 1/3: {sent}", "system"),
         (method, "unknown", "attempt 1/3", "system"),
+        (method, "sent", f"attempt 2/3: {sent}", "system"),
         (method, "unknown", "attempt 2/3", "system"),
-        (method, "done", "attempt 3/3", "system"),
+        (method, "sent", f"attempt 3/3: {sent}", "system"),
+        (method, "done", "attempt 3/3: RECHARGING", "system"),
     ]
 
 
@@ -81,7 +85,10 @@ async def test_confirm_gives_up_after_its_attempts_as_unknown(
     assert isinstance(outcome, Unknown)
     assert "after 2 attempts" in outcome.detail
     rows = [row for row in await remote_rows(db, "R3") if row[0].endswith("ConfirmRecharge")]
-    assert [(outcome, actor) for _m, outcome, _d, actor in rows] == [("unknown", "sentinel")] * 2
+    assert [(outcome, actor) for _m, outcome, _d, actor in rows] == [
+        ("sent", "sentinel"),
+        ("unknown", "sentinel"),
+    ] * 2
 
 
 async def test_a_refund_request_is_sent_with_the_given_number_and_amounts(db: Database) -> None:

@@ -162,7 +162,11 @@ async def test_a_top_up_goes_from_create_to_credited_with_its_followups(
         ("ORDER_STATUS_AWAITING_PAYMENT", "ORDER_STATUS_PAID"),
         ("ORDER_STATUS_PAID", "ORDER_STATUS_CREDITED"),
     ]
-    calls = [e.method.rsplit("/", 1)[-1] for e in timeline.events if e.kind == "remote_call"]
+    calls = [
+        e.method.rsplit("/", 1)[-1]
+        for e in timeline.events
+        if e.kind == "remote_call" and e.outcome != "sent"
+    ]
     assert calls == ["PreRecharge", "CreatePrepay", "ConfirmRecharge"]
     assert [e.seq for e in timeline.events] == sorted(e.seq for e in timeline.events)
     assert any(e.kind == "notification" and e.outcome == "accepted" for e in timeline.events)

@@ -90,3 +90,25 @@ def test_backoff_doubles_with_jitter_and_is_capped() -> None:
         base = min(0.2 * 2 ** (number - 1), 1.0)
         assert base / 2 <= delay <= base
     assert len({round(d, 6) for d in delays}) > 1
+
+
+async def test_a_call_that_changes_something_is_on_record_before_each_attempt_is_sent() -> None:
+    timeline = MemoryTimeline()
+    seen_before: list[int] = []
+    _deadlines, scripted = script(Failure(grpc.StatusCode.UNAVAILABLE), "VOIDED")
+
+    async def attempt(deadline: float) -> object:
+        seen_before.append(len(timeline.entries))  # what was recorded when the call went out
+        return await scripted(deadline)  # type: ignore[operator]
+
+    outcome = await with_retries(
+        "/x/Void", "R1", attempt, RetryPolicy(3), timeline, announce=True, describe=str, sleep=no_sleep
+    )
+    assert outcome.outcome == "done"
+    assert seen_before == [1, 3]
+    assert [(e.outcome, e.detail) for e in timeline.entries] == [
+        ("sent", "attempt 1/3: sent, answer pending"),
+        ("unknown", "attempt 1/3"),
+        ("sent", "attempt 2/3: sent, answer pending"),
+        ("done", "attempt 2/3: VOIDED"),
+    ]

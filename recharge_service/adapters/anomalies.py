@@ -1,0 +1,80 @@
+"""Orders operators should look at, oldest change first, paged by (updated_at, order_no)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from recharge_service.adapters.orm import recharge_orders
+from recharge_service.adapters.repository import order_from_row
+from recharge_service.domain.order import OrderStatus, RechargeOrder
+
+orders = recharge_orders.c
+
+
+@dataclass(frozen=True)
+class AnomalyPage:
+    orders: list[RechargeOrder]
+    next_page_token: str
+
+
+def encode_anomaly_token(updated_at: datetime, order_no: str) -> str:
+    data = {"after": [updated_at.isoformat(), order_no]}
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+
+
+def decode_anomaly_token(token: str) -> tuple[datetime, str]:
+    """The position to continue after; raises ValueError on a token we did not make."""
+    try:
+        moment, order_no = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+        return datetime.fromisoformat(moment), str(order_no)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError("not a page token of ListAnomalies") from exc
+
+
+class AnomaliesRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def page(
+        self,
+        *,
+        statuses: Sequence[OrderStatus],
+        old_statuses: Sequence[OrderStatus] = (),
+        old_before: datetime | None = None,
+        changed_before: datetime | None = None,
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> AnomalyPage:
+        """Orders in ``statuses``, plus those in ``old_statuses`` last changed before ``old_before``;
+        only those last changed before ``changed_before`` (None = any)."""
+        wanted: ColumnElement[bool] = orders.status.in_([s.name for s in statuses]) if statuses else false()
+        if old_statuses and old_before is not None:
+            wanted = or_(
+                wanted,
+                and_(orders.status.in_([s.name for s in old_statuses]), orders.updated_at < old_before),
+            )
+        query = select(recharge_orders).where(wanted)
+        if changed_before is not None:
+            query = query.where(orders.updated_at <= changed_before)
+        if page_token:
+            after_at, after_no = decode_anomaly_token(page_token)
+            query = query.where(
+                or_(
+                    orders.updated_at > after_at,
+                    and_(orders.updated_at == after_at, orders.order_no > after_no),
+                )
+            )
+        query = query.order_by(orders.updated_at, orders.order_no).limit(page_size + 1)
+        rows = (await self._session.execute(query)).mappings().all()
+        found = [order_from_row(row) for row in rows[:page_size]]
+        token = ""
+        if len(rows) > page_size:
+            token = encode_anomaly_token(found[-1].updated_at, found[-1].order_no)
+        return AnomalyPage(found, token)

@@ -1,0 +1,203 @@
+"""ResolveAnomaly: operators' actions, fenced exactly like the sentinel, each on the timeline with
+who and why (``operator_action`` rows: one when asked, one with the result).
+
+The operator first takes the order's lease, so the sentinel and other operators keep off while
+the action runs (held by someone else -> UNAVAILABLE ORDER_BUSY, try again).
+
+- RETRY_NOW: the sentinel's step for the order now, ignoring the hold. For an order in
+  MANUAL_REVIEW: look again and take only what the other systems have already decided (the card
+  says SUCCEEDED -> CREDITED, WeChat says the refund SUCCEEDED -> REFUNDED, never paid and past
+  expiry -> closed at WeChat, voided -> CLOSED); otherwise say what was found.
+- REFUND: the refund path — void first, then the order's one refund number. The card says the
+  credit landed -> refused CARD_CREDITED and the order becomes CREDITED; the void's outcome is
+  unknown -> UNAVAILABLE, nothing refunded. A refund already asked for is looked up first.
+- CONFIRM_CREDIT: CREDITED only when the card system says SUCCEEDED (``GetRecharge``, and
+  ``ConfirmRecharge`` while the pre-recharge is RECHARGING); else refused CARD_NOT_CREDITED.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rc_common.errors import Refused, ServiceError, Unavailable
+from rc_common.outcomes import Done, Rejected
+from recharge_service.domain.order import SENTINEL_STATES, OrderStatus, RechargeOrder
+from recharge_service.domain.timeline import OPERATOR_ACTION, TimelineEntry
+from recharge_service.service_layer import refund, settle
+from recharge_service.service_layer.actor import acting_as
+from recharge_service.service_layer.commands import ResolveAction, ResolveAnomaly
+from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.orders import load_order
+from recharge_service.service_layer.ports import RECHARGING, SUCCEEDED, VOIDED
+from recharge_service.service_layer.sentinel import SentinelPolicy, visit
+from recharge_service.service_layer.steps import Step
+from recharge_service.service_layer.unpaid import PAID_STATES, close_then_void, paid_path
+from recharge_service.service_layer.visits import VisitLog
+
+S = OrderStatus
+
+
+@dataclass(frozen=True)
+class Resolution:
+    order: RechargeOrder
+    outcome: str
+
+
+async def resolve_anomaly(deps: Deps, policy: SentinelPolicy, command: ResolveAnomaly) -> Resolution:
+    order_no, action, operator, reason = command.validated()
+    await load_order(deps, order_no)  # NotFound first
+    owner = f"{policy.owner}:operator"
+    now = deps.clock()
+    async with deps.uow() as uow:
+        leased = await uow.leases.claim_one(order_no, owner, now, now + policy.lease)
+        await uow.commit()
+    if not leased:
+        raise Unavailable("ORDER_BUSY", "the sentinel or an operator is working on this order; try again")
+    try:
+        await _record(deps, order_no, operator, action, "requested", reason)
+        try:
+            with acting_as(operator):
+                resolution = await _act(deps, policy, owner, action, order_no, f"{operator}: {reason}")
+        except ServiceError as exc:
+            why = getattr(exc, "reason", type(exc).__name__)
+            await _record(deps, order_no, operator, action, "refused", f"{why}: {exc.message}")
+            raise
+        await _record(deps, order_no, operator, action, "done", resolution.outcome)
+        return resolution
+    finally:
+        async with deps.uow() as uow:
+            await uow.leases.release(order_no, owner, deps.clock())
+            await uow.commit()
+
+
+async def _act(
+    deps: Deps, policy: SentinelPolicy, owner: str, action: ResolveAction, order_no: str, why: str
+) -> Resolution:
+    if action is ResolveAction.RETRY_NOW:
+        return await retry_now(deps, policy, owner, order_no)
+    if action is ResolveAction.REFUND:
+        return await refund_now(deps, order_no, why)
+    return await confirm_credit(deps, order_no)
+
+
+async def retry_now(deps: Deps, policy: SentinelPolicy, owner: str, order_no: str) -> Resolution:
+    order = await load_order(deps, order_no)
+    if order.status in SENTINEL_STATES:
+        done = await visit(deps, policy, order_no, VisitLog(deps, owner))
+        return Resolution(done.order, f"{done.category}: {done.detail}")
+    if order.status is S.MANUAL_REVIEW:
+        step = await review_step(deps, order)
+        return Resolution(step.order, step.detail)
+    return Resolution(order, f"nothing to do: the order is {order.status.name}")
+
+
+async def review_step(deps: Deps, order: RechargeOrder) -> Step:
+    """Look again at an order in MANUAL_REVIEW; act only on what is already decided elsewhere."""
+    order_no = order.order_no
+    if not order.transaction_id:
+        found = await deps.payments.query_order(order_no)
+        if isinstance(found, Done) and found.value.trade_state in PAID_STATES:
+            step = await paid_path(deps, found.value)
+            return Step(step.order, f"{step.detail}; now CONFIRM_CREDIT or REFUND")
+        if isinstance(found, Done) and deps.clock() >= order.expires_at:
+            return await close_then_void(deps, order)
+        if isinstance(found, Done):
+            return Step(order, f"WeChat: {found.value.trade_state}, not expired yet")
+        raise Unavailable("WECHAT_UNAVAILABLE", f"QueryOrder did not answer: {found.code}")
+    if order.out_refund_no:
+        asked = await deps.payments.query_refund(order_no, order.out_refund_no)
+        if isinstance(asked, Done) and asked.value.status == "SUCCESS":
+            ended = await settle.mark_refunded(deps, order_no, f"refund {order.out_refund_no} SUCCESS")
+            return Step(ended, f"refund {order.out_refund_no}: SUCCESS")
+        if isinstance(asked, Done):
+            return Step(order, f"refund {order.out_refund_no}: {asked.value.status} at WeChat")
+        if isinstance(asked, Rejected) and asked.code == "NOT_FOUND":
+            return Step(order, f"refund {order.out_refund_no} never reached WeChat: REFUND sends it")
+        raise Unavailable("WECHAT_UNAVAILABLE", f"QueryRefund did not answer: {asked.code}")
+    card = await deps.card.get_recharge(order_no)
+    if isinstance(card, Done) and card.value.status == SUCCEEDED:
+        ended = await settle.mark_credited(deps, order_no, "card system says SUCCEEDED")
+        return Step(ended, "card: SUCCEEDED")
+    if isinstance(card, Done):
+        return Step(order, f"card: {card.value.status}; CONFIRM_CREDIT or REFUND decides")
+    if isinstance(card, Rejected):
+        return Step(order, f"card refused GetRecharge: {card.reason}; REFUND voids first")
+    raise Unavailable("CARD_UNAVAILABLE", f"GetRecharge did not answer: {card.code}")
+
+
+async def refund_now(deps: Deps, order_no: str, why: str) -> Resolution:
+    order = await load_order(deps, order_no)
+    if order.status is S.CREDITED:
+        raise Refused("CARD_CREDITED", "the card was credited for this order; it is never refunded")
+    if order.status is S.REFUNDED:
+        return Resolution(order, "already REFUNDED")
+    if not order.transaction_id:
+        raise Refused("ORDER_NOT_PAID", "no payment is on record for this order (RETRY_NOW asks WeChat)")
+    if order.out_refund_no and order.status is S.MANUAL_REVIEW:
+        asked = await deps.payments.query_refund(order_no, order.out_refund_no)
+        if isinstance(asked, Done) and asked.value.status == "SUCCESS":
+            ended = await settle.mark_refunded(deps, order_no, f"refund {order.out_refund_no} SUCCESS")
+            return Resolution(ended, f"refund {order.out_refund_no}: SUCCESS")
+        if isinstance(asked, Done) and asked.value.status in ("ABNORMAL", "CLOSED"):
+            raise Refused(
+                f"REFUND_{asked.value.status}",
+                f"WeChat says refund {order.out_refund_no} ended {asked.value.status}: handle it in the "
+                "WeChat Pay merchant platform, then RETRY_NOW",
+            )
+        if isinstance(asked, Done):
+            return Resolution(order, f"refund {order.out_refund_no}: {asked.value.status} at WeChat")
+        if not (isinstance(asked, Rejected) and asked.code == "NOT_FOUND"):
+            raise Unavailable("WECHAT_UNAVAILABLE", "QueryRefund did not answer; nothing was done")
+    ended, void = await refund.void_then_refund(deps, order_no, f"operator refund ({why})")
+    if ended.status is S.CREDITED:
+        raise Refused(
+            "CARD_CREDITED",
+            "the card system says the credit landed (the void answered SUCCEEDED): the order is now "
+            "CREDITED and nothing was refunded",
+        )
+    if void is not None and not (isinstance(void, Done) and void.value.status == VOIDED):
+        if isinstance(void, Rejected):
+            raise Refused("VOID_REFUSED", f"the card system refused the void ({void.reason}): no refund")
+        if isinstance(void, Done):
+            raise Refused("VOID_REFUSED", f"the void answered {void.value.status}: nothing refunded")
+        raise Unavailable("CARD_UNAVAILABLE", f"the void's outcome is unknown ({void.code}): no refund")
+    return Resolution(ended, f"voided; refund {ended.out_refund_no}: {ended.status.name}")
+
+
+async def confirm_credit(deps: Deps, order_no: str) -> Resolution:
+    order = await load_order(deps, order_no)
+    if order.status is S.CREDITED:
+        return Resolution(order, "already CREDITED")
+    if not order.transaction_id:
+        raise Refused("ORDER_NOT_PAID", "no payment is on record for this order: it cannot be credited")
+    if order.status is S.REFUNDED:
+        raise Refused("CARD_NOT_CREDITED", "the order was refunded after the card system voided it")
+    card = await deps.card.get_recharge(order_no)
+    if isinstance(card, Done) and card.value.status == RECHARGING:
+        card = await deps.card.confirm_recharge(order_no)
+    if isinstance(card, Done) and card.value.status == SUCCEEDED:
+        ended = await settle.mark_credited(deps, order_no, "operator: the card system says SUCCEEDED")
+        return Resolution(ended, "card: SUCCEEDED -> CREDITED")
+    if isinstance(card, Done):
+        raise Refused("CARD_NOT_CREDITED", f"the card system says {card.value.status}: not credited")
+    if isinstance(card, Rejected):
+        raise Refused("CARD_NOT_CREDITED", f"the card system refused: {card.reason} {card.detail}".strip())
+    raise Unavailable("CARD_UNAVAILABLE", f"the card system did not answer ({card.code}): nothing changed")
+
+
+async def _record(
+    deps: Deps, order_no: str, operator: str, action: ResolveAction, outcome: str, detail: str
+) -> None:
+    async with deps.uow() as uow:
+        await uow.timeline.add(
+            TimelineEntry(
+                order_no,
+                deps.clock(),
+                OPERATOR_ACTION,
+                method=action.name,
+                outcome=outcome,
+                actor=operator,
+                detail=detail,
+            )
+        )
+        await uow.commit()

@@ -1,0 +1,221 @@
+"""The sentinel: every order ends, or lands in MANUAL_REVIEW with the reason.
+
+One run visits every due order once: it claims a batch (one short transaction; see
+``adapters/leases.py``), visits each, ``concurrency`` at a time, and claims again while batches come
+back full (orders it visited are not claimed again by the same run). A visit takes the step for the
+order's state
+(``steps.py``, ``unpaid.py``), counts an undecided visit as an attempt, sends the order to
+MANUAL_REVIEW after ``max_attempts`` attempts or ``max_age``, writes one ``sentinel_visit`` row on
+the timeline and releases the lease. Due: last changed more than ``hold`` ago (unless the run
+ignores the hold) and in a sentinel state (CREATED only past its expiry); MANUAL_REVIEW never.
+
+Safe to cancel at any await: every step records before and after its remote call, so the next
+visit resumes; a cancelled run's leases simply expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+
+from rc_common.logs import get_logger
+from recharge_service.domain.order import SENTINEL_STATES, UNDECIDED, OrderStatus, RechargeOrder
+from recharge_service.domain.review import review_reason
+from recharge_service.service_layer import settle
+from recharge_service.service_layer.actor import acting_as
+from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.orders import load_order
+from recharge_service.service_layer.steps import CREDIT, Step, credit_step, refund_step
+from recharge_service.service_layer.unpaid import awaiting_payment_step, created_step
+from recharge_service.service_layer.visits import VisitLog
+
+log = get_logger("sentinel")
+S = OrderStatus
+
+
+@dataclass(frozen=True)
+class SentinelPolicy:
+    owner: str
+    hold: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(seconds=60)
+    batch: int = 500
+    concurrency: int = 16
+    max_attempts: int = 10
+    max_age: timedelta = timedelta(hours=24)
+    on_pending: str = CREDIT
+
+
+@dataclass
+class SentinelReport:
+    examined: int = 0
+    credited: int = 0
+    refunded: int = 0
+    closed: int = 0
+    still_unknown: int = 0
+    manual_review: int = 0
+    refunding: int = 0
+    skipped: int = 0
+    duration_ms: int = 0
+
+    def count(self, category: str) -> None:
+        setattr(self, category, getattr(self, category) + 1)
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Visit:
+    category: str  # a SentinelReport counter
+    order: RechargeOrder
+    detail: str
+
+
+def categorize(before: RechargeOrder, after: RechargeOrder, waiting: bool) -> str:
+    if before.status not in SENTINEL_STATES:
+        return "skipped"
+    by_status = {
+        S.CREDITED: "credited",
+        S.REFUNDED: "refunded",
+        S.CLOSED: "closed",
+        S.REJECTED: "closed",
+        S.MANUAL_REVIEW: "manual_review",
+        S.REFUNDING: "refunding",
+    }
+    if after.status in by_status:
+        return by_status[after.status]
+    return "skipped" if waiting else "still_unknown"
+
+
+async def advance(deps: Deps, order: RechargeOrder, on_pending: str) -> Step:
+    """The step for the order's state (nothing for states the sentinel leaves alone)."""
+    if order.status in (S.PAID, S.CREDIT_UNKNOWN):
+        return await credit_step(deps, order, on_pending)
+    if order.status is S.REFUNDING:
+        return await refund_step(deps, order)
+    if order.status is S.AWAITING_PAYMENT:
+        return await awaiting_payment_step(deps, order)
+    if order.status is S.CREATED:
+        return await created_step(deps, order)
+    return Step(order, f"nothing to do: {order.status.name}", waiting=True)
+
+
+async def visit(deps: Deps, policy: SentinelPolicy, order_no: str, visits: VisitLog) -> Visit:
+    """Take one leased order one step forward; always ends by recording the visit, which releases
+    the lease (unless cancelled: then the lease expires)."""
+    before = await load_order(deps, order_no)
+    try:
+        step = await advance(deps, before, policy.on_pending)
+        order = step.order
+        undecided = not step.waiting and (order.status in UNDECIDED or order.attempts > before.attempts)
+        if undecided and order.attempts == before.attempts:
+            order = await settle.note_undecided(deps, order_no, step.detail)
+        reason = review_reason(
+            order, deps.clock(), max_attempts=policy.max_attempts, max_age=policy.max_age, undecided=undecided
+        )
+        if reason:
+            order = await settle.send_to_manual_review(deps, order_no, reason)
+        result = Visit(categorize(before, order, step.waiting), order, reason or step.detail)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        await visits.record(before, before, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    error = order.last_error if order.attempts > before.attempts else ""
+    await visits.record(
+        before, order, result.category, result.detail, "" if error in result.detail else error
+    )
+    return result
+
+
+async def run_sentinel(deps: Deps, policy: SentinelPolicy, *, ignore_hold: bool = False) -> SentinelReport:
+    """Visit every due order once: claim ``batch`` at a time, again while batches come back full
+    (orders visited in this run are not claimed again by it)."""
+    started = time.perf_counter()
+    report = SentinelReport()
+    run_started = deps.clock()
+    with acting_as("sentinel"):
+        while True:
+            claimed = await _claim(deps, policy, ignore_hold, run_started)
+            report.examined += len(claimed)
+            await _visit_batch(deps, policy, claimed, report)
+            if len(claimed) < policy.batch:
+                break
+    report.duration_ms = round((time.perf_counter() - started) * 1000)
+    if claimed:
+        log.info("sentinel_run", ignore_hold=ignore_hold, **report.as_dict())
+    return report
+
+
+async def _claim(deps: Deps, policy: SentinelPolicy, ignore_hold: bool, run_started: datetime) -> list[str]:
+    now = deps.clock()
+    async with deps.uow() as uow:
+        claimed = await uow.leases.claim_batch(
+            policy.owner,
+            now,
+            now + policy.lease,
+            statuses=sorted(SENTINEL_STATES),
+            only_expired=[S.CREATED],
+            changed_before=None if ignore_hold else now - policy.hold,
+            visited_before=run_started,
+            limit=policy.batch,
+        )
+        await uow.commit()
+    return claimed
+
+
+async def _visit_batch(
+    deps: Deps, policy: SentinelPolicy, claimed: list[str], report: SentinelReport
+) -> None:
+    claimed_at = deps.clock()
+    gate = asyncio.Semaphore(policy.concurrency)
+    visits = VisitLog(deps, policy.owner, every=policy.concurrency)
+
+    async def one(order_no: str) -> None:
+        async with gate:
+            report.count(await _visit_claimed(deps, policy, order_no, claimed_at, visits))
+
+    try:
+        await asyncio.gather(*(one(order_no) for order_no in claimed))
+    finally:
+        await visits.flush()
+
+
+async def _visit_claimed(
+    deps: Deps, policy: SentinelPolicy, order_no: str, claimed_at: datetime, visits: VisitLog
+) -> str:
+    """Renew the lease when half of it is gone (the batch may be long), then visit."""
+    now = deps.clock()
+    if now - claimed_at > policy.lease / 2:
+        async with deps.uow() as uow:
+            kept = await uow.leases.renew(order_no, policy.owner, now + policy.lease)
+            await uow.commit()
+        if not kept:
+            log.warning("sentinel_lease_lost", order_no=order_no)
+            return "skipped"
+    try:
+        return (await visit(deps, policy, order_no, visits)).category
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # one order's failure must not stop the run; the next run visits it again
+        log.exception("sentinel_visit_failed", order_no=order_no)
+        return "still_unknown"
+
+
+class Sentinel:
+    """One run at a time per process (the scheduled job and RunSentinel share the lock)."""
+
+    def __init__(self, deps: Deps, policy: SentinelPolicy) -> None:
+        self.deps = deps
+        self.policy = policy
+        self._lock = asyncio.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._lock.locked()
+
+    async def run(self, *, ignore_hold: bool = False) -> SentinelReport:
+        async with self._lock:
+            return await run_sentinel(self.deps, self.policy, ignore_hold=ignore_hold)

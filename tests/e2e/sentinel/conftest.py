@@ -1,0 +1,179 @@
+"""One stack for every sentinel scenario: the three real services with a 1 s hold, a 0.5 s sentinel
+interval, 4 s order expiry and a short WeChat schedule; helpers to fault, wait, run the operator
+CLI, and check each order's money against the card journal and WeChat (I1-I4)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from protos.card.v1 import card_pb2, card_pb2_grpc
+from protos.faults.v1 import faults_pb2, faults_pb2_grpc
+from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
+from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from scripts.stack import ROOT, ServiceProcess, Stack, build_stack, start_stack
+from tests.e2e.recharge_flow.conftest import Clients, _set_rule
+
+EXPIRY_S = 4
+MAX_ATTEMPTS = 5
+S = recharge_pb2
+CARD = "/card.v1.CardSystem/"
+GATEWAY = "/wechatpay.v1.PaymentGateway/"
+
+
+@pytest.fixture(scope="package")
+def sentinel_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir: Path = tmp_path_factory.mktemp("sentinel")
+    stack = build_stack(
+        workdir,
+        recharge_args=[
+            *("--hold", "1", "--sentinel-interval", "0.5", "--order-expiry", str(EXPIRY_S)),
+            *("--max-attempts", str(MAX_ATTEMPTS), "--lease", "10", "--node-id", "e2e-node"),
+            *("--confirm-attempts", "3", "--confirm-backoff", "0.05", "--confirm-deadline", "0.5"),
+            *("--remote-backoff", "0.05", "--remote-deadline", "1"),
+            *("--outbox-interval", "0.2", "--outbox-backoff", "0.1", "--outbox-backoff-max", "0.5"),
+        ],
+        wechat_args=["--notify-schedule", "0.2,0.3,0.5,1", "--refund-delay", "0.3", "--idle-poll", "0.2"],
+    )
+    running = start_stack(stack)
+    try:
+        asyncio.run(_set_rule(running.card.address))
+        yield running
+    finally:
+        running.stop()
+
+
+@dataclass
+class Ops(Clients):
+    """The flow's clients plus fault plans of several rules, waiting, the CLI and money checks."""
+
+    async def card_faults_set(self, *rules: faults_pb2.FaultRule) -> None:
+        await self.card_faults.SetFaults(faults_pb2.FaultPlan(seed=1, rules=list(rules)), timeout=5)
+
+    async def wechat_faults_set(self, *rules: faults_pb2.FaultRule) -> None:
+        await self.wechat_faults.SetFaults(faults_pb2.FaultPlan(seed=1, rules=list(rules)), timeout=5)
+
+    async def pay(self, order_no: str) -> None:
+        await self.payer.Pay(wechatpay_pb2.PayRequest(out_trade_no=order_no), timeout=10)
+
+    async def until(self, order_no: str, *statuses: int, within: float = 30.0) -> recharge_pb2.RechargeOrder:
+        return await self.wait_for(order_no, lambda o: o.status in statuses, within)
+
+    async def remote_calls(self, order_no: str, method: str) -> list[recharge_pb2.TimelineEvent]:
+        """Attempts that got an answer or gave up (not the rows written before sending)."""
+        events = await self.timeline(order_no)
+        return [
+            e for e in events if e.kind == "remote_call" and e.method.endswith(method) and e.outcome != "sent"
+        ]
+
+    async def transitions_to(self, order_no: str, status: int) -> list[recharge_pb2.TimelineEvent]:
+        return [e for e in await self.timeline(order_no) if e.kind == "transition" and e.to_status == status]
+
+    async def visits(self, order_no: str) -> list[recharge_pb2.TimelineEvent]:
+        return [e for e in await self.timeline(order_no) if e.kind == "sentinel_visit"]
+
+    async def refund_of(self, order_no: str) -> wechatpay_pb2.Refund | None:
+        try:
+            return await self.gateway.QueryRefund(
+                wechatpay_pb2.QueryRefundRequest(out_refund_no=f"{order_no}-R1"), timeout=5
+            )
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND
+            return None
+
+    async def money_holds(self, card_no: str, order: recharge_pb2.RechargeOrder) -> None:
+        """I1-I4 for one order alone on its card: credited once and not refunded, or refunded only
+        after a void and not credited, or neither; the balance is exactly what was credited."""
+        order = await self.order(order.order_no)
+        record = await self.cards.GetRecharge(card_pb2.GetRechargeRequest(order_no=order.order_no), timeout=5)
+        credits = await self.principal_credits(card_no, order.order_no)
+        refund = await self.refund_of(order.order_no)
+        balance = await self.balance(card_no)
+        assert balance >= 0
+        if order.status == S.ORDER_STATUS_CREDITED:
+            assert record.status == card_pb2.PRE_RECHARGE_STATUS_SUCCEEDED
+            assert (credits, refund, balance) == (1, None, order.pay_amount_fen + order.bonus_fen)
+            return
+        assert credits == 0 and balance == 0
+        if refund is not None:  # I1: the void came first and said VOIDED
+            assert record.status == card_pb2.PRE_RECHARGE_STATUS_VOIDED
+            events = await self.timeline(order.order_no)
+            voids = [
+                i for i, e in enumerate(events) if e.method.endswith("VoidRecharge") and e.outcome == "done"
+            ]
+            refunds = [i for i, e in enumerate(events) if e.method.endswith("CreateRefund")]
+            assert voids and refunds and voids[0] < refunds[0]
+            assert refund.refund_fen == order.pay_amount_fen
+        if order.status == S.ORDER_STATUS_REFUNDED:
+            assert refund is not None and refund.status == wechatpay_pb2.REFUND_STATUS_SUCCESS
+        if order.status == S.ORDER_STATUS_CLOSED:
+            assert refund is None and record.status == card_pb2.PRE_RECHARGE_STATUS_VOIDED
+
+    async def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``python -m recharge_service.ops --target <recharge center> ARGS`` as a subprocess."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "recharge_service.ops",
+            "--target",
+            self.stack.recharge.address,
+            *args,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode is not None
+        return subprocess.CompletedProcess(list(args), process.returncode, out.decode(), err.decode())
+
+
+def rule(method: str, kind: int, times: int = 0, delay_ms: int = 0) -> faults_pb2.FaultRule:
+    return faults_pb2.FaultRule(method=method, kind=kind, times=times, delay_ms=delay_ms)  # type: ignore[arg-type]
+
+
+def restart(service: ServiceProcess) -> None:
+    """kill -9, then start again on the same port with the same arguments and database."""
+    host, port = service.host, service.port
+    service.kill()
+    for attempt in range(40):
+        try:
+            service.start(f"{host}:{port}")
+            return
+        except RuntimeError:  # the port may be held for a moment after the kill
+            if attempt == 39:
+                raise
+            time.sleep(0.25)
+
+
+@pytest.fixture
+async def ops(sentinel_stack: Stack) -> AsyncIterator[Ops]:
+    async with (
+        grpc.aio.insecure_channel(sentinel_stack.recharge.address) as recharge,
+        grpc.aio.insecure_channel(sentinel_stack.card.address) as card,
+        grpc.aio.insecure_channel(sentinel_stack.wechat.address) as wechat,
+    ):
+        built = Ops(
+            sentinel_stack,
+            recharge_pb2_grpc.RechargeCenterStub(recharge),
+            recharge_pb2_grpc.RechargeOpsStub(recharge),
+            wechatpay_pb2_grpc.PaymentNotificationsStub(recharge),
+            card_pb2_grpc.CardSystemStub(card),
+            card_pb2_grpc.CardAdminStub(card),
+            faults_pb2_grpc.FaultControlStub(card),
+            wechatpay_pb2_grpc.PaymentGatewayStub(wechat),
+            wechatpay_pb2_grpc.PayerSimulatorStub(wechat),
+            wechatpay_pb2_grpc.MessageSimulatorStub(wechat),
+            faults_pb2_grpc.FaultControlStub(wechat),
+        )
+        try:
+            yield built
+        finally:
+            await built.clear_faults()

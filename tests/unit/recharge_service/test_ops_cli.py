@@ -1,0 +1,53 @@
+"""The operator CLI's pieces that need no server: arguments, status names, ages, tables."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from protos.recharge.v1 import recharge_pb2
+from recharge_service.entrypoints.ops_cli import ACTIONS, age, parser, status_value, table
+
+
+def test_statuses_are_accepted_the_way_operators_type_them() -> None:
+    for text in ("MANUAL_REVIEW", "manual-review", "ORDER_STATUS_MANUAL_REVIEW", " manual_review "):
+        assert status_value(text) == recharge_pb2.ORDER_STATUS_MANUAL_REVIEW
+    with pytest.raises(argparse.ArgumentTypeError):
+        status_value("LOST")
+
+
+def test_ages_are_short() -> None:
+    assert [age(s) for s in (0, 59, 61, 3600 * 26 + 120)] == ["0s", "59s", "1m01s", "26h02m"]
+
+
+def test_a_table_aligns_columns_and_cuts_long_cells_except_the_last() -> None:
+    text = table(("A", "LONG", "LAST"), [("1", "x" * 80, "y" * 80), ("22", "short", "z")])
+    header, rule, first, second = text.splitlines()
+    assert header.startswith("A   LONG") and set(rule) <= {"-", " "}
+    assert "x" * 47 + "…" in first and "x" * 48 not in first
+    assert first.endswith("y" * 80)
+    assert second.index("short") == header.index("LONG")
+
+
+def test_resolve_needs_an_action_an_operator_and_a_reason() -> None:
+    cli = parser()
+    args = cli.parse_args(
+        ["resolve", "R1", "--action", "refund", "--operator", "alice", "--reason", "ticket"]
+    )
+    assert ACTIONS[args.action] == recharge_pb2.RESOLVE_ACTION_REFUND
+    for missing in (
+        ["--operator", "a", "--reason", "r"],
+        ["--action", "refund", "--reason", "r"],
+        ["--action", "refund", "--operator", "a"],
+    ):
+        with pytest.raises(SystemExit):
+            cli.parse_args(["resolve", "R1", *missing])
+    with pytest.raises(SystemExit):
+        cli.parse_args(["resolve", "R1", "--action", "shrug", "--operator", "a", "--reason", "r"])
+
+
+def test_the_target_comes_from_the_environment_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECHARGE_OPS_TARGET", "10.0.0.5:7000")
+    assert parser().parse_args(["sentinel"]).target == "10.0.0.5:7000"
+    assert parser().parse_args(["--target", "h:1", "sentinel"]).target == "h:1"
