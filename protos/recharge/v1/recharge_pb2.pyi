@@ -330,7 +330,7 @@ class ListAnomaliesRequest(_message.Message):
     """Only orders unchanged for at least this long."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___OrderStatus.ValueType]:
-        """Empty = CREDIT_UNKNOWN, REFUNDING, MANUAL_REVIEW."""
+        """Empty = CREDIT_UNKNOWN, REFUNDING, MANUAL_REVIEW, and PAID unchanged for longer than the hold."""
 
     @_builtins.property
     def page(self) -> Global___PageRequest: ...
