@@ -1,0 +1,149 @@
+"""Processes for the bench: the bare chain's three servers, and peak-RSS sampling of any pids.
+
+Peak RSS is the kernel's high-water mark (``VmHWM`` in /proc/PID/status) when readable, else the
+largest RSS psutil saw while sampling every 0.2 s.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil  # type: ignore[import-untyped]  # no stubs in the pinned dev deps
+
+from scripts.stack import ROOT
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_bare(role: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.bench_bare", "--role", role, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line.startswith("PORT "):
+        process.kill()
+        raise RuntimeError(f"bare {role} did not start: {line!r}")
+    return process, int(line.split()[1])
+
+
+@dataclass
+class BareChain:
+    processes: dict[str, subprocess.Popen[str]]
+    recharge: str
+    card: str
+    wechat: str
+
+    @classmethod
+    def start(cls, host: str = "127.0.0.1") -> BareChain:
+        card, card_port = _start_bare("card", "--listen", f"{host}:0")
+        wechat_port = _free_port(host)
+        recharge, recharge_port = _start_bare(
+            "recharge",
+            "--listen",
+            f"{host}:0",
+            "--card-target",
+            f"{host}:{card_port}",
+            "--payment-target",
+            f"{host}:{wechat_port}",
+        )
+        wechat, _ = _start_bare(
+            "wechat", "--listen", f"{host}:{wechat_port}", "--notify-target", f"{host}:{recharge_port}"
+        )
+        return cls(
+            {"card": card, "recharge": recharge, "wechat": wechat},
+            f"{host}:{recharge_port}",
+            f"{host}:{card_port}",
+            f"{host}:{wechat_port}",
+        )
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.processes.items()}
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds used so far: ``name`` for the whole process and ``name:loop``
+    for its main thread (where the asyncio event loop runs; the rest is gRPC's and aiosqlite's
+    threads). A loop near one CPU-second per second is the ceiling of that service."""
+    used = {}
+    for name, pid in pids.items():
+        try:
+            process = psutil.Process(pid)
+            times = process.cpu_times()
+            threads = {t.id: t.user_time + t.system_time for t in process.threads()}
+        except psutil.Error:
+            continue
+        used[name] = times.user + times.system
+        if pid in threads:
+            used[f"{name}:loop"] = threads[pid]
+    return used
+
+
+def vm_hwm_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class RssSampler:
+    pids: dict[str, int]
+    interval_s: float = 0.2
+    peaks: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        for name, pid in self.pids.items():
+            try:
+                rss = psutil.Process(pid).memory_info().rss / 2**20
+            except psutil.Error:
+                continue
+            self.peaks[name] = max(self.peaks.get(name, 0.0), rss)
+            hwm = vm_hwm_mb(pid)
+            if hwm is not None:
+                self.peaks[name] = max(self.peaks[name], hwm)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def peak_mb(self) -> dict[str, float]:
+        self._sample()
+        return {name: round(mb, 1) for name, mb in sorted(self.peaks.items())}
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)

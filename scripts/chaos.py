@@ -1,0 +1,229 @@
+"""Chaos runs: break the network on purpose, then prove DESIGN.md §4 still holds.
+
+For each (profile, seed): start the three services with short hold/sentinel/notification settings
+(or use running ones, --targets), set the profile's seeded faults on both simulators, drive N
+top-ups with bounded concurrency (create, pay, spend part of the credit as it lands), clear the
+faults, wait until quiet, observe through public RPCs and WeChat's trade bill, and check with
+scripts/invariants.py. Prints progress, a table (end states, faults by kind, violations) and how
+to replay a failing run; --json writes the report; exits 1 on any violation.
+
+The same seed replays the same driver choices and the same fault decision streams. Under
+concurrency the order in which calls reach a rule can differ from run to run; --concurrency 1
+makes a replay exact up to timing.
+
+  .venv/bin/python scripts/chaos.py --profile refund-chaos --seed 7 --orders 200
+  .venv/bin/python scripts/chaos.py --long            # every profile x 20 seeds x 200 orders
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `python scripts/chaos.py` puts scripts/ first on sys.path, not the repository root, and the
+# `scripts` package is not installed: add the root so `from scripts.x import ...` works.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from typing import Any  # noqa: E402
+
+from scripts.chaos_profiles import PROFILES  # noqa: E402
+from scripts.chaos_run import RunConfig, RunResult, execute  # noqa: E402
+from scripts.chaos_stack import Services, attach, start_fresh  # noqa: E402
+
+END_STATES = ("CREDITED", "REFUNDED", "CLOSED", "REJECTED", "MANUAL_REVIEW")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/chaos.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profile", action="append", default=None,
+                        help=f"comma separated or repeated; default: all of {', '.join(PROFILES)}")
+    parser.add_argument("--seed", type=int, default=None, help="first seed (default: random, printed)")
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds from --seed on")
+    parser.add_argument("--orders", type=int, default=200, help="top-ups per run")
+    parser.add_argument("--concurrency", type=int, default=16, help="top-ups in flight at once")
+    parser.add_argument("--long", action="store_true", help="every profile x 20 seeds x 200 orders")
+    parser.add_argument("--targets", default="", help="RECHARGE,CARD,WECHAT host:port of running services")
+    parser.add_argument("--workdir", default="", help="state dir for started services (default: a temp dir)")
+    parser.add_argument("--share-stack", action="store_true", help="one started stack for all runs")
+    parser.add_argument("--keep", action="store_true", help="keep the workdir even when every run passed")
+    parser.add_argument("--quiet-timeout", type=float, default=120.0, help="seconds to wait until quiet")
+    parser.add_argument("--json", default="", help="write the report to this file")
+    parser.add_argument("--abandon-share", type=float, default=None,
+                        help="share of orders never paid, which must end CLOSED after the order expiry "
+                             "(default 0.05; 0 with --targets, whose expiry may be 30 min)")
+    parser.add_argument("--reject-share", type=float, default=0.03,
+                        help="share of orders below the minimum top-up (they must end REJECTED)")
+    parser.add_argument("--spend-share", type=float, default=0.5,
+                        help="share of paid orders whose customer spends part of the credit as it lands")
+    args = parser.parse_args(argv)
+    names = [n.strip() for p in (args.profile or []) for n in p.split(",") if n.strip()]
+    if args.long:
+        args.seeds = max(args.seeds, 20)
+        names = names or list(PROFILES)
+    args.profiles = names or list(PROFILES)
+    if args.abandon_share is None:
+        args.abandon_share = 0.0 if args.targets else 0.05
+    unknown = [n for n in args.profiles if n not in PROFILES]
+    if unknown:
+        parser.error(f"unknown profile(s) {unknown}; known: {', '.join(PROFILES)}")
+    if args.seed is None:
+        args.seed = 1 if args.long else int.from_bytes(os.urandom(3), "big")
+    return args
+
+
+def replay_command(result: RunResult) -> str:
+    c = result.config
+    return (f".venv/bin/python scripts/chaos.py --profile {c.profile.name} --seed {c.seed} "
+            f"--orders {c.orders} --concurrency {c.concurrency}")
+
+
+def print_table(results: list[RunResult]) -> None:
+    head = f"{'profile':<14}{'seed':>6}{'orders':>7}" + "".join(f"{s[:9]:>10}" for s in END_STATES)
+    head += f"{'other':>7}{'faults':>8}{'kills':>6}{'viol':>6}{'secs':>7}"
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        states = r.end_states
+        other = sum(n for s, n in states.items() if s not in END_STATES)
+        row = f"{r.config.profile.name:<14}{r.config.seed:>6}{len(r.observation.orders):>7}"
+        row += "".join(f"{states.get(s, 0):>10}" for s in END_STATES)
+        kills = r.tally.by_kind().get("KILL9", 0)
+        row += f"{other:>7}{r.tally.total - kills:>8}{kills:>6}"
+        row += f"{len(r.result.violations):>6}{r.timings['total']:>7.0f}"
+        print(row)
+    print()
+    by_profile: dict[str, Counter[str]] = {}
+    for r in results:
+        by_profile.setdefault(r.config.profile.name, Counter()).update(r.tally.by_kind())
+    print("faults injected, by kind (summed over seeds):")
+    for name, kinds in by_profile.items():
+        text = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
+        print(f"  {name:<14} {text}")
+
+
+def print_failures(results: list[RunResult]) -> None:
+    for r in results:
+        if r.result.ok and r.quiet:
+            continue
+        print()
+        print(f"{r.config.profile.name} seed {r.config.seed}: {len(r.result.violations)} violation(s) "
+              f"{r.result.by_invariant()}")
+        for v in r.result.violations[:25]:
+            print(f"  {v}")
+        if len(r.result.violations) > 25:
+            print(f"  ... {len(r.result.violations) - 25} more (see --json)")
+        print(f"  replay: {replay_command(r)}")
+    for r in results:
+        for note in r.notes:
+            print(f"note [{r.config.profile.name} seed {r.config.seed}]: {note}")
+
+
+def report_json(
+    args: argparse.Namespace, results: list[RunResult], errors: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "command": " ".join(["scripts/chaos.py", *sys.argv[1:]]),
+        "seed": args.seed,
+        "seeds": args.seeds,
+        "profiles": args.profiles,
+        "runs": [dict(r.to_json(), replay=replay_command(r)) for r in results],
+        "errors": errors,
+        "violations_total": sum(len(r.result.violations) for r in results),
+        "orders_total": sum(len(r.observation.orders) for r in results),
+    }
+
+
+async def run_one(config: RunConfig, shared: Services | None, workdir: Path | None) -> RunResult:
+    services = shared
+    if services is None:
+        assert workdir is not None
+        services = await asyncio.to_thread(start_fresh, workdir)
+    try:
+        return await execute(config, services)
+    finally:
+        if shared is None:
+            services.stop()
+
+
+def write_json(args: argparse.Namespace, results: list[RunResult], errors: list[dict[str, Any]]) -> None:
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report_json(args, results, errors), indent=2))
+
+
+async def run_all(args: argparse.Namespace, errors: list[dict[str, Any]]) -> list[RunResult]:
+    results: list[RunResult] = []
+    temp = not args.workdir and not args.targets
+    base = Path(args.workdir or tempfile.mkdtemp(prefix="chaos-")) if not args.targets else None
+    shared: Services | None = None
+    if args.targets:
+        shared = attach(args.targets)
+    elif args.share_stack:
+        assert base is not None
+        shared = await asyncio.to_thread(start_fresh, base / "shared")
+    failed = False
+    try:
+        for name in args.profiles:
+            for seed in range(args.seed, args.seed + args.seeds):
+                config = RunConfig(
+                    PROFILES[name], seed, args.orders, args.concurrency, args.quiet_timeout,
+                    abandon_share=args.abandon_share, reject_share=args.reject_share,
+                    spend_share=args.spend_share, nonce=f"{time.time_ns()}" if args.targets else "",
+                )
+                try:
+                    result = await run_one(config, shared, base / f"{name}-{seed}" if base else None)
+                except Exception as exc:  # a run that could not run is a failure, not the end of the session
+                    failed = True
+                    errors.append({"profile": name, "seed": seed, "error": repr(exc)[:2000]})
+                    print(f"[{name} seed={seed}] ERROR {exc!r}"[:2000], flush=True)
+                    continue
+                results.append(result)
+                if args.json:  # keep what is known so far, should a later run go wrong
+                    write_json(args, results, errors)
+                failed = failed or not result.result.ok
+                print(f"[{name} seed={seed}] {len(result.result.violations)} violation(s), "
+                      f"end states {result.end_states}, {result.timings['total']:.0f}s", flush=True)
+    finally:
+        if shared is not None:
+            shared.stop()
+        if base is not None:
+            if temp and not failed and not args.keep:
+                shutil.rmtree(base, ignore_errors=True)
+            else:
+                print(f"state and logs kept in {base}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(f"chaos: seed {args.seed} (x{args.seeds}), profiles {', '.join(args.profiles)}, "
+          f"{args.orders} orders, concurrency {args.concurrency}", flush=True)
+    errors: list[dict[str, Any]] = []
+    results = asyncio.run(run_all(args, errors))
+    print()
+    print_table(results)
+    print_failures(results)
+    for error in errors:
+        print(f"ERROR [{error['profile']} seed {error['seed']}]: {error['error'][:500]}")
+    if args.json:
+        write_json(args, results, errors)
+        print(f"report: {args.json}")
+    total = sum(len(r.result.violations) for r in results)
+    print(f"\n{len(results)} run(s), {sum(len(r.observation.orders) for r in results)} orders, "
+          f"{total} violation(s), {len(errors)} run(s) that could not run; seed {args.seed}")
+    return 1 if total or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""One chaos run: set the profile's faults, drive the top-ups, clear, wait until quiet, check.
+
+``execute`` is what ``scripts/chaos.py`` calls per (profile, seed) and what the test matrix calls
+directly. Phases: prepare (bonus rule, cards) -> set faults with the seed -> drive (with the crash
+monkey killing and restarting the recharge center if the profile says so) -> read fault stats,
+clear faults -> wait until every order of the run is settled (terminal or MANUAL_REVIEW), nudging
+the sentinel -> wait out late work (the longest injected delay) -> observe -> check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from protos.faults.v1 import faults_pb2
+from protos.recharge.v1 import recharge_pb2
+from scripts.chaos_driver import Driver, OrderPlan, Progress, Shares, plan_orders, run_tag
+from scripts.chaos_observe import list_orders, observe, order_status
+from scripts.chaos_profiles import FaultTally, Profile
+from scripts.chaos_rpc import Stubs
+from scripts.chaos_stack import Services
+from scripts.invariants import SETTLED, CheckResult, Observation, check
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    profile: Profile
+    seed: int
+    orders: int = 200
+    concurrency: int = 16
+    quiet_timeout_s: float = 120.0
+    abandon_share: float = 0.05
+    reject_share: float = 0.03
+    spend_share: float = 0.5
+    nonce: str = ""
+    progress_every_s: float = 2.0
+    quiet_output: bool = False
+
+    @property
+    def shares(self) -> Shares:
+        return Shares(self.profile.doomed_share, self.abandon_share, self.reject_share, self.spend_share)
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    tag: str
+    cards: list[str]
+    plans: list[OrderPlan]
+    progress: Progress
+    tally: FaultTally
+    observation: Observation
+    result: CheckResult
+    quiet: bool
+    timings: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def end_states(self) -> dict[str, int]:
+        return dict(Counter(o.status for o in self.observation.orders))
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "profile": c.profile.name,
+            "seed": c.seed,
+            "orders": c.orders,
+            "concurrency": c.concurrency,
+            "tag": self.tag,
+            "quiet": self.quiet,
+            "end_states": self.end_states,
+            "faults_by_kind": self.tally.by_kind(),
+            "faults": [
+                {"service": s, "method": m, "kind": k, "count": n}
+                for (s, m, k), n in sorted(self.tally.counts.items())
+            ],
+            "driver": {
+                "created": self.progress.created,
+                "rejected_at_create": self.progress.rejected,
+                "create_unknown": self.progress.create_unknown,
+                "paid": self.progress.paid,
+                "pay_failed": self.progress.pay_failed,
+                "frozen_cards": self.progress.frozen,
+                "spends_done": self.progress.spends_done,
+                "spends_refused": self.progress.spends_refused,
+                "errors": self.progress.errors[:50],
+            },
+            "summary": self.result.summary,
+            "violations_by_invariant": self.result.by_invariant(),
+            "violations": [
+                {"invariant": v.invariant, "subject": v.subject, "message": v.message}
+                for v in self.result.violations
+            ],
+            "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
+            "notes": self.notes,
+        }
+
+
+class CrashMonkey:
+    """kill -9 the recharge center when the driver has created the n-th order, and once while waiting."""
+
+    def __init__(self, services: Services, seed: int, kills: int, orders: int) -> None:
+        rng = random.Random(seed * 7_919 + 17)
+        during_drive = kills - 1 if kills > 1 else kills
+        self._triggers = sorted(rng.sample(range(1, max(2, orders)), min(during_drive, max(1, orders - 1))))
+        self._wait_kill = kills > 1
+        self._wait_delay_s = rng.uniform(0.3, 1.5)
+        self._pauses = [rng.uniform(0.0, 0.3) for _ in range(kills)]
+        self._services = services
+        self._created = 0
+        self._reached = asyncio.Event()
+        self.kills = 0
+        self.errors: list[str] = []
+
+    async def _kill(self) -> None:
+        pause = self._pauses[self.kills % len(self._pauses)]
+        try:
+            await asyncio.to_thread(self._services.restart_recharge, pause)
+            self.kills += 1
+        except Exception as exc:  # recorded; the run goes on and the checker sees the damage
+            self.errors.append(repr(exc))
+
+    def notice(self, created: int) -> None:
+        """The driver's count of answered creates; wakes the monkey at its next trigger."""
+        self._created = created
+        if self._triggers and created >= self._triggers[0]:
+            self._reached.set()
+
+    async def during_drive(self, done: asyncio.Event) -> None:
+        while self._triggers:
+            finished = asyncio.ensure_future(done.wait())
+            reached = asyncio.ensure_future(self._reached.wait())
+            await asyncio.wait({finished, reached}, return_when=asyncio.FIRST_COMPLETED)
+            finished.cancel()
+            reached.cancel()
+            if not self._reached.is_set():
+                return
+            self._triggers.pop(0)
+            self._reached.clear()
+            self.notice(self._created)
+            await self._kill()
+
+    async def during_wait(self) -> None:
+        if self._wait_kill:
+            await asyncio.sleep(self._wait_delay_s)
+            await self._kill()
+
+
+def _say(config: RunConfig, text: str) -> None:
+    if not config.quiet_output:
+        print(f"[{config.profile.name} seed={config.seed}] {text}", file=sys.stderr, flush=True)
+
+
+async def _set_faults(stubs: Stubs, profile: Profile, seed: int) -> None:
+    for stub, rules in ((stubs.card_faults, profile.card), (stubs.wechat_faults, profile.wechat)):
+        plan = faults_pb2.FaultPlan(seed=seed, rules=[r.to_proto() for r in rules])
+        await stub.SetFaults(plan, timeout=10)
+
+
+async def _collect_and_clear_faults(stubs: Stubs) -> FaultTally:
+    """Counts first: ClearFaults resets them."""
+    tally = FaultTally()
+    for name, stub in (("card", stubs.card_faults), ("wechat", stubs.wechat_faults)):
+        tally.add_stats(name, await stub.GetFaultStats(faults_pb2.GetFaultStatsRequest(), timeout=10))
+        await stub.ClearFaults(faults_pb2.ClearFaultsRequest(), timeout=10)
+    return tally
+
+
+class SentinelNudger:
+    """Calls RechargeOps.RunSentinel (honouring the hold) now and then; stops if UNIMPLEMENTED."""
+
+    def __init__(self, stubs: Stubs) -> None:
+        self._stubs = stubs
+        self.available = True
+        self.runs = 0
+        self._last = 0.0
+
+    async def maybe_run(self, every_s: float = 1.0) -> None:
+        if not self.available or time.monotonic() - self._last < every_s:
+            return
+        self._last = time.monotonic()
+        try:
+            await self._stubs.ops.RunSentinel(recharge_pb2.RunSentinelRequest(ignore_hold=False), timeout=30)
+            self.runs += 1
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self.available = False
+
+
+async def _wait_quiet(
+    config: RunConfig, stubs: Stubs, cards: set[str], timeout_s: float, nudger: SentinelNudger
+) -> bool:
+    deadline = time.monotonic() + timeout_s
+    last_print = 0.0
+    while True:
+        orders = await list_orders(stubs, cards)
+        open_orders = Counter(order_status(o.status) for o in orders if order_status(o.status) not in SETTLED)
+        if not open_orders:
+            return True
+        if time.monotonic() - last_print >= config.progress_every_s:
+            last_print = time.monotonic()
+            _say(config, f"waiting for quiet: {sum(open_orders.values())} open {dict(open_orders)}")
+        if time.monotonic() > deadline:
+            return False
+        await nudger.maybe_run()
+        await asyncio.sleep(0.3)
+
+
+async def _print_progress(config: RunConfig, driver: Driver, done: asyncio.Event) -> None:
+    while not done.is_set():
+        try:
+            await asyncio.wait_for(done.wait(), config.progress_every_s)
+        except TimeoutError:
+            _say(config, "driving: " + driver.progress.line(config.orders))
+
+
+async def execute(config: RunConfig, services: Services) -> RunResult:
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    notes = [f"missing flag: {m}" for m in services.missing_flags]
+    tag = run_tag(config.profile.name, config.seed, config.nonce)
+    plans = plan_orders(config.seed, config.orders, tag, config.shares)
+    async with Stubs.open(services.recharge, services.card, services.wechat) as stubs:
+        driver = Driver(stubs, plans, config.concurrency, spend_wait_s=config.quiet_timeout_s + 30)
+        await driver.prepare()
+        cards = set(driver.cards)
+        await _set_faults(stubs, config.profile, config.seed)
+        _say(config, f"{config.orders} orders, concurrency {config.concurrency}, {len(cards)} cards, "
+             f"tag {tag}")
+        done = asyncio.Event()
+        monkey = None
+        side_tasks = [asyncio.ensure_future(_print_progress(config, driver, done))]
+        if config.profile.kills:
+            if services.owned:
+                monkey = CrashMonkey(services, config.seed, config.profile.kills, config.orders)
+                driver.on_created = monkey.notice
+                side_tasks.append(asyncio.ensure_future(monkey.during_drive(done)))
+            else:
+                notes.append("crash: skipped, the services were not started by this run (--targets)")
+        await driver.run()
+        done.set()
+        await asyncio.gather(*side_tasks)
+        timings["drive"] = time.monotonic() - started
+        _say(config, "drove: " + driver.progress.line(config.orders))
+        tally = await _collect_and_clear_faults(stubs)
+        nudger = SentinelNudger(stubs)
+        wait_started = time.monotonic()
+        if monkey is not None:
+            await monkey.during_wait()
+        quiet = await _wait_quiet(config, stubs, cards, config.quiet_timeout_s, nudger)
+        # Late work still in flight (late successes, lock waits, delayed notifications) lands now.
+        await asyncio.sleep(config.profile.max_delay_ms / 1000 + 0.5)
+        quiet = quiet and await _wait_quiet(config, stubs, cards, 15.0, nudger)
+        timings["quiet"] = time.monotonic() - wait_started
+        await driver.stop_watchers()
+        if monkey is not None:
+            tally.counts[("recharge", "process", "KILL9")] = monkey.kills
+            notes += [f"crash monkey: {e}" for e in monkey.errors]
+        if not nudger.available:
+            notes.append("RechargeOps.RunSentinel is UNIMPLEMENTED: waited on the services alone")
+        if not quiet:
+            notes.append(f"not quiet after {config.quiet_timeout_s:.0f}s: unsettled orders are I5 violations")
+        observe_started = time.monotonic()
+        observation = await observe(stubs, cards, driver.log)
+        result = check(observation)
+        timings["observe"] = time.monotonic() - observe_started
+    timings["total"] = time.monotonic() - started
+    notes += [f"driver: {e}" for e in driver.progress.errors[:20]]
+    return RunResult(
+        config, tag, sorted(cards), plans, driver.progress, tally, observation, result, quiet, timings, notes
+    )

@@ -1,0 +1,151 @@
+"""The services a chaos or bench run talks to: started here (short settings) or given as targets.
+
+:func:`start_fresh` starts the three services with :mod:`scripts.stack` in a directory, passing the
+time-scale flags the run wants — but only those the service's ``--help`` lists; a missing flag is
+reported (``Services.missing_flags``), never silently guessed. :func:`attach` wraps running ones.
+``restart_recharge`` is the crash profile's kill -9 and restart on the same port with the same DB.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from scripts.stack import ROOT, Stack, build_stack, start_stack
+
+#: Time-scale settings for chaos: seconds, not the production hours. Keys are flags without "--".
+CHAOS_RECHARGE_FLAGS: dict[str, str] = {
+    "hold": "1",
+    "sentinel-interval": "1",
+    "order-expiry": "8",
+    "remote-deadline": "1",
+    "remote-backoff": "0.05",
+    "remote-backoff-max": "0.5",
+    "confirm-deadline": "0.6",
+    "confirm-backoff": "0.05",
+    "outbox-interval": "0.2",
+    "outbox-backoff": "0.1",
+    "outbox-backoff-max": "1",
+    # Visits before MANUAL_REVIEW: ~a minute at a 1 s sentinel interval, longer than a run's
+    # fault window, so only orders nobody can decide end there.
+    "max-attempts": "60",
+    # A killed process's claims expire after the lease: keep it above one order's worst-case work
+    # (remote-deadline x attempts + backoff ~ 3.5 s) and far below the quiet timeout.
+    "lease": "5",
+    "outbox-lease": "5",
+}
+CHAOS_WECHAT_FLAGS: dict[str, str] = {
+    "notify-schedule": "0.3,0.5,1,1,2,2,3,3,5,5,8,8",
+    "refund-delay": "0.3",
+    "notify-timeout": "2",
+}
+CHAOS_CARD_FLAGS: dict[str, str] = {}
+
+
+@cache
+def supported_flags(module: str) -> frozenset[str]:
+    """Flag names (without ``--``) that ``python -m module --help`` documents."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    return frozenset(re.findall(r"(?m)^\s+--([a-z0-9-]+)", done.stdout))
+
+
+def flag_args(module: str, wanted: Mapping[str, str], missing: list[str]) -> list[str]:
+    """``--flag value`` pairs for the flags ``module`` supports; the others go to ``missing``."""
+    known = supported_flags(module)
+    args: list[str] = []
+    for name, value in wanted.items():
+        if name in known:
+            args += [f"--{name}", value]
+        else:
+            missing.append(f"{module} --{name}")
+    return args
+
+
+@dataclass
+class Services:
+    recharge: str
+    card: str
+    wechat: str
+    stack: Stack | None = None
+    missing_flags: list[str] = field(default_factory=list)
+    settings: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def owned(self) -> bool:
+        """True when this run started the processes (so it may kill and restart them)."""
+        return self.stack is not None
+
+    def restart_recharge(self, pause_s: float = 0.0) -> None:
+        """kill -9 the recharge center, then start it again on the same port with the same DB."""
+        if self.stack is None:
+            raise RuntimeError("cannot crash services this run did not start (--targets)")
+        service = self.stack.recharge
+        host, port = service.host, service.port
+        service.kill()
+        if pause_s:
+            time.sleep(pause_s)
+        for attempt in range(20):
+            try:
+                service.start(f"{host}:{port}")
+                return
+            except RuntimeError:  # the port may still be held for a moment after the kill
+                if attempt == 19:
+                    raise
+                time.sleep(0.25)
+
+    def pids(self) -> dict[str, int]:
+        if self.stack is None:
+            return {}
+        return {s.name: s.process.pid for s in self.stack.services if s.process is not None}
+
+    def stop(self) -> None:
+        if self.stack is not None:
+            self.stack.stop()
+
+
+def start_fresh(
+    workdir: Path,
+    *,
+    recharge_flags: Mapping[str, str] = CHAOS_RECHARGE_FLAGS,
+    wechat_flags: Mapping[str, str] = CHAOS_WECHAT_FLAGS,
+    card_flags: Mapping[str, str] = CHAOS_CARD_FLAGS,
+    extra: Mapping[str, Sequence[str]] | None = None,
+    profile: tuple[str, Path] | None = None,
+) -> Services:
+    """``profile=(name, stats_file)`` runs that service under cProfile (scripts/bench_profile.py)."""
+    missing: list[str] = []
+    extra = extra or {}
+    card_args = flag_args("card_service", card_flags, missing) + list(extra.get("card", ()))
+    recharge_args = flag_args("recharge_service", recharge_flags, missing) + list(extra.get("recharge", ()))
+    wechat_args = flag_args("wechat_mock", wechat_flags, missing) + list(extra.get("wechat", ()))
+    built = build_stack(workdir, card_args=card_args, recharge_args=recharge_args, wechat_args=wechat_args)
+    if profile is not None:
+        name, stats_file = profile
+        service = getattr(built, name)
+        service.env = {**service.env, "PROFILE_MODULE": service.module, "PROFILE_OUT": str(stats_file)}
+        service.module = "scripts.bench_profile"
+    stack = start_stack(built)
+    settings = {
+        "card": {k: v for k, v in card_flags.items() if f"card_service --{k}" not in missing},
+        "recharge": {k: v for k, v in recharge_flags.items() if f"recharge_service --{k}" not in missing},
+        "wechat": {k: v for k, v in wechat_flags.items() if f"wechat_mock --{k}" not in missing},
+    }
+    return Services(
+        stack.recharge.address, stack.card.address, stack.wechat.address, stack, missing, settings
+    )
+
+
+def attach(targets: str) -> Services:
+    """``RECHARGE,CARD,WECHAT`` host:port triple of running services."""
+    parts = [p.strip() for p in targets.split(",")]
+    if len(parts) != 3 or not all(":" in p for p in parts):
+        raise ValueError("--targets wants RECHARGE_HOST:PORT,CARD_HOST:PORT,WECHAT_HOST:PORT")
+    return Services(parts[0], parts[1], parts[2])

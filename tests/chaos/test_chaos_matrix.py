@@ -1,0 +1,97 @@
+"""A short seeded chaos matrix against real services: every profile, one seed, a few dozen
+top-ups, zero violations, and faults really injected. Then a planted bug (a refund nobody voided,
+made behind the recharge center's back) that the checker must catch.
+
+The services run once for the module with the chaos time scale (scripts/chaos_stack.py); each
+profile drives its own cards, so runs do not see each other's orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from protos.wechatpay.v1 import wechatpay_pb2
+from scripts.chaos_observe import observe
+from scripts.chaos_profiles import PROFILES
+from scripts.chaos_rpc import Stubs
+from scripts.chaos_run import RunConfig, execute
+from scripts.chaos_stack import Services, start_fresh
+from scripts.invariants import check
+
+SEED = 11
+ORDERS = 24
+#: A known gap of the recharge center (reported in issue 7): it writes a remote attempt to the
+#: timeline only after the call returns, so a kill -9 while a ConfirmRecharge/CreateRefund is in
+#: flight leaves the effect without its attempt (I6). Only that, and only under kills, is xfailed;
+#: any other violation fails the test, and once fixed the test passes.
+KNOWN_CRASH_GAP = ("its timeline has no ConfirmRecharge", "its timeline has no CreateRefund")
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    started = start_fresh(Path(tmp_path_factory.mktemp("chaos")))
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+async def stubs(services: Services) -> AsyncIterator[Stubs]:
+    async with Stubs.open(services.recharge, services.card, services.wechat) as opened:
+        yield opened
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("name", list(PROFILES))
+async def test_a_seeded_chaos_run_breaks_no_promise(services: Services, name: str) -> None:
+    profile = PROFILES[name]
+    run = await execute(
+        RunConfig(profile, SEED, ORDERS, concurrency=8, quiet_timeout_s=60, quiet_output=True), services
+    )
+    assert run.quiet, run.notes
+    violations = [str(v) for v in run.result.violations]
+    if profile.kills and violations and all(v.endswith(KNOWN_CRASH_GAP) for v in violations):
+        pytest.xfail(f"recharge center loses in-flight attempts on kill -9 (I6): {violations}")
+    assert violations == []
+    assert len(run.observation.orders) == ORDERS
+    injected = {k: n for k, n in run.tally.by_kind().items() if k != "KILL9"}
+    if profile.injects:
+        assert sum(injected.values()) > 0, f"{name} injected no faults"
+    if profile.kills:
+        assert run.tally.by_kind().get("KILL9") == profile.kills
+
+
+@pytest.mark.timeout(120)
+async def test_a_refund_made_without_a_void_is_caught(services: Services, stubs: Stubs) -> None:
+    run = await execute(
+        RunConfig(PROFILES["none"], SEED + 1, 8, concurrency=4, quiet_timeout_s=60, abandon_share=0,
+                  reject_share=0, quiet_output=True, nonce="planted"),
+        services,
+    )
+    assert run.result.ok, [str(v) for v in run.result.violations]
+    victim = next(o for o in run.observation.orders if o.status == "CREDITED")
+    # The bug: money goes back to the customer while the card keeps the credit.
+    await stubs.gateway.CreateRefund(
+        wechatpay_pb2.CreateRefundRequest(
+            out_trade_no=victim.order_no, out_refund_no=f"{victim.order_no}-X9",
+            refund_fen=victim.pay_amount_fen, total_fen=victim.pay_amount_fen, reason="planted bug",
+        ),
+        timeout=10,
+    )
+    for _ in range(100):
+        refund = await stubs.gateway.QueryRefund(
+            wechatpay_pb2.QueryRefundRequest(out_refund_no=f"{victim.order_no}-X9"), timeout=10
+        )
+        if refund.status == wechatpay_pb2.REFUND_STATUS_SUCCESS:
+            break
+        await asyncio.sleep(0.1)
+    result = check(await observe(stubs, run.cards, run.observation.driver))
+    caught = {(v.invariant, v.subject) for v in result.violations}
+    assert ("I1", victim.order_no) in caught
+    assert ("I3", victim.order_no) in caught
+    assert all(v.subject in (victim.order_no, "*") for v in result.violations)
