@@ -155,7 +155,9 @@ def start_stack(
         # recharge center with the simulator's address given at start when fixed, else late-bound.
         if wechat_port == 0:
             wechat_port = _free_port(host)
-        stack.recharge.args += ["--card-target", stack.card.address, "--payment-target", f"{host}:{wechat_port}"]
+        stack.recharge.args += [
+            "--card-target", stack.card.address, "--payment-target", f"{host}:{wechat_port}"
+        ]
         stack.recharge.start(f"{host}:{recharge_port}")
         stack.wechat.args += ["--notify-target", stack.recharge.address]
         stack.wechat.start(f"{host}:{wechat_port}")
