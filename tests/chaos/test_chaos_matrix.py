@@ -24,11 +24,6 @@ from scripts.invariants import check
 
 SEED = 11
 ORDERS = 24
-#: A known gap of the recharge center (reported in issue 7): it writes a remote attempt to the
-#: timeline only after the call returns, so a kill -9 while a ConfirmRecharge/CreateRefund is in
-#: flight leaves the effect without its attempt (I6). Only that, and only under kills, is xfailed;
-#: any other violation fails the test, and once fixed the test passes.
-KNOWN_CRASH_GAP = ("its timeline has no ConfirmRecharge", "its timeline has no CreateRefund")
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +49,7 @@ async def test_a_seeded_chaos_run_breaks_no_promise(services: Services, name: st
         RunConfig(profile, SEED, ORDERS, concurrency=8, quiet_timeout_s=60, quiet_output=True), services
     )
     assert run.quiet, run.notes
-    violations = [str(v) for v in run.result.violations]
-    if profile.kills and violations and all(v.endswith(KNOWN_CRASH_GAP) for v in violations):
-        pytest.xfail(f"recharge center loses in-flight attempts on kill -9 (I6): {violations}")
-    assert violations == []
+    assert [str(v) for v in run.result.violations] == []
     assert len(run.observation.orders) == ORDERS
     injected = {k: n for k, n in run.tally.by_kind().items() if k != "KILL9"}
     if profile.injects:

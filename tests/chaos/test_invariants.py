@@ -261,3 +261,10 @@ def test_a_payment_missing_from_the_trade_bill_is_reported() -> None:
     violations = found(obs)
     assert ("I3", "O-CREDIT") in violations
     assert ("I3", "*") in violations
+
+
+def test_a_void_only_sent_with_no_answer_does_not_fence_a_refund() -> None:
+    obs = clean_world()
+    sent = call(5, "VoidRecharge", outcome="sent", detail="attempt 1/3: sent, answer pending")
+    obs.timelines["O-REFUND"] = [sent if e.seq == 5 else e for e in obs.timelines["O-REFUND"]]
+    assert found(obs) == {("I1", "O-REFUND")}
