@@ -25,6 +25,7 @@ from recharge_service.adapters.orm import metadata
 from recharge_service.adapters.payment_client import PaymentClient
 from recharge_service.adapters.retrying import RetryPolicy
 from recharge_service.adapters.timeline import DbTimeline
+from recharge_service.adapters.unit_of_work import uow_factory
 from recharge_service.adapters.wechat_notifications import NotificationOpener
 from recharge_service.entrypoints import center, notifications, ops
 from recharge_service.entrypoints.dispatcher import OutboxDispatcher
@@ -32,7 +33,6 @@ from recharge_service.entrypoints.sentinel_job import SentinelJob
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.dispatch import OutboxPolicy
 from recharge_service.service_layer.sentinel import Sentinel, SentinelPolicy
-from recharge_service.service_layer.unit_of_work import uow_factory
 from recharge_service.settings import RechargeSettings
 
 
@@ -54,8 +54,7 @@ class App:
 
 
 async def create_schema(db: Database) -> None:
-    async with db.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+    await db.create_all(metadata)
 
 
 def node_name(settings: RechargeSettings) -> str:

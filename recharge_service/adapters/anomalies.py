@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from rc_common.db import Database
 from recharge_service.adapters.orm import recharge_orders
 from recharge_service.adapters.repository import order_from_row
 from recharge_service.domain.order import OrderStatus, RechargeOrder
@@ -39,8 +39,8 @@ def decode_anomaly_token(token: str) -> tuple[datetime, str]:
 
 
 class AnomaliesRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def page(
         self,
@@ -72,7 +72,7 @@ class AnomaliesRepository:
                 )
             )
         query = query.order_by(orders.updated_at, orders.order_no).limit(page_size + 1)
-        rows = (await self._session.execute(query)).mappings().all()
+        rows = await self._db.read(lambda conn: conn.execute(query).mappings().all())
         found = [order_from_row(row) for row in rows[:page_size]]
         token = ""
         if len(rows) > page_size:

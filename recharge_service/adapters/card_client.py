@@ -7,9 +7,7 @@ import grpc
 from protos.card.v1 import card_pb2, card_pb2_grpc
 from rc_common.outcomes import Done, Rejected, Unknown
 from recharge_service.adapters.retrying import RetryPolicy, with_retries
-from recharge_service.service_layer.ports import CardRecharge, Timeline
-
-_PREFIX = "/card.v1.CardSystem/"
+from recharge_service.service_layer.ports import CARD_METHODS, CardRecharge, Timeline
 
 
 def _status(message: card_pb2.PreRecharge) -> str:
@@ -49,7 +47,7 @@ class CardClient:
         )
         return _converted(
             await with_retries(
-                _PREFIX + "PreRecharge",
+                CARD_METHODS + "PreRecharge",
                 order_no,
                 lambda deadline: self._stub.PreRecharge(request, timeout=deadline),
                 self._policy,
@@ -63,7 +61,7 @@ class CardClient:
         request = card_pb2.ConfirmRechargeRequest(order_no=order_no)
         return _converted(
             await with_retries(
-                _PREFIX + "ConfirmRecharge",
+                CARD_METHODS + "ConfirmRecharge",
                 order_no,
                 lambda deadline: self._stub.ConfirmRecharge(request, timeout=deadline),
                 self._confirm_policy,
@@ -77,7 +75,7 @@ class CardClient:
         request = card_pb2.VoidRechargeRequest(order_no=order_no, reason=reason)
         return _converted(
             await with_retries(
-                _PREFIX + "VoidRecharge",
+                CARD_METHODS + "VoidRecharge",
                 order_no,
                 lambda deadline: self._stub.VoidRecharge(request, timeout=deadline),
                 self._policy,
@@ -91,7 +89,7 @@ class CardClient:
         request = card_pb2.GetRechargeRequest(order_no=order_no)
         return _converted(
             await with_retries(
-                _PREFIX + "GetRecharge",
+                CARD_METHODS + "GetRecharge",
                 order_no,
                 lambda deadline: self._stub.GetRecharge(request, timeout=deadline),
                 self._policy,

@@ -5,12 +5,12 @@
 
 ``claim_batch`` is the only place that decides which orders a sentinel run takes: due orders, the
 least recently visited first (never visited first), then the oldest change first — so orders that
-stay undecided cannot starve newer ones. On SQLite the writing transaction is already exclusive
-(``BEGIN IMMEDIATE``), so it selects the candidates and takes each with a conditional
-``UPDATE ... WHERE order_no = :o AND <free>``, counting rows to know it won. On PostgreSQL it
-selects them ``FOR UPDATE SKIP LOCKED`` (concurrent claimers skip each other's rows instead of
-waiting) and leases them in one ``UPDATE ... RETURNING``. A lease that is not released (crash,
-cancelled run) simply expires.
+stay undecided cannot starve newer ones. It is one short write of two set-based statements: pick
+the due orders in that order (``LIMIT n``; on PostgreSQL ``FOR UPDATE SKIP LOCKED``, so concurrent
+claimers skip each other's rows instead of waiting), then ``UPDATE … WHERE order_no IN (picked)
+AND <free> RETURNING order_no``. ``claim_one`` and ``renew`` are single conditional updates
+that answer at once; ``release_all`` is staged with the unit of work that records the visits. A
+lease that is not released (crash, cancelled run) simply expires.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select, update
 
+from rc_common.db import Database
 from recharge_service.adapters.orm import recharge_orders
+from recharge_service.adapters.repository import Staged
 from recharge_service.domain.order import OrderStatus
 
 orders = recharge_orders.c
@@ -53,12 +54,9 @@ def _due(
 
 
 class OrderLeases:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    @property
-    def _dialect(self) -> str:
-        return str(self._session.get_bind().dialect.name)
+    def __init__(self, db: Database, staged: Staged) -> None:
+        self._db = db
+        self._staged = staged
 
     async def claim_batch(
         self,
@@ -72,65 +70,75 @@ class OrderLeases:
         visited_before: datetime | None = None,
         limit: int = 500,
     ) -> list[str]:
-        """Lease up to ``limit`` due orders to ``owner`` until ``until``.
+        """Lease up to ``limit`` due orders to ``owner`` until ``until`` (its own write, at once).
 
         Due: status in ``statuses`` (those in ``only_expired`` only once past their expiry), last
         changed before ``changed_before`` and not visited since ``visited_before`` (None = any
-        time), and no live lease."""
+        time), and no live lease. Returns them oldest change first."""
         due = _due(now, statuses, only_expired, changed_before, visited_before)
         fair = (func.coalesce(orders.lease_until, NEVER), orders.updated_at, orders.order_no)
-        candidates = select(orders.order_no).where(due).order_by(*fair).limit(limit)
-        if self._dialect == "postgresql":
-            locking = candidates.with_for_update(skip_locked=True)
-            locked = list((await self._session.execute(locking)).scalars())
-            if not locked:
+        picked = (
+            select(orders.order_no)
+            .where(due)
+            .order_by(*fair)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL; on SQLite the writer is alone
+        )
+
+        def unit(conn: Connection) -> list[str]:
+            wanted = list(conn.execute(picked).scalars())
+            if not wanted:
                 return []
-            won = await self._session.execute(
+            won = conn.execute(
                 update(recharge_orders)
-                .where(and_(orders.order_no.in_(locked), _free(now)))
+                .where(and_(orders.order_no.in_(wanted), _free(now)))
                 .values(lease_owner=owner, lease_until=until)
                 .returning(orders.order_no)
             )
             taken = set(won.scalars())
-            return [order_no for order_no in locked if order_no in taken]
-        claimed: list[str] = []
-        for order_no in list((await self._session.execute(candidates)).scalars()):
-            if await self.claim_one(order_no, owner, now, until):
-                claimed.append(order_no)
-        return claimed
+            return [order_no for order_no in wanted if order_no in taken]
+
+        return await self._db.write(unit)
 
     async def claim_one(self, order_no: str, owner: str, now: datetime, until: datetime) -> bool:
-        """Lease one order whatever its status (operators' actions); False when someone holds it."""
-        result = await self._session.execute(
+        """Lease one order whatever its status (operators' actions), at once; False when someone
+        holds it."""
+        statement = (
             update(recharge_orders)
             .where(and_(orders.order_no == order_no, _free(now)))
             .values(lease_owner=owner, lease_until=until)
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult has rowcount
+        return await self._db.write(lambda conn: conn.execute(statement).rowcount == 1)
 
     async def renew(self, order_no: str, owner: str, until: datetime) -> bool:
-        """Extend ``owner``'s lease; False when another owner took the order meanwhile."""
-        result = await self._session.execute(
+        """Extend ``owner``'s lease, at once; False when another owner took the order meanwhile."""
+        statement = (
             update(recharge_orders)
             .where(and_(orders.order_no == order_no, orders.lease_owner == owner))
             .values(lease_until=until)
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult has rowcount
+        return await self._db.write(lambda conn: conn.execute(statement).rowcount == 1)
 
     async def release(self, order_no: str, owner: str, now: datetime) -> None:
         await self.release_all([order_no], owner, now)
 
     async def release_all(self, order_nos: Sequence[str], owner: str, now: datetime) -> None:
-        """Give the orders up (if ``owner`` still holds them), remembering ``now`` as their last visit."""
-        if order_nos:
-            await self._session.execute(
-                update(recharge_orders)
-                .where(and_(orders.order_no.in_(list(order_nos)), orders.lease_owner == owner))
-                .values(lease_owner=None, lease_until=now)
-            )
+        """Stage giving the orders up (if ``owner`` still holds them), remembering ``now`` as their
+        last visit."""
+        if not order_nos:
+            return
+        statement = (
+            update(recharge_orders)
+            .where(and_(orders.order_no.in_(list(order_nos)), orders.lease_owner == owner))
+            .values(lease_owner=None, lease_until=now)
+        )
+
+        def op(conn: Connection) -> None:
+            conn.execute(statement)
+
+        self._staged.add(op)
 
     async def holder(self, order_no: str) -> str | None:
         """Who holds the order's lease now (None once released; expiry is not looked at)."""
-        return (
-            await self._session.execute(select(orders.lease_owner).where(orders.order_no == order_no))
-        ).scalar_one_or_none()
+        query = select(orders.lease_owner).where(orders.order_no == order_no)
+        return await self._db.read(lambda conn: conn.execute(query).scalar_one_or_none())

@@ -7,9 +7,7 @@ import grpc
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
 from rc_common.outcomes import Done, Rejected, Unknown
 from recharge_service.adapters.retrying import RetryPolicy, with_retries
-from recharge_service.service_layer.ports import PaymentTransaction, RefundResult, Timeline
-
-_PREFIX = "/wechatpay.v1.PaymentGateway/"
+from recharge_service.service_layer.ports import PAYMENT_METHODS, PaymentTransaction, RefundResult, Timeline
 
 
 def _trade_state(message: wechatpay_pb2.Transaction | wechatpay_pb2.CloseOrderResponse) -> str:
@@ -55,7 +53,7 @@ class PaymentClient:
             time_expire=time_expire,
         )
         outcome = await with_retries(
-            _PREFIX + "CreatePrepay",
+            PAYMENT_METHODS + "CreatePrepay",
             out_trade_no,
             lambda deadline: self._stub.CreatePrepay(request, timeout=deadline),
             self._policy,
@@ -67,7 +65,7 @@ class PaymentClient:
     async def query_order(self, out_trade_no: str) -> Done[PaymentTransaction] | Rejected | Unknown:
         request = wechatpay_pb2.QueryOrderRequest(out_trade_no=out_trade_no)
         outcome = await with_retries(
-            _PREFIX + "QueryOrder",
+            PAYMENT_METHODS + "QueryOrder",
             out_trade_no,
             lambda deadline: self._stub.QueryOrder(request, timeout=deadline),
             self._policy,
@@ -79,7 +77,7 @@ class PaymentClient:
     async def close_order(self, out_trade_no: str) -> Done[str] | Rejected | Unknown:
         request = wechatpay_pb2.CloseOrderRequest(out_trade_no=out_trade_no)
         outcome = await with_retries(
-            _PREFIX + "CloseOrder",
+            PAYMENT_METHODS + "CloseOrder",
             out_trade_no,
             lambda deadline: self._stub.CloseOrder(request, timeout=deadline),
             self._policy,
@@ -102,7 +100,7 @@ class PaymentClient:
             reason=reason,
         )
         outcome = await with_retries(
-            _PREFIX + "CreateRefund",
+            PAYMENT_METHODS + "CreateRefund",
             out_trade_no,
             lambda deadline: self._stub.CreateRefund(request, timeout=deadline),
             self._policy,
@@ -117,7 +115,7 @@ class PaymentClient:
     ) -> Done[RefundResult] | Rejected | Unknown:
         request = wechatpay_pb2.QueryRefundRequest(out_refund_no=out_refund_no)
         outcome = await with_retries(
-            _PREFIX + "QueryRefund",
+            PAYMENT_METHODS + "QueryRefund",
             order_no,
             lambda deadline: self._stub.QueryRefund(request, timeout=deadline),
             self._policy,

@@ -1,24 +1,32 @@
-"""Repositories over one SQLAlchemy session (the unit of work owns the transaction).
+"""Repositories of the recharge center over ``rc_common.db``: reads now, writes staged.
 
-``OrdersRepository.save`` is the optimistic-concurrency write: ``UPDATE ... WHERE version = :v``;
-when another writer got there first it raises ``StaleOrder`` and the caller re-reads. The same
-write turns the order's pending changes into timeline rows and its events into outbox rows, so a
-state change, its history and its follow-ups commit together or not at all.
+Reads run at once (``Database.read``, a snapshot outside any write transaction). Writes are
+*staged* on the unit of work and run together, back to back, in one ``Database.write`` when it
+commits, so a write transaction never waits on the event loop. Every staged write carries its own
+guard instead of relying on a lock taken by an earlier read:
+
+- ``OrdersRepository.save`` is the optimistic-concurrency write, ``UPDATE … WHERE version = :v``;
+  when another writer got there first it raises ``StaleOrder`` inside the unit (the whole unit
+  rolls back) and the caller re-reads and decides again. The same write turns the order's pending
+  changes into timeline rows and its events into outbox rows, so a state change, its history and
+  its follow-ups commit together or not at all.
+- inserts that may repeat (a payment, an outbox row) are ``INSERT … ON CONFLICT DO NOTHING``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from rc_common.db import Database
+from rc_common.sql import insert_or_ignore
 from recharge_service.adapters.orm import outbox, payments, recharge_orders, timeline_events
 from recharge_service.domain.followups import followups_for
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
@@ -44,10 +52,29 @@ _ORDER_FIELDS = (
     "attempts",
     "last_error",
 )
+Op = Callable[[Connection], None]
 
 
 class StaleOrder(Exception):
     """Another writer changed the order since it was read; re-read and decide again."""
+
+
+class Staged:
+    """The writes of one unit of work, and what to do once they are committed."""
+
+    def __init__(self) -> None:
+        self.ops: list[Op] = []
+        self.after: list[Callable[[], None]] = []
+
+    def add(self, op: Op, after: Callable[[], None] | None = None) -> None:
+        self.ops.append(op)
+        if after is not None:
+            self.after.append(after)
+
+    def drain(self) -> tuple[list[Op], list[Callable[[], None]]]:
+        ops, after = self.ops, self.after
+        self.ops, self.after = [], []
+        return ops, after
 
 
 def _status_name(value: int) -> str:
@@ -74,6 +101,60 @@ def _order_values(order: RechargeOrder) -> dict[str, Any]:
     return values
 
 
+def timeline_row(entry: TimelineEntry) -> dict[str, Any]:
+    return {
+        "order_no": entry.order_no,
+        "at": entry.at,
+        "kind": entry.kind,
+        "from_status": _status_name(entry.from_status),
+        "to_status": _status_name(entry.to_status),
+        "method": entry.method,
+        "outcome": entry.outcome,
+        "latency_ms": entry.latency_ms,
+        "error": entry.error[:2000],
+        "actor": entry.actor,
+        "detail": entry.detail[:2000],
+    }
+
+
+def insert_timeline(conn: Connection, entries: Sequence[TimelineEntry]) -> None:
+    if entries:
+        conn.execute(insert(timeline_events), [timeline_row(entry) for entry in entries])
+
+
+def _transition_rows(order: RechargeOrder, at: datetime) -> list[TimelineEntry]:
+    return [
+        TimelineEntry(
+            order.order_no,
+            at,
+            TRANSITION,
+            int(change.from_status),
+            int(change.to_status),
+            actor=change.actor,
+            detail=change.detail,
+        )
+        for change in order.changes
+    ]
+
+
+def _outbox_rows(order: RechargeOrder) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_no": order.order_no,
+            "topic": followup.topic,
+            "event_id": followup.event_id,
+            "payload": json.dumps(followup.payload, ensure_ascii=False),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": order.updated_at,
+            "last_error": "",
+            "created_at": order.updated_at,
+        }
+        for event in order.events
+        for followup in followups_for(order, event)
+    ]
+
+
 @dataclass(frozen=True)
 class OrderPage:
     orders: list[RechargeOrder]
@@ -97,84 +178,61 @@ def decode_page_token(token: str) -> str:
 
 
 class OrdersRepository:
-    def __init__(
-        self, session: AsyncSession, timeline: TimelineRepository, outbox_repo: OutboxRepository
-    ) -> None:
-        self._session = session
-        self._timeline = timeline
-        self._outbox = outbox_repo
+    def __init__(self, db: Database, staged: Staged) -> None:
+        self._db = db
+        self._staged = staged
 
     async def get(self, order_no: str) -> RechargeOrder | None:
-        row = (
-            (
-                await self._session.execute(
-                    select(recharge_orders).where(recharge_orders.c.order_no == order_no)
-                )
-            )
-            .mappings()
-            .first()
-        )
+        query = select(recharge_orders).where(recharge_orders.c.order_no == order_no)
+        row = await self._db.read(lambda conn: conn.execute(query).mappings().first())
         return order_from_row(row) if row else None
 
     async def get_by_idempotency_key(self, key: str) -> RechargeOrder | None:
-        row = (
-            (
-                await self._session.execute(
-                    select(recharge_orders).where(recharge_orders.c.idempotency_key == key)
-                )
-            )
-            .mappings()
-            .first()
-        )
+        query = select(recharge_orders).where(recharge_orders.c.idempotency_key == key)
+        row = await self._db.read(lambda conn: conn.execute(query).mappings().first())
         return order_from_row(row) if row else None
 
     async def add(self, order: RechargeOrder, *, actor: str = "system", detail: str = "") -> None:
-        """Insert a new order (raises IntegrityError when the idempotency key exists)."""
-        await self._session.execute(insert(recharge_orders).values(**_order_values(order), version=0))
-        await self._timeline.add(
-            TimelineEntry(
-                order.order_no,
-                order.created_at,
-                TRANSITION,
-                0,
-                int(order.status),
-                actor=actor,
-                detail=detail or "order created",
-            )
+        """Stage a new order (the commit raises IntegrityError when the idempotency key exists)."""
+        values = {**_order_values(order), "version": 0}
+        created = TimelineEntry(
+            order.order_no,
+            order.created_at,
+            TRANSITION,
+            0,
+            int(order.status),
+            actor=actor,
+            detail=detail or "order created",
         )
+
+        def op(conn: Connection) -> None:
+            conn.execute(insert(recharge_orders).values(**values))
+            insert_timeline(conn, [created])
+
         order.version = 0
+        self._staged.add(op)
 
     async def save(self, order: RechargeOrder) -> None:
-        """Write the order if nobody changed it since it was read; flush changes and events."""
-        result = await self._session.execute(
-            update(recharge_orders)
-            .where(
-                and_(recharge_orders.c.order_no == order.order_no, recharge_orders.c.version == order.version)
-            )
-            .values(**_order_values(order), version=order.version + 1)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult has rowcount
-            raise StaleOrder(order.order_no)
-        order.version += 1
-        for change in order.changes:
-            await self._timeline.add(
-                TimelineEntry(
-                    order.order_no,
-                    order.updated_at,
-                    TRANSITION,
-                    int(change.from_status),
-                    int(change.to_status),
-                    actor=change.actor,
-                    detail=change.detail,
-                )
-            )
-        for event in order.events:
-            for followup in followups_for(order, event):
-                await self._outbox.add(
-                    order.order_no, followup.topic, followup.event_id, followup.payload, order.updated_at
-                )
-        order.changes.clear()
-        order.events.clear()
+        """Stage the write of the order if nobody changes it meanwhile, with its changes (timeline)
+        and events (outbox); the commit raises ``StaleOrder`` when somebody did."""
+        read_version = order.version
+        values = {**_order_values(order), "version": read_version + 1}
+        history = _transition_rows(order, order.updated_at)
+        followups = _outbox_rows(order)
+        guard = and_(recharge_orders.c.order_no == order.order_no, recharge_orders.c.version == read_version)
+
+        def op(conn: Connection) -> None:
+            if conn.execute(update(recharge_orders).where(guard).values(**values)).rowcount != 1:
+                raise StaleOrder(order.order_no)
+            insert_timeline(conn, history)
+            insert_or_ignore(conn, outbox, followups, ["event_id"])
+
+        def saved() -> None:
+            order.version = read_version + 1
+            order.changes.clear()
+            order.events.clear()
+
+        self._staged.add(op, saved)
 
     async def list(
         self,
@@ -196,15 +254,20 @@ class OrdersRepository:
         if page_token:
             query = query.where(recharge_orders.c.order_no < decode_page_token(page_token))
         query = query.order_by(recharge_orders.c.order_no.desc()).limit(page_size + 1)
-        rows = (await self._session.execute(query)).mappings().all()
+        rows = await self._db.read(lambda conn: conn.execute(query).mappings().all())
         orders = [order_from_row(row) for row in rows[:page_size]]
         token = encode_page_token(orders[-1].order_no) if len(rows) > page_size else ""
         return OrderPage(orders, token)
 
 
 class PaymentsRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, db: Database, staged: Staged) -> None:
+        self._db = db
+        self._staged = staged
+
+    async def exists(self, transaction_id: str) -> bool:
+        query = select(payments.c.transaction_id).where(payments.c.transaction_id == transaction_id)
+        return await self._db.read(lambda conn: conn.execute(query).first() is not None)
 
     async def add_if_absent(
         self,
@@ -213,190 +276,58 @@ class PaymentsRepository:
         amount_total_fen: int,
         success_time: str,
         recorded_at: datetime,
-    ) -> bool:
-        """Record a payment once per transaction id; False when it was already recorded."""
-        exists = (
-            await self._session.execute(
-                select(payments.c.transaction_id).where(payments.c.transaction_id == transaction_id)
-            )
-        ).first()
-        if exists:
-            return False
-        await self._session.execute(
-            insert(payments).values(
-                transaction_id=transaction_id,
-                order_no=order_no,
-                amount_total_fen=amount_total_fen,
-                success_time=success_time,
-                recorded_at=recorded_at,
-            )
-        )
-        return True
+    ) -> None:
+        """Stage the payment, recorded once per transaction id (a repeat changes nothing)."""
+        row = {
+            "transaction_id": transaction_id,
+            "order_no": order_no,
+            "amount_total_fen": amount_total_fen,
+            "success_time": success_time,
+            "recorded_at": recorded_at,
+        }
+
+        def op(conn: Connection) -> None:
+            insert_or_ignore(conn, payments, [row], ["transaction_id"])
+
+        self._staged.add(op)
 
     async def for_order(self, order_no: str) -> list[dict[str, Any]]:
-        rows = (
-            await self._session.execute(select(payments).where(payments.c.order_no == order_no))
-        ).mappings()
+        query = select(payments).where(payments.c.order_no == order_no)
+        rows = await self._db.read(lambda conn: conn.execute(query).mappings().all())
         return [dict(row) for row in rows]
+
+
+def _entry_from_row(row: RowMapping) -> TimelineEntry:
+    return TimelineEntry(
+        row["order_no"],
+        row["at"],
+        row["kind"],
+        _status_value(row["from_status"]),
+        _status_value(row["to_status"]),
+        row["method"],
+        row["outcome"],
+        row["latency_ms"],
+        row["error"],
+        row["actor"],
+        row["detail"],
+        seq=row["id"],
+    )
 
 
 class TimelineRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, db: Database, staged: Staged) -> None:
+        self._db = db
+        self._staged = staged
 
-    async def add(self, entry: TimelineEntry) -> None:
-        await self._session.execute(
-            insert(timeline_events).values(
-                order_no=entry.order_no,
-                at=entry.at,
-                kind=entry.kind,
-                from_status=_status_name(entry.from_status),
-                to_status=_status_name(entry.to_status),
-                method=entry.method,
-                outcome=entry.outcome,
-                latency_ms=entry.latency_ms,
-                error=entry.error[:2000],
-                actor=entry.actor,
-                detail=entry.detail[:2000],
-            )
-        )
+    async def add(self, entry: TimelineEntry, *, after: Callable[[], None] | None = None) -> None:
+        """Stage one row (``after`` runs once it is committed)."""
+        self._staged.add(lambda conn: insert_timeline(conn, [entry]), after)
 
     async def for_order(self, order_no: str) -> list[TimelineEntry]:
-        rows = (
-            await self._session.execute(
-                select(timeline_events)
-                .where(timeline_events.c.order_no == order_no)
-                .order_by(timeline_events.c.id)
-            )
-        ).mappings()
-        return [
-            TimelineEntry(
-                row["order_no"],
-                row["at"],
-                row["kind"],
-                _status_value(row["from_status"]),
-                _status_value(row["to_status"]),
-                row["method"],
-                row["outcome"],
-                row["latency_ms"],
-                row["error"],
-                row["actor"],
-                row["detail"],
-                seq=row["id"],
-            )
-            for row in rows
-        ]
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    order_no: str
-    topic: str
-    event_id: str
-    payload: dict[str, Any]
-    attempts: int
-
-
-class OutboxRepository:
-    """Follow-ups waiting for delivery. ``claim`` is the only place that decides who delivers a row
-    (on PostgreSQL it can become ``FOR UPDATE SKIP LOCKED`` without touching its callers)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def add(
-        self, order_no: str, topic: str, event_id: str, payload: dict[str, Any], at: datetime
-    ) -> None:
-        exists = (
-            await self._session.execute(select(outbox.c.id).where(outbox.c.event_id == event_id))
-        ).first()
-        if exists:
-            return
-        await self._session.execute(
-            insert(outbox).values(
-                order_no=order_no,
-                topic=topic,
-                event_id=event_id,
-                payload=json.dumps(payload, ensure_ascii=False),
-                status="pending",
-                attempts=0,
-                next_attempt_at=at,
-                last_error="",
-                created_at=at,
-            )
+        query = (
+            select(timeline_events)
+            .where(timeline_events.c.order_no == order_no)
+            .order_by(timeline_events.c.id)
         )
-
-    async def claim(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[OutboxRow]:
-        """Reserve up to ``limit`` due rows for ``owner`` until ``lease_until``."""
-        free = or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
-        due = and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now, free)
-        ids = (
-            (
-                await self._session.execute(
-                    select(outbox.c.id)
-                    .where(due)
-                    .order_by(outbox.c.next_attempt_at, outbox.c.id)
-                    .limit(limit)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        claimed: list[OutboxRow] = []
-        for row_id in ids:
-            result = await self._session.execute(
-                update(outbox)
-                .where(and_(outbox.c.id == row_id, due))
-                .values(lease_owner=owner, lease_until=lease_until)
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]  # CursorResult has rowcount
-                row = (
-                    (await self._session.execute(select(outbox).where(outbox.c.id == row_id)))
-                    .mappings()
-                    .one()
-                )
-                claimed.append(
-                    OutboxRow(
-                        row["id"],
-                        row["order_no"],
-                        row["topic"],
-                        row["event_id"],
-                        json.loads(row["payload"]),
-                        row["attempts"],
-                    )
-                )
-        return claimed
-
-    async def finish(
-        self,
-        row_id: int,
-        owner: str,
-        *,
-        status: str,
-        attempts: int,
-        next_attempt_at: datetime,
-        last_error: str,
-    ) -> bool:
-        """Record a delivery attempt's result, only if ``owner`` still holds the lease."""
-        result = await self._session.execute(
-            update(outbox)
-            .where(and_(outbox.c.id == row_id, outbox.c.lease_owner == owner))
-            .values(
-                status=status,
-                attempts=attempts,
-                next_attempt_at=next_attempt_at,
-                last_error=last_error[:2000],
-                lease_owner=None,
-                lease_until=None,
-            )
-        )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult has rowcount
-
-    async def for_order(self, order_no: str) -> list[dict[str, Any]]:
-        rows = (
-            await self._session.execute(
-                select(outbox).where(outbox.c.order_no == order_no).order_by(outbox.c.id)
-            )
-        ).mappings()
-        return [dict(row) for row in rows]
+        rows = await self._db.read(lambda conn: conn.execute(query).mappings().all())
+        return [_entry_from_row(row) for row in rows]

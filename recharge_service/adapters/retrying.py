@@ -7,6 +7,11 @@ random), with a fresh deadline per attempt.
 Calls that change something elsewhere (``announce=True``: pre-recharge, confirm, void, prepay,
 close, refund) are also recorded *before* each attempt (outcome ``sent``), so a process killed
 while waiting for the answer still leaves the attempt on the order's timeline.
+
+Inside a flow (``service_layer/call_log.py``) the rows ride in the flow's own commits: the first
+attempt's sent row is skipped when the flow announced it in the unit of work before the call, a
+later attempt's sent row is written together with the answers still pending, and answers are left
+pending for the flow's next commit. Outside a flow every row is its own short transaction.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from typing import TypeVar
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected, Unknown, call
 from recharge_service.domain.timeline import REMOTE_CALL, TimelineEntry
+from recharge_service.service_layer import call_log
 from recharge_service.service_layer.actor import actor
+from recharge_service.service_layer.call_log import SENT, sent_entry
 from recharge_service.service_layer.ports import Timeline
 
 T = TypeVar("T")
-#: Outcome of the row written before a call that changes something (its answer follows).
-SENT = "sent"
+__all__ = ["SENT", "RetryPolicy", "with_retries"]
 _RNG = random.Random()
 log = get_logger("remote")
 
@@ -59,19 +65,17 @@ async def with_retries(
     """Run ``attempt(deadline)`` until it ends definitively or the attempts are used up.
     ``describe`` says what a done answer was (e.g. ``VOIDED``), for the timeline row."""
     outcome: Done[T] | Rejected | Unknown = Unknown("UNKNOWN", "not attempted", 0.0)
+    flow = call_log.current()
     for number in range(1, policy.attempts + 1):
-        if announce:
-            await timeline.record(
-                TimelineEntry(
-                    order_no,
-                    datetime.now(UTC),
-                    REMOTE_CALL,
-                    method=method,
-                    outcome=SENT,
-                    actor=actor(),
-                    detail=f"attempt {number}/{policy.attempts}: sent, answer pending",
-                )
+        if announce and not (number == 1 and flow is not None and flow.take_announced(method)):
+            sent = sent_entry(
+                order_no,
+                method,
+                datetime.now(UTC),
+                actor(),
+                f"attempt {number}/{policy.attempts}: sent, answer pending",
             )
+            await timeline.record(*(flow.take_pending() if flow is not None else ()), sent)
         outcome = await call(attempt(policy.deadline))
         error, said = "", ""
         if isinstance(outcome, Done) and describe is not None:
@@ -80,19 +84,21 @@ async def with_retries(
             error = f"{outcome.code} {outcome.reason}: {outcome.detail}".strip()
         elif isinstance(outcome, Unknown):
             error = f"{outcome.code}: {outcome.detail}".strip()
-        await timeline.record(
-            TimelineEntry(
-                order_no,
-                datetime.now(UTC),
-                REMOTE_CALL,
-                method=method,
-                outcome=outcome.outcome,
-                latency_ms=round(outcome.latency_ms),
-                error=error,
-                actor=actor(),
-                detail=f"attempt {number}/{policy.attempts}{said}",
-            )
+        answer = TimelineEntry(
+            order_no,
+            datetime.now(UTC),
+            REMOTE_CALL,
+            method=method,
+            outcome=outcome.outcome,
+            latency_ms=round(outcome.latency_ms),
+            error=error,
+            actor=actor(),
+            detail=f"attempt {number}/{policy.attempts}{said}",
         )
+        if flow is not None:
+            flow.pending.append(answer)  # written with the flow's next commit
+        else:
+            await timeline.record(answer)
         log.info(
             "remote_attempt",
             order_no=order_no,

@@ -1,14 +1,17 @@
-"""Timeline writes outside the caller's transaction (remote attempts, deliveries, refusals).
+"""Timeline writes outside a flow's own units of work (remote attempts, deliveries, refusals).
 
-Each entry is its own short transaction, so a remote call is never inside a database transaction
-and an attempt stays on record even if the caller's later work rolls back.
+``record`` writes its entries in one short transaction of their own, so a remote call is never
+inside a database transaction and an attempt stays on record even if the caller's later work
+rolls back. (Inside a flow most attempts ride in the flow's commits instead: ``call_log``.)
 """
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from rc_common.db import Database
 from rc_common.logs import get_logger
-from recharge_service.adapters.repository import TimelineRepository
+from recharge_service.adapters.repository import insert_timeline
 from recharge_service.domain.timeline import TimelineEntry
 
 log = get_logger("timeline")
@@ -18,15 +21,17 @@ class DbTimeline:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def record(self, entry: TimelineEntry) -> None:
+    async def record(self, *entries: TimelineEntry) -> None:
+        def unit(conn: Connection) -> None:
+            insert_timeline(conn, entries)
+
         try:
-            async with self._db.session() as session:
-                await TimelineRepository(session).add(entry)
-                await session.commit()
+            await self._db.write(unit)
         except Exception:  # the history must not break the flow it describes; the log keeps it
-            log.exception(
-                "timeline_write_failed", order_no=entry.order_no, kind=entry.kind, method=entry.method
-            )
+            for entry in entries:
+                log.exception(
+                    "timeline_write_failed", order_no=entry.order_no, kind=entry.kind, method=entry.method
+                )
 
 
 class MemoryTimeline:
@@ -35,5 +40,5 @@ class MemoryTimeline:
     def __init__(self) -> None:
         self.entries: list[TimelineEntry] = []
 
-    async def record(self, entry: TimelineEntry) -> None:
-        self.entries.append(entry)
+    async def record(self, *entries: TimelineEntry) -> None:
+        self.entries.extend(entries)

@@ -1,12 +1,19 @@
 """CreateRechargeOrder: persist, pre-recharge, prepay — resumable with the same idempotency key.
 
 1. Validate (nothing is written on bad input). Find the order by idempotency key, or insert it
-   CREATED and commit. The same key with other parameters is refused (IDEMPOTENCY_KEY_REUSED).
+   CREATED — in the same transaction as the ``sent`` rows of the two calls that follow — and commit.
+   The same key with other parameters is refused (IDEMPOTENCY_KEY_REUSED).
 2. CREATED without a recorded pre-recharge: ``CardSystem.PreRecharge`` (retried on unknown).
    Refused -> REJECTED, the card system's reason goes back to the caller. Unknown -> UNAVAILABLE
    with the order number: the caller retries with the same key and we resume here.
-3. CREATED with the pre-recharge recorded: ``PaymentGateway.CreatePrepay`` with out_trade_no =
-   order number and time_expire = created + --order-expiry -> AWAITING_PAYMENT.
+3. CREATED with the pre-recharge answered: ``PaymentGateway.CreatePrepay`` with out_trade_no =
+   order number and time_expire = created + --order-expiry -> AWAITING_PAYMENT, recorded in one
+   transaction with the pre-recharge's answer (whatever the prepay's answer, the pre-recharge is
+   recorded with it). A crash before that transaction loses nothing: the retry asks the card
+   system again with the same order number and gets the same record back.
+
+The happy path costs two write transactions; the customer can pay only after the second (the
+prepay id is returned only then), so the card system knows every top-up before money is taken.
 """
 
 from __future__ import annotations
@@ -18,21 +25,24 @@ from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected
 from recharge_service.domain.numbers import new_order_no, rfc3339_china
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
+from recharge_service.service_layer.actor import actor
 from recharge_service.service_layer.commands import CreateRechargeOrder
 from recharge_service.service_layer.deps import Deps
-from recharge_service.service_layer.orders import change_order
-from recharge_service.service_layer.ports import VOIDED
+from recharge_service.service_layer.orders import change_order, flow
+from recharge_service.service_layer.ports import CREATE_PREPAY, PRE_RECHARGE, VOIDED, CardRecharge
 
 log = get_logger("create")
 
 
 async def create_recharge_order(command: CreateRechargeOrder, deps: Deps) -> RechargeOrder:
     card_no, pay_amount_fen, channel, key, openid = command.validated()
-    order = await _find_or_insert(deps, card_no, pay_amount_fen, channel, key, openid)
-    if order.status is OrderStatus.CREATED and not order.pre_recharge_recorded:
-        order = await _pre_recharge(deps, order)
-    if order.status is OrderStatus.CREATED:
-        order = await _create_prepay(deps, order)
+    async with flow(deps):
+        order = await _find_or_insert(deps, card_no, pay_amount_fen, channel, key, openid)
+        record: CardRecharge | None = None
+        if order.status is OrderStatus.CREATED and not order.pre_recharge_recorded:
+            order, record = await _pre_recharge(deps, order)
+        if order.status is OrderStatus.CREATED:
+            order = await _create_prepay(deps, order, record)
     if order.status is OrderStatus.REJECTED:
         raise Refused(
             order.failure_reason or "REJECTED", "the card system refused this top-up", order_no=order.order_no
@@ -66,8 +76,16 @@ async def _find_or_insert(
                 updated_at=now,
                 expires_at=now + deps.order_expiry,
             )
+            await uow.orders.add(order)
+            uow.announce(order.order_no, PRE_RECHARGE, now, actor(), "attempt 1: sent, answer pending")
+            uow.announce(
+                order.order_no,
+                CREATE_PREPAY,
+                now,
+                actor(),
+                "attempt 1: sent once the pre-recharge is recorded, answer pending",
+            )
             try:
-                await uow.orders.add(order)
                 await uow.commit()
             except IntegrityError:
                 continue  # another request with the same key won the insert: read theirs
@@ -76,18 +94,11 @@ async def _find_or_insert(
     raise Unavailable("ORDER_CREATE_CONFLICT", "could not create or find the order; retry with the same key")
 
 
-async def _pre_recharge(deps: Deps, order: RechargeOrder) -> RechargeOrder:
+async def _pre_recharge(deps: Deps, order: RechargeOrder) -> tuple[RechargeOrder, CardRecharge | None]:
+    """The card system's record (recorded later, with the prepay), or the order as refused."""
     outcome = await deps.card.pre_recharge(order.order_no, order.card_no, order.pay_amount_fen)
     if isinstance(outcome, Done) and outcome.value.status != VOIDED:
-        record = outcome.value
-
-        def recorded(current: RechargeOrder) -> bool:
-            if current.status is not OrderStatus.CREATED or current.pre_recharge_recorded:
-                return False
-            current.record_pre_recharge(record.bonus_fen, record.credit_amount_fen, record.rule_version)
-            return True
-
-        return await change_order(deps, order.order_no, recorded)
+        return order, outcome.value
     if isinstance(outcome, Rejected) or isinstance(outcome, Done):
         reason = outcome.reason if isinstance(outcome, Rejected) else "RECHARGE_VOIDED"
 
@@ -98,9 +109,8 @@ async def _pre_recharge(deps: Deps, order: RechargeOrder) -> RechargeOrder:
             current.transition(OrderStatus.REJECTED, deps.clock(), detail=f"pre-recharge refused: {reason}")
             return True
 
-        return await change_order(deps, order.order_no, rejected)
-    error = f"PreRecharge {outcome.code}: {outcome.detail}"
-    await _note_undecided(deps, order.order_no, error)
+        return await change_order(deps, order.order_no, rejected), None
+    await _note_undecided(deps, order.order_no, f"PreRecharge {outcome.code}: {outcome.detail}", None)
     raise Unavailable(
         "PRE_RECHARGE_UNKNOWN",
         "the card system did not answer; retry with the same key",
@@ -108,8 +118,18 @@ async def _pre_recharge(deps: Deps, order: RechargeOrder) -> RechargeOrder:
     )
 
 
-async def _create_prepay(deps: Deps, order: RechargeOrder) -> RechargeOrder:
+def _record(current: RechargeOrder, record: CardRecharge | None) -> bool:
+    """Put the card system's answer on a CREATED order that has none yet; True when it did."""
+    if record is None or current.status is not OrderStatus.CREATED or current.pre_recharge_recorded:
+        return False
+    current.record_pre_recharge(record.bonus_fen, record.credit_amount_fen, record.rule_version)
+    return True
+
+
+async def _create_prepay(deps: Deps, order: RechargeOrder, record: CardRecharge | None) -> RechargeOrder:
     if deps.clock() >= order.expires_at:
+        if record is not None:
+            await change_order(deps, order.order_no, lambda current: _record(current, record))
         raise Refused("ORDER_EXPIRED", "this order expired before it could be paid", order_no=order.order_no)
     outcome = await deps.payments.create_prepay(
         order.order_no,
@@ -122,8 +142,9 @@ async def _create_prepay(deps: Deps, order: RechargeOrder) -> RechargeOrder:
         prepay_id = outcome.value
 
         def awaiting(current: RechargeOrder) -> bool:
-            if current.status is not OrderStatus.CREATED:
-                return False
+            recorded = _record(current, record)
+            if current.status is not OrderStatus.CREATED or not current.pre_recharge_recorded:
+                return recorded
             current.prepay_id = prepay_id
             current.transition(OrderStatus.AWAITING_PAYMENT, deps.clock(), detail=f"prepay {prepay_id}")
             return True
@@ -131,20 +152,21 @@ async def _create_prepay(deps: Deps, order: RechargeOrder) -> RechargeOrder:
         return await change_order(deps, order.order_no, awaiting)
     if isinstance(outcome, Rejected):
         # Nobody can pay this order; it stays CREATED and is closed (void first) at its expiry.
-        await _note_undecided(deps, order.order_no, f"CreatePrepay refused: {outcome.reason}")
+        await _note_undecided(deps, order.order_no, f"CreatePrepay refused: {outcome.reason}", record)
         raise Refused(
             "PREPAY_REFUSED",
             f"WeChat Pay refused the prepay order: {outcome.reason}",
             order_no=order.order_no,
         )
-    await _note_undecided(deps, order.order_no, f"CreatePrepay {outcome.code}: {outcome.detail}")
+    await _note_undecided(deps, order.order_no, f"CreatePrepay {outcome.code}: {outcome.detail}", record)
     raise Unavailable(
         "PREPAY_UNKNOWN", "WeChat Pay did not answer; retry with the same key", order_no=order.order_no
     )
 
 
-async def _note_undecided(deps: Deps, order_no: str, error: str) -> None:
+async def _note_undecided(deps: Deps, order_no: str, error: str, record: CardRecharge | None) -> None:
     def noted(current: RechargeOrder) -> bool:
+        _record(current, record)
         current.note_undecided(error)
         return True
 

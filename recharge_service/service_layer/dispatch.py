@@ -1,14 +1,16 @@
 """Delivering follow-ups from the outbox, at least once, each attempt on the timeline.
 
-``dispatch_once`` claims due rows with a lease (so two processes never deliver one row at the same
-time), delivers each outside any transaction, then records the result: delivered; no business
-callback target configured -> skipped; failed -> retried after a doubling backoff; after
-``max_attempts`` -> dead. Receivers dedupe on ``event_id`` (the customer notice sends it as
-WeChat's message idempotency key), so a repeat after a lost answer is seen once.
+``dispatch_once`` claims due rows with a lease (one statement; two processes never deliver one row
+at the same time), delivers them concurrently outside any transaction, then records all the
+results in one transaction: delivered; no business callback target configured -> skipped; failed
+-> retried after a doubling backoff; after ``max_attempts`` -> dead. Receivers dedupe on
+``event_id`` (the customer notice sends it as WeChat's message idempotency key), so a repeat
+after a lost answer is seen once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,7 +18,7 @@ from typing import TypeVar
 
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected, Unknown
-from recharge_service.adapters.repository import OutboxRow
+from recharge_service.adapters.outbox import OutboxRow, Settled
 from recharge_service.domain.followups import BUSINESS_CALLBACK, CUSTOMER_NOTICE
 from recharge_service.domain.timeline import OUTBOX_DELIVERY, TimelineEntry
 from recharge_service.service_layer.deps import Deps
@@ -57,10 +59,23 @@ async def dispatch_once(
     now = deps.clock()
     async with deps.uow() as uow:
         rows = await uow.outbox.claim(policy.owner, now, now + policy.lease, policy.batch)
-        await uow.commit()
-    for row in rows:
-        result = await _deliver(deps, notices, callbacks, row)
-        await _record(deps, policy, row, result)
+    if not rows:
+        return 0
+    results = await asyncio.gather(*(_deliver(deps, notices, callbacks, row) for row in rows))
+    settled = [_settle(deps, policy, row, result) for row, result in zip(rows, results, strict=True)]
+    async with deps.uow() as uow:
+        recorded = set(await uow.outbox.finish(policy.owner, settled))
+    for row, item in zip(rows, settled, strict=True):
+        log.info(
+            "outbox_attempt",
+            order_no=row.order_no,
+            topic=row.topic,
+            event_id=row.event_id,
+            status=item.status,
+            attempts=item.attempts,
+            error=item.last_error,
+            recorded=row.id in recorded,
+        )
     return len(rows)
 
 
@@ -93,7 +108,7 @@ def _result(outcome: Done[T] | Rejected | Unknown, detail: str) -> Result:
     return Result("failed", outcome.outcome, outcome.latency_ms, error, detail)
 
 
-async def _record(deps: Deps, policy: OutboxPolicy, row: OutboxRow, result: Result) -> None:
+def _settle(deps: Deps, policy: OutboxPolicy, row: OutboxRow, result: Result) -> Settled:
     now = deps.clock()
     attempts = row.attempts + (0 if result.status == "skipped" else 1)
     status, next_at, outcome = result.status, now, result.outcome
@@ -101,36 +116,15 @@ async def _record(deps: Deps, policy: OutboxPolicy, row: OutboxRow, result: Resu
         status, next_at = "pending", now + policy.delay(attempts)
         if attempts >= policy.max_attempts:
             status, outcome = "dead", f"{result.outcome}; dead after {attempts} attempts"
-    async with deps.uow() as uow:
-        owned = await uow.outbox.finish(
-            row.id,
-            policy.owner,
-            status=status,
-            attempts=attempts,
-            next_attempt_at=next_at,
-            last_error=result.error,
-        )
-        if owned:
-            await uow.timeline.add(
-                TimelineEntry(
-                    row.order_no,
-                    now,
-                    OUTBOX_DELIVERY,
-                    method=row.topic,
-                    outcome=outcome,
-                    latency_ms=round(result.latency_ms),
-                    error=result.error,
-                    actor="outbox",
-                    detail=f"{row.event_id}: {result.detail}".rstrip(": "),
-                )
-            )
-        await uow.commit()
-    log.info(
-        "outbox_attempt",
-        order_no=row.order_no,
-        topic=row.topic,
-        event_id=row.event_id,
-        status=status,
-        attempts=attempts,
+    entry = TimelineEntry(
+        row.order_no,
+        now,
+        OUTBOX_DELIVERY,
+        method=row.topic,
+        outcome=outcome,
+        latency_ms=round(result.latency_ms),
         error=result.error,
+        actor="outbox",
+        detail=f"{row.event_id}: {result.detail}".rstrip(": "),
     )
+    return Settled(row.id, status, attempts, next_at, result.error, entry)

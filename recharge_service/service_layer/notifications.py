@@ -19,8 +19,9 @@ from recharge_service.domain.order import OrderStatus
 from recharge_service.domain.timeline import NOTIFICATION, TimelineEntry
 from recharge_service.service_layer import confirm, settle
 from recharge_service.service_layer.deps import Deps
-from recharge_service.service_layer.payment import PaymentRejected, record_payment
-from recharge_service.service_layer.ports import PaymentTransaction
+from recharge_service.service_layer.orders import flow
+from recharge_service.service_layer.payment import PaymentRejected, record_payment_then_confirm
+from recharge_service.service_layer.ports import CONFIRM_RECHARGE, PaymentTransaction
 from recharge_service.service_layer.steps import credit_task_key
 
 log = get_logger("notify")
@@ -85,17 +86,23 @@ async def _payment(deps: Deps, resource: dict[str, Any]) -> Ack:
         success_time=str(resource.get("success_time", "")),
     )
     try:
-        order = await record_payment(deps, transaction, source="notification")
+        order, announced = await record_payment_then_confirm(deps, transaction, source="notification")
     except PaymentRejected as exc:
         return await _refuse(deps, resource, str(exc))
     if order.status is OrderStatus.PAID:
-        start_credit(deps, order.order_no)
+        start_credit(deps, order.order_no, announced=announced)
     return Ack(SUCCESS, "")
 
 
-def start_credit(deps: Deps, order_no: str) -> None:
-    """Confirm the pre-recharge in the background (one task per order at a time)."""
-    deps.background.spawn(credit_task_key(order_no), lambda: confirm.credit(deps, order_no))
+def start_credit(deps: Deps, order_no: str, *, announced: bool = False) -> None:
+    """Confirm the pre-recharge in the background (one task per order at a time). ``announced``:
+    the payment's transaction already holds the confirm's first ``sent`` row."""
+
+    async def credit() -> None:
+        async with flow(deps, announced=[CONFIRM_RECHARGE] if announced else []):
+            await confirm.credit(deps, order_no)
+
+    deps.background.spawn(credit_task_key(order_no), credit)
 
 
 async def _refund(deps: Deps, event_type: str, resource: dict[str, Any]) -> Ack:

@@ -1,20 +1,37 @@
 """Reading and changing one order with optimistic concurrency.
 
 ``change_order`` opens a unit of work, reads the order, lets ``decide`` change it (returning False
-when there is nothing to do), writes it with the version check and commits. When another writer
-changed the order in between, it re-reads and decides again.
+when there is nothing to do; ``decide`` may also stage more writes on the unit of work it is
+given), writes it with the version check and commits. When another writer changed the order in
+between, the commit writes nothing and it re-reads and decides again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TypeAlias
 
 from rc_common.errors import NotFound
 from recharge_service.adapters.repository import StaleOrder
 from recharge_service.domain.order import RechargeOrder
+from recharge_service.service_layer.call_log import CallLog, folding
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork
 
 MAX_RACES = 5
+
+
+@contextlib.asynccontextmanager
+async def flow(deps: Deps, *, announced: Iterable[str] = ()) -> AsyncIterator[CallLog]:
+    """One flow on one order: its remote attempts ride in its own commits (``call_log``)."""
+
+    async def flush() -> None:
+        async with deps.uow() as uow:
+            await uow.commit()
+
+    async with folding(flush, announced=announced) as log:
+        yield log
 
 
 async def load_order(deps: Deps, order_no: str) -> RechargeOrder:
@@ -25,18 +42,27 @@ async def load_order(deps: Deps, order_no: str) -> RechargeOrder:
     return order
 
 
-async def change_order(deps: Deps, order_no: str, decide: Callable[[RechargeOrder], bool]) -> RechargeOrder:
+Decide: TypeAlias = Callable[[RechargeOrder], bool]
+DecideIn: TypeAlias = Callable[[RechargeOrder, AbstractUnitOfWork], bool]
+
+
+async def change_order(deps: Deps, order_no: str, decide: Decide) -> RechargeOrder:
+    return await change_order_in(deps, order_no, lambda order, _uow: decide(order))
+
+
+async def change_order_in(deps: Deps, order_no: str, decide: DecideIn) -> RechargeOrder:
+    """``change_order`` whose ``decide`` also gets the unit of work (to announce a call, …)."""
     for _ in range(MAX_RACES):
         async with deps.uow() as uow:
             order = await uow.orders.get(order_no)
             if order is None:
                 raise NotFound(f"no recharge order {order_no!r}")
-            if not decide(order):
+            if not decide(order, uow):
                 return order
+            await uow.orders.save(order)
             try:
-                await uow.orders.save(order)
+                await uow.commit()
             except StaleOrder:
                 continue
-            await uow.commit()
             return order
     raise StaleOrder(f"{order_no}: still changing after {MAX_RACES} re-reads")

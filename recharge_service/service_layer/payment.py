@@ -1,8 +1,9 @@
 """Recording a payment (from a notification, or from a QueryOrder by the sentinel or an operator).
 
-In ONE transaction: the payment row (once per transaction id), AWAITING_PAYMENT -> PAID, and the
-timeline. Duplicates and late or reordered notifications change nothing: an order already PAID or
-further along stays where it is.
+In ONE transaction: the payment row (once per transaction id), AWAITING_PAYMENT -> PAID, the
+timeline and, when the caller credits right after (``then_confirm``), the ``sent`` row of that
+ConfirmRecharge. Duplicates and late or reordered notifications change nothing: an order already
+PAID or further along stays where it is.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from recharge_service.adapters.repository import StaleOrder
 from recharge_service.domain.order import PAID_OR_LATER, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import NOTIFICATION, TimelineEntry
 from recharge_service.service_layer.actor import actor
+from recharge_service.service_layer.call_log import sent_entry
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import MAX_RACES
-from recharge_service.service_layer.ports import PaymentTransaction
+from recharge_service.service_layer.ports import CONFIRM_RECHARGE, PaymentTransaction
 
 log = get_logger("payment")
 S = OrderStatus
@@ -28,6 +30,16 @@ class PaymentRejected(Exception):
 
 async def record_payment(deps: Deps, payment: PaymentTransaction, *, source: str) -> RechargeOrder:
     """Record ``payment`` durably; returns the order afterwards. Raises PaymentRejected."""
+    order, _announced = await record_payment_then_confirm(deps, payment, source=source, then_confirm=False)
+    return order
+
+
+async def record_payment_then_confirm(
+    deps: Deps, payment: PaymentTransaction, *, source: str, then_confirm: bool = True
+) -> tuple[RechargeOrder, bool]:
+    """``record_payment`` for a caller that confirms the credit right after: when this payment
+    makes the order PAID, the ConfirmRecharge ``sent`` row rides in the same transaction and the
+    second value is True (the confirm's flow then skips writing it: ``call_log``)."""
     if payment.trade_state != "SUCCESS":
         raise PaymentRejected(f"trade_state {payment.trade_state!r} is not SUCCESS")
     if not payment.transaction_id:
@@ -42,7 +54,8 @@ async def record_payment(deps: Deps, payment: PaymentTransaction, *, source: str
                     f"amount {payment.amount_total_fen} does not match the pay amount {order.pay_amount_fen}"
                 )
             now = deps.clock()
-            first = await uow.payments.add_if_absent(
+            first = not await uow.payments.exists(payment.transaction_id)
+            await uow.payments.add_if_absent(
                 payment.transaction_id, order.order_no, payment.amount_total_fen, payment.success_time, now
             )
             outcome = "duplicate" if not first else "accepted"
@@ -84,12 +97,17 @@ async def record_payment(deps: Deps, payment: PaymentTransaction, *, source: str
                 )
             )
             if order.changes or noted:
-                try:
-                    await uow.orders.save(order)
-                except StaleOrder:
-                    continue
-            await uow.commit()
-            return order
+                await uow.orders.save(order)
+            announced = then_confirm and order.status is S.PAID and bool(order.changes)
+            if announced:
+                pending = "attempt 1: sent, answer pending"
+                sent = sent_entry(order.order_no, CONFIRM_RECHARGE, now, "system", pending)
+                await uow.timeline.add(sent)
+            try:
+                await uow.commit()
+            except StaleOrder:
+                continue
+            return order, announced
     raise StaleOrder(payment.out_trade_no)
 
 

@@ -18,6 +18,16 @@ from recharge_service.domain.timeline import TimelineEntry
 #: Card system pre-recharge states (``card.v1.PreRechargeStatus`` names without the prefix).
 RECHARGING, SUCCEEDED, VOIDED = "RECHARGING", "SUCCEEDED", "VOIDED"
 
+#: The remote calls that change something elsewhere, as the timeline names them (the contract's
+#: method paths); a flow announces one of them before it calls it (``call_log``).
+CARD_METHODS = "/card.v1.CardSystem/"
+PAYMENT_METHODS = "/wechatpay.v1.PaymentGateway/"
+PRE_RECHARGE = CARD_METHODS + "PreRecharge"
+CONFIRM_RECHARGE = CARD_METHODS + "ConfirmRecharge"
+VOID_RECHARGE = CARD_METHODS + "VoidRecharge"
+CREATE_PREPAY = PAYMENT_METHODS + "CreatePrepay"
+CREATE_REFUND = PAYMENT_METHODS + "CreateRefund"
+
 
 @dataclass(frozen=True)
 class CardRecharge:
@@ -99,6 +109,6 @@ class CallbackSender(Protocol):
 
 
 class Timeline(Protocol):
-    """Writes one timeline entry in its own short transaction (never the caller's)."""
+    """Writes timeline entries together in their own short transaction (never the caller's)."""
 
-    async def record(self, entry: TimelineEntry) -> None: ...
+    async def record(self, *entries: TimelineEntry) -> None: ...

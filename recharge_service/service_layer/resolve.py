@@ -27,7 +27,7 @@ from recharge_service.service_layer import refund, settle
 from recharge_service.service_layer.actor import acting_as
 from recharge_service.service_layer.commands import ResolveAction, ResolveAnomaly
 from recharge_service.service_layer.deps import Deps
-from recharge_service.service_layer.orders import load_order
+from recharge_service.service_layer.orders import flow, load_order
 from recharge_service.service_layer.ports import RECHARGING, SUCCEEDED, VOIDED
 from recharge_service.service_layer.sentinel import SentinelPolicy, visit
 from recharge_service.service_layer.steps import Step
@@ -50,14 +50,14 @@ async def resolve_anomaly(deps: Deps, policy: SentinelPolicy, command: ResolveAn
     now = deps.clock()
     async with deps.uow() as uow:
         leased = await uow.leases.claim_one(order_no, owner, now, now + policy.lease)
-        await uow.commit()
     if not leased:
         raise Unavailable("ORDER_BUSY", "the sentinel or an operator is working on this order; try again")
     try:
         await _record(deps, order_no, operator, action, "requested", reason)
         try:
             with acting_as(operator):
-                resolution = await _act(deps, policy, owner, action, order_no, f"{operator}: {reason}")
+                async with flow(deps):
+                    resolution = await _act(deps, policy, owner, action, order_no, f"{operator}: {reason}")
         except ServiceError as exc:
             why = getattr(exc, "reason", type(exc).__name__)
             await _record(deps, order_no, operator, action, "refused", f"{why}: {exc.message}")

@@ -26,7 +26,7 @@ from recharge_service.domain.review import review_reason
 from recharge_service.service_layer import settle
 from recharge_service.service_layer.actor import acting_as
 from recharge_service.service_layer.deps import Deps
-from recharge_service.service_layer.orders import load_order
+from recharge_service.service_layer.orders import flow, load_order
 from recharge_service.service_layer.steps import CREDIT, Step, credit_step, refund_step
 from recharge_service.service_layer.unpaid import awaiting_payment_step, created_step
 from recharge_service.service_layer.visits import VisitLog
@@ -151,8 +151,8 @@ async def run_sentinel(deps: Deps, policy: SentinelPolicy, *, ignore_hold: bool 
 
 async def _claim(deps: Deps, policy: SentinelPolicy, ignore_hold: bool, run_started: datetime) -> list[str]:
     now = deps.clock()
-    async with deps.uow() as uow:
-        claimed = await uow.leases.claim_batch(
+    async with deps.uow() as uow:  # the claim is one statement of its own (adapters/leases.py)
+        return await uow.leases.claim_batch(
             policy.owner,
             now,
             now + policy.lease,
@@ -162,8 +162,6 @@ async def _claim(deps: Deps, policy: SentinelPolicy, ignore_hold: bool, run_star
             visited_before=run_started,
             limit=policy.batch,
         )
-        await uow.commit()
-    return claimed
 
 
 async def _visit_batch(
@@ -191,12 +189,12 @@ async def _visit_claimed(
     if now - claimed_at > policy.lease / 2:
         async with deps.uow() as uow:
             kept = await uow.leases.renew(order_no, policy.owner, now + policy.lease)
-            await uow.commit()
         if not kept:
             log.warning("sentinel_lease_lost", order_no=order_no)
             return "skipped"
     try:
-        return (await visit(deps, policy, order_no, visits)).category
+        async with flow(deps):
+            return (await visit(deps, policy, order_no, visits)).category
     except asyncio.CancelledError:
         raise
     except Exception:  # one order's failure must not stop the run; the next run visits it again

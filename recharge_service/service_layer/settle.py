@@ -6,7 +6,9 @@ from __future__ import annotations
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer.actor import actor
 from recharge_service.service_layer.deps import Deps
-from recharge_service.service_layer.orders import change_order
+from recharge_service.service_layer.orders import change_order, change_order_in
+from recharge_service.service_layer.ports import CREATE_REFUND
+from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork
 
 S = OrderStatus
 
@@ -41,17 +43,20 @@ async def mark_credit_unknown(deps: Deps, order_no: str, error: str) -> Recharge
 
 
 async def mark_refunding(deps: Deps, order_no: str, out_refund_no: str, reason: str) -> RechargeOrder:
-    """The card system voided the pre-recharge (fenced): REFUNDING with the refund number."""
+    """The card system voided the pre-recharge (fenced): REFUNDING with the refund number, and
+    the ``sent`` row of the CreateRefund the flow makes next."""
 
-    def refunding(order: RechargeOrder) -> bool:
+    def refunding(order: RechargeOrder, uow: AbstractUnitOfWork) -> bool:
         if order.status not in (S.PAID, S.CREDIT_UNKNOWN, S.MANUAL_REVIEW):
             return False
+        now = deps.clock()
         order.out_refund_no = out_refund_no
         order.failure_reason = reason
-        order.transition(S.REFUNDING, deps.clock(), actor=actor(), detail=f"voided; refund {out_refund_no}")
+        order.transition(S.REFUNDING, now, actor=actor(), detail=f"voided; refund {out_refund_no}")
+        uow.announce(order_no, CREATE_REFUND, now, actor(), "attempt 1: sent, answer pending")
         return True
 
-    return await change_order(deps, order_no, refunding)
+    return await change_order_in(deps, order_no, refunding)
 
 
 async def mark_refunded(deps: Deps, order_no: str, detail: str) -> RechargeOrder:

@@ -1,82 +1,171 @@
-"""Unit of work: one database transaction that rolls back unless committed.
+"""The unit of work port: one atomic write, rolled back unless committed.
 
-    async with uow_factory() as uow:
-        order = await uow.orders.get(order_no)
+    async with deps.uow() as uow:
+        order = await uow.orders.get(order_no)      # reads answer at once
         order.transition(...)
-        await uow.orders.save(order)
-        await uow.commit()
+        await uow.orders.save(order)               # writes are staged …
+        await uow.commit()                         # … and applied together, or not at all
 
-Never hold one open across a call to another system: persist the intent, commit, call out, record
-the outcome in a new unit of work.
+Reads see committed data; staged writes carry their own guards (``save`` checks the version it
+read and raises ``StaleOrder`` at commit when somebody changed the order meanwhile). A commit also
+writes the remote attempts its flow left pending (``call_log``), first, and then runs the
+staged writes' follow-ups (versions bumped, announced calls noted). Never hold a unit open across a
+call to another system: persist the intent, commit, call out, record the outcome in a new unit.
+
+``adapters/unit_of_work.py`` implements it over SQL (SQLite or PostgreSQL); tests use an
+in-memory one. Each adapter only provides ``_apply``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+import abc
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Protocol, Self
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from rc_common.db import Database
-from recharge_service.adapters.anomalies import AnomaliesRepository
-from recharge_service.adapters.leases import OrderLeases
-from recharge_service.adapters.repository import (
-    OrdersRepository,
-    OutboxRepository,
-    PaymentsRepository,
-    TimelineRepository,
-)
+from recharge_service.adapters.anomalies import AnomalyPage
+from recharge_service.adapters.outbox import OutboxRow, Settled
+from recharge_service.adapters.repository import OrderPage
+from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
+from recharge_service.domain.timeline import TimelineEntry
+from recharge_service.service_layer import call_log
 
 
-class UnitOfWork:
-    orders: OrdersRepository
-    payments: PaymentsRepository
-    timeline: TimelineRepository
-    outbox: OutboxRepository
-    leases: OrderLeases
-    anomalies: AnomaliesRepository
+class Orders(Protocol):
+    async def get(self, order_no: str) -> RechargeOrder | None: ...
+    async def get_by_idempotency_key(self, key: str) -> RechargeOrder | None: ...
+    async def add(self, order: RechargeOrder, *, actor: str = "system", detail: str = "") -> None: ...
+    async def save(self, order: RechargeOrder) -> None: ...
+    async def list(
+        self,
+        *,
+        card_no: str = "",
+        statuses: Sequence[OrderStatus] = (),
+        channel: Channel | None = None,
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> OrderPage: ...
 
-    def __init__(self, db: Database, *, readonly: bool = False) -> None:
-        self._db = db
-        self._readonly = readonly
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._session: AsyncSession | None = None
+
+class Payments(Protocol):
+    async def exists(self, transaction_id: str) -> bool: ...
+    async def add_if_absent(
+        self,
+        transaction_id: str,
+        order_no: str,
+        amount_total_fen: int,
+        success_time: str,
+        recorded_at: datetime,
+    ) -> None: ...
+    async def for_order(self, order_no: str) -> list[dict[str, Any]]: ...
+
+
+class TimelineRows(Protocol):
+    async def add(self, entry: TimelineEntry, *, after: Callable[[], None] | None = None) -> None: ...
+    async def for_order(self, order_no: str) -> list[TimelineEntry]: ...
+
+
+class Outbox(Protocol):
+    async def claim(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxRow]: ...
+    async def finish(self, owner: str, settled: Sequence[Settled]) -> list[int]: ...
+    async def for_order(self, order_no: str) -> list[dict[str, Any]]: ...
+
+
+class Leases(Protocol):
+    async def claim_batch(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        *,
+        statuses: Sequence[OrderStatus],
+        only_expired: Sequence[OrderStatus] = (),
+        changed_before: datetime | None = None,
+        visited_before: datetime | None = None,
+        limit: int = 500,
+    ) -> list[str]: ...
+    async def claim_one(self, order_no: str, owner: str, now: datetime, until: datetime) -> bool: ...
+    async def renew(self, order_no: str, owner: str, until: datetime) -> bool: ...
+    async def release(self, order_no: str, owner: str, now: datetime) -> None: ...
+    async def release_all(self, order_nos: Sequence[str], owner: str, now: datetime) -> None: ...
+    async def holder(self, order_no: str) -> str | None: ...
+
+
+class Anomalies(Protocol):
+    async def page(
+        self,
+        *,
+        statuses: Sequence[OrderStatus],
+        old_statuses: Sequence[OrderStatus] = (),
+        old_before: datetime | None = None,
+        changed_before: datetime | None = None,
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> AnomalyPage: ...
+
+
+class AbstractUnitOfWork(abc.ABC):
+    orders: Orders
+    payments: Payments
+    timeline: TimelineRows
+    outbox: Outbox
+    leases: Leases
+    anomalies: Anomalies
+
+    def __init__(self, *, readonly: bool = False) -> None:
+        self.readonly = readonly
 
     async def __aenter__(self) -> Self:
-        self._stack = contextlib.AsyncExitStack()
-        self._session = await self._stack.enter_async_context(self._db.session(readonly=self._readonly))
-        self.timeline = TimelineRepository(self._session)
-        self.outbox = OutboxRepository(self._session)
-        self.payments = PaymentsRepository(self._session)
-        self.orders = OrdersRepository(self._session, self.timeline, self.outbox)
-        self.leases = OrderLeases(self._session)
-        self.anomalies = AnomaliesRepository(self._session)
+        self._begin()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._stack is not None
-        await self._stack.__aexit__(exc_type, exc, tb)  # rolls back what was not committed
+        self._discard()  # what was not committed is dropped
 
     async def commit(self) -> None:
-        assert self._session is not None
-        await self._session.commit()
+        """Apply the staged writes (and the flow's pending attempts) atomically."""
+        if self.readonly:
+            raise RuntimeError("a read-only unit of work cannot commit")
+        log = call_log.current()
+        pending = log.take_pending() if log is not None else []
+        try:
+            after = await self._apply(pending)
+        except BaseException:
+            if log is not None:
+                log.put_back(pending)
+            raise
+        for done in after:
+            done()
+
+    def announce(self, order_no: str, method: str, at: datetime, actor: str, detail: str) -> None:
+        """Stage the ``sent`` row of a call the flow makes right after this commit."""
+        log = call_log.current()
+        if log is None:
+            return  # outside a flow the retry helper writes its own sent row
+
+        def noted() -> None:
+            log.announced[method] += 1
+
+        self._stage_entry(call_log.sent_entry(order_no, method, at, actor, detail), noted)
+
+    @abc.abstractmethod
+    def _begin(self) -> None: ...
+
+    @abc.abstractmethod
+    def _discard(self) -> None: ...
+
+    @abc.abstractmethod
+    def _stage_entry(self, entry: TimelineEntry, after: Callable[[], None]) -> None: ...
+
+    @abc.abstractmethod
+    async def _apply(self, pending: list[TimelineEntry]) -> list[Callable[[], None]]:
+        """Write ``pending`` then the staged writes in one transaction; return the after-commit
+        hooks. Raise (writing nothing) when any guard fails."""
 
 
-UowFactory = Callable[..., UnitOfWork]
-
-
-def uow_factory(db: Database) -> UowFactory:
-    def make(*, readonly: bool = False) -> UnitOfWork:
-        return UnitOfWork(db, readonly=readonly)
-
-    return make
-
-
-@contextlib.asynccontextmanager
-async def reading(make: UowFactory) -> AsyncIterator[UnitOfWork]:
-    async with make(readonly=True) as uow:
-        yield uow
+UowFactory = Callable[..., AbstractUnitOfWork]

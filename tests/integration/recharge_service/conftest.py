@@ -14,13 +14,13 @@ import pytest
 
 from rc_common import wechatpay_crypto as crypto
 from rc_common.db import Database
+from recharge_service.adapters.unit_of_work import uow_factory
 from recharge_service.adapters.wechat_notifications import NotificationOpener
 from recharge_service.bootstrap import create_schema
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer.commands import CreateRechargeOrder
 from recharge_service.service_layer.create import create_recharge_order
 from recharge_service.service_layer.deps import Deps
-from recharge_service.service_layer.unit_of_work import uow_factory
 from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments
 from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
 

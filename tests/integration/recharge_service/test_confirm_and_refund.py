@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from rc_common.db import Database
 from rc_common.outcomes import Done
 from recharge_service.adapters.orm import outbox
 from recharge_service.adapters.wechat_notifications import NotificationOpener
@@ -206,12 +207,14 @@ async def test_settle_refund_queries_wechat_and_applies_its_answer(
     assert (await refund.settle_refund(deps, order.order_no)).status is S.REFUNDED
 
 
-async def test_a_credited_order_is_never_refunded(deps: Deps, card: FakeCard, payments: FakePayments) -> None:
+async def test_a_credited_order_is_never_refunded(
+    deps: Deps, db: Database, card: FakeCard, payments: FakePayments
+) -> None:
     order = await paid_order(deps)
     await confirm.credit(deps, order.order_no)
     result = await refund.refund_path(deps, order.order_no, "too late")
     assert result.status is S.CREDITED
     assert "VoidRecharge" not in card.methods() and payments.of("CreateRefund") == []
-    async with deps.uow(readonly=True) as uow:
-        rows = (await uow._session.execute(select(outbox.c.event_id))).scalars().all()
+    async with db.session(readonly=True) as session:
+        rows = (await session.execute(select(outbox.c.event_id))).scalars().all()
     assert len(rows) == 2

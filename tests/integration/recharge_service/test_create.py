@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from rc_common.db import Database
 from rc_common.errors import InvalidArgument, Refused, Unavailable
 from rc_common.outcomes import Done
-from recharge_service.adapters.orm import recharge_orders, timeline_events
+from recharge_service.adapters.orm import timeline_events
 from recharge_service.domain.order import OrderStatus
 from recharge_service.service_layer.commands import CreateRechargeOrder
 from recharge_service.service_layer.create import create_recharge_order
@@ -35,9 +36,8 @@ def command(key: str = "key-1", **changes: object) -> CreateRechargeOrder:
 
 async def count_orders(deps: Deps) -> int:
     async with deps.uow(readonly=True) as uow:
-        return int(
-            (await uow._session.execute(select(func.count()).select_from(recharge_orders))).scalar_one()
-        )
+        page = await uow.orders.list(page_size=1000)
+    return len(page.orders)
 
 
 async def test_a_new_order_is_pre_recharged_then_awaits_payment_with_bonus_and_prepay(
@@ -172,14 +172,27 @@ async def test_an_unknown_prepay_answers_unavailable_and_the_retry_sends_the_sam
     assert first == second
 
 
-async def test_creation_is_on_the_timeline(deps: Deps) -> None:
+async def test_creation_is_on_the_timeline_with_both_calls_announced_in_the_first_commit(
+    deps: Deps, db: Database
+) -> None:
     order = await create_recharge_order(command(), deps)
-    async with deps.uow(readonly=True) as uow:
+    async with db.session(readonly=True) as session:
         rows = (
-            await uow._session.execute(
-                select(timeline_events.c.from_status, timeline_events.c.to_status)
+            await session.execute(
+                select(
+                    timeline_events.c.kind,
+                    timeline_events.c.from_status,
+                    timeline_events.c.to_status,
+                    timeline_events.c.method,
+                    timeline_events.c.outcome,
+                )
                 .where(timeline_events.c.order_no == order.order_no)
                 .order_by(timeline_events.c.id)
             )
         ).all()
-    assert [tuple(row) for row in rows] == [("", "CREATED"), ("CREATED", "AWAITING_PAYMENT")]
+    assert [tuple(row) for row in rows] == [
+        ("transition", "", "CREATED", "", ""),
+        ("remote_call", "", "", "/card.v1.CardSystem/PreRecharge", "sent"),
+        ("remote_call", "", "", "/wechatpay.v1.PaymentGateway/CreatePrepay", "sent"),
+        ("transition", "CREATED", "AWAITING_PAYMENT", "", ""),
+    ]

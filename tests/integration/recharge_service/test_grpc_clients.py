@@ -13,9 +13,9 @@ from recharge_service.adapters.card_client import CardClient
 from recharge_service.adapters.payment_client import PaymentClient
 from recharge_service.adapters.retrying import RetryPolicy
 from recharge_service.adapters.timeline import DbTimeline
+from recharge_service.adapters.unit_of_work import SqlUnitOfWork as UnitOfWork
 from recharge_service.domain.timeline import REMOTE_CALL
 from recharge_service.service_layer.actor import acting_as
-from recharge_service.service_layer.unit_of_work import UnitOfWork
 from tests.integration.recharge_service.grpc_fakes import FakeCardSystem, FakeWechat, serving
 
 FAST = RetryPolicy(attempts=3, deadline=0.3, backoff=0.01, backoff_max=0.02)

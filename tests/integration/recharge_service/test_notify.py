@@ -36,7 +36,7 @@ async def snapshot(db: Database, order_no: str) -> tuple[Any, ...]:
 
 
 async def load_order_direct(db: Database, order_no: str) -> RechargeOrder:
-    from recharge_service.service_layer.unit_of_work import UnitOfWork
+    from recharge_service.adapters.unit_of_work import SqlUnitOfWork as UnitOfWork
 
     async with UnitOfWork(db, readonly=True) as uow:
         order = await uow.orders.get(order_no)

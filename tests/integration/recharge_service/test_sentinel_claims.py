@@ -17,12 +17,12 @@ import pytest
 
 from rc_common.db import Database
 from recharge_service.adapters.orm import metadata
+from recharge_service.adapters.unit_of_work import uow_factory
 from recharge_service.bootstrap import create_schema
 from recharge_service.domain.order import SENTINEL_STATES, OrderStatus
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.ports import VOIDED, CardRecharge
 from recharge_service.service_layer.sentinel import SentinelReport, run_sentinel
-from recharge_service.service_layer.unit_of_work import uow_factory
 from tests.integration.recharge_service.conftest import MCHID, new_order, reload
 from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments
 from tests.integration.recharge_service.sentinel_support import HOLD, credit_unknown_order, policy, timeline

@@ -1,0 +1,132 @@
+"""The outbox: follow-ups waiting for delivery, claimed and settled a batch at a time.
+
+``add`` is staged with the state change that caused the follow-up (``OrdersRepository.save``
+does it). ``claim`` is the only place that decides who delivers a row: one set-based
+``UPDATE … WHERE id IN (due rows) RETURNING``, its own short write (on PostgreSQL the due rows are
+picked ``FOR UPDATE SKIP LOCKED``, so concurrent dispatchers skip each other's rows). ``finish``
+records the results of a whole batch in one write, each row only if its lease is still ours,
+with the row's delivery attempt on the order's timeline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
+
+from rc_common.db import Database
+from recharge_service.adapters.orm import UtcDateTime, outbox
+from recharge_service.adapters.repository import insert_timeline
+from recharge_service.domain.timeline import TimelineEntry
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    order_no: str
+    topic: str
+    event_id: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What became of one claimed row (``finish`` writes it)."""
+
+    row_id: int
+    status: str  # pending | delivered | skipped | dead
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str
+    entry: TimelineEntry
+
+
+class OutboxRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[OutboxRow]:
+        """Reserve up to ``limit`` due rows for ``owner`` until ``lease_until`` (one statement)."""
+        free = or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
+        due = and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now, free)
+        picked = (
+            select(outbox.c.id)
+            .where(due)
+            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's writer is alone anyway
+        )
+        statement = (
+            update(outbox)
+            .where(and_(outbox.c.id.in_(picked.scalar_subquery()), due))
+            .values(lease_owner=owner, lease_until=lease_until)
+            .returning(
+                outbox.c.id,
+                outbox.c.order_no,
+                outbox.c.topic,
+                outbox.c.event_id,
+                outbox.c.payload,
+                outbox.c.attempts,
+            )
+        )
+
+        def unit(conn: Connection) -> list[OutboxRow]:
+            rows = conn.execute(statement).all()
+            claimed = [
+                OutboxRow(r.id, r.order_no, r.topic, r.event_id, json.loads(r.payload), r.attempts)
+                for r in rows
+            ]
+            return sorted(claimed, key=lambda row: row.id)
+
+        return await self._db.write(unit)
+
+    async def finish(self, owner: str, settled: Sequence[Settled]) -> list[int]:
+        """Record a batch of delivery results, each only where ``owner`` still holds the lease;
+        returns the ids recorded (the others were taken over after our lease ran out)."""
+
+        ids = [item.row_id for item in settled]
+        ours = select(outbox.c.id).where(and_(outbox.c.id.in_(ids), outbox.c.lease_owner == owner))
+        write = (
+            update(outbox)
+            .where(outbox.c.id == bindparam("row_id"))
+            .values(
+                status=bindparam("b_status"),
+                attempts=bindparam("b_attempts"),
+                next_attempt_at=bindparam("b_next_attempt_at", type_=UtcDateTime()),
+                last_error=bindparam("b_last_error"),
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+
+        def unit(conn: Connection) -> list[int]:
+            held = set(conn.execute(ours.with_for_update()).scalars())
+            mine = [item for item in settled if item.row_id in held]
+            if mine:
+                conn.execute(
+                    write,
+                    [
+                        {
+                            "row_id": item.row_id,
+                            "b_status": item.status,
+                            "b_attempts": item.attempts,
+                            "b_next_attempt_at": item.next_attempt_at,
+                            "b_last_error": item.last_error[:2000],
+                        }
+                        for item in mine
+                    ],
+                )
+            insert_timeline(conn, [item.entry for item in mine])
+            return [item.row_id for item in mine]
+
+        return await self._db.write(unit) if settled else []
+
+    async def for_order(self, order_no: str) -> list[dict[str, Any]]:
+        query = select(outbox).where(outbox.c.order_no == order_no).order_by(outbox.c.id)
+        rows = await self._db.read(lambda conn: conn.execute(query).mappings().all())
+        return [dict(row) for row in rows]

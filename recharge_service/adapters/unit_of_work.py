@@ -1,0 +1,64 @@
+"""The unit of work over SQL: reads through ``Database.read``, staged writes in one
+``Database.write`` (group-committed on SQLite, its own transaction on PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection
+
+from rc_common.db import Database
+from recharge_service.adapters.anomalies import AnomaliesRepository
+from recharge_service.adapters.leases import OrderLeases
+from recharge_service.adapters.outbox import OutboxRepository
+from recharge_service.adapters.repository import (
+    OrdersRepository,
+    PaymentsRepository,
+    Staged,
+    TimelineRepository,
+    insert_timeline,
+)
+from recharge_service.domain.timeline import TimelineEntry
+from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
+
+
+class SqlUnitOfWork(AbstractUnitOfWork):
+    def __init__(self, db: Database, *, readonly: bool = False) -> None:
+        super().__init__(readonly=readonly)
+        self._db = db
+        self._staged = Staged()
+        self.orders = OrdersRepository(db, self._staged)
+        self.payments = PaymentsRepository(db, self._staged)
+        self.timeline = TimelineRepository(db, self._staged)
+        self.outbox = OutboxRepository(db)
+        self.leases = OrderLeases(db, self._staged)
+        self.anomalies = AnomaliesRepository(db)
+
+    def _begin(self) -> None:
+        self._staged.drain()
+
+    def _discard(self) -> None:
+        self._staged.drain()
+
+    def _stage_entry(self, entry: TimelineEntry, after: Callable[[], None]) -> None:
+        self._staged.add(lambda conn: insert_timeline(conn, [entry]), after)
+
+    async def _apply(self, pending: list[TimelineEntry]) -> list[Callable[[], None]]:
+        ops, after = self._staged.drain()
+        if not ops and not pending:
+            return after
+
+        def unit(conn: Connection) -> None:
+            insert_timeline(conn, pending)
+            for op in ops:
+                op(conn)
+
+        await self._db.write(unit)
+        return after
+
+
+def uow_factory(db: Database) -> UowFactory:
+    def make(*, readonly: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(db, readonly=readonly)
+
+    return make
