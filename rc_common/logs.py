@@ -6,6 +6,7 @@ method and request id (``x-request-id`` metadata, or a fresh one) for the durati
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
@@ -49,7 +50,15 @@ _QUIET_PREFIXES = ("/grpc.health", "/grpc.reflection")
 
 
 class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Binds ``rpc_method`` and ``request_id`` to the log context and logs each call's end."""
+    """Binds ``rpc_method`` and ``request_id`` to the log context and logs each call's end.
+
+    The wrapping handler is built once per method (not per call); a call without an
+    ``x-request-id`` gets this process's prefix and a counter, which is unique and costs nothing."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._prefix = uuid.uuid4().hex[:8]
+        self._ids = itertools.count(1)
 
     async def intercept_service(
         self,
@@ -60,11 +69,19 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
         method: str = handler_call_details.method
         if handler is None or handler.unary_unary is None or method.startswith(_QUIET_PREFIXES):
             return handler
-        metadata = dict(handler_call_details.invocation_metadata or ())
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
 
         async def logged(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            request_id = str(metadata.get("x-request-id") or uuid.uuid4().hex[:16])
+            given = next((v for k, v in context.invocation_metadata() or () if k == "x-request-id"), "")
+            request_id = str(given or f"{self._prefix}-{next(self._ids):x}")
             structlog.contextvars.bind_contextvars(rpc_method=method, request_id=request_id)
             started = time.perf_counter()
             try:

@@ -38,14 +38,16 @@ class CallbackClient:
         self._targets = {name: target for name, target in targets.items() if target}
         self._deadline = deadline
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, recharge_pb2_grpc.RechargeCallbacksStub] = {}
 
     def target_for(self, channel: str) -> str:
         return self._targets.get(channel, "")
 
     async def send(self, target: str, event_id: str, order: RechargeOrder) -> Done[None] | Rejected | Unknown:
-        if target not in self._channels:
+        stub = self._stubs.get(target)
+        if stub is None:
             self._channels[target] = grpc.aio.insecure_channel(target)
-        stub = recharge_pb2_grpc.RechargeCallbacksStub(self._channels[target])
+            stub = self._stubs[target] = recharge_pb2_grpc.RechargeCallbacksStub(self._channels[target])
         request = recharge_pb2.RechargeFinished(event_id=event_id, order=order_to_proto(order))
         outcome = await call(stub.OnRechargeFinished(request, timeout=self._deadline))
         return Done(None, outcome.latency_ms) if isinstance(outcome, Done) else outcome
@@ -54,3 +56,4 @@ class CallbackClient:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+        self._stubs.clear()

@@ -22,8 +22,8 @@ from recharge_service.service_layer.create import create_recharge_order
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.notifications import handle_notification
 from tests.integration.recharge_service.conftest import MCHID, Wechat, reload
-from tests.integration.recharge_service.test_create import command
 from tests.integration.recharge_service.grpc_fakes import FakeCardSystem, FakeWechat, serving
+from tests.integration.recharge_service.test_create import command
 
 FAST = RetryPolicy(attempts=3, deadline=0.5, backoff=0.01, backoff_max=0.02)
 CARD = "/card.v1.CardSystem/"
