@@ -87,7 +87,10 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # No pre-ping: it costs a round trip per checkout on the hot path. A connection that
+            # died with the server fails its unit (an unknown outcome the callers retry) and is
+            # dropped from the pool; recycling bounds how long an idle one is trusted.
+            kwargs.update(pool_size=10, max_overflow=20, pool_recycle=300)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._session_lock = asyncio.Lock() if self.is_sqlite else None
@@ -126,8 +129,12 @@ class Database:
         like a lost response, it may still commit."""
         if self._writer is not None:
             return await self._writer.submit(unit)
-        async with self.engine.begin() as conn:
-            value = await conn.run_sync(unit)
+        try:
+            async with self.engine.begin() as conn:
+                value = await conn.run_sync(unit)
+        except BaseException:
+            self.stats.failed_units += 1
+            raise
         self.stats.units += 1
         self.stats.commits += 1
         return value

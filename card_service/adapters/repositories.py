@@ -1,25 +1,37 @@
-"""SQL repositories over one AsyncSession (one transaction). Core statements, portable SQL.
+"""SQL repositories: reads go to ``Database.read`` at once, writes are staged in a ``WriteBatch``.
 
-Every ``save`` is an optimistic update: ``WHERE version = <read version>``; no row changed means
-someone else wrote in between, which the locks make impossible, so it raises ``StaleWrite``.
+Statements are built once, at import, with bound parameters (building is pure: no engine, no I/O).
+Every ``save`` is an optimistic update ``WHERE version = <read version>``; no row changed means
+someone else wrote in between, which the locks make impossible, so it raises ``StaleWrite`` inside
+the commit and nothing of the unit of work is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from card_service.adapters import tables as t
+from card_service.adapters.staging import (
+    InsertIfAbsent,
+    WriteBatch,
+    stage_insert,
+    stage_save,
+    versioned_update,
+)
 from card_service.domain.cards import Card, CardStatus
 from card_service.domain.consumptions import Consumption, ConsumptionStatus
 from card_service.domain.journal import JournalEntry, JournalKind
 from card_service.domain.recharges import PreRecharge, PreRechargeStatus
 from card_service.domain.rules import BonusTier, Limits, RechargeRule
-from card_service.service_layer.ports import StaleWrite
+from card_service.service_layer.ports import StartView
+from rc_common.db import Database
+
+T = TypeVar("T")
+KEY: sa.BindParameter[str] = sa.bindparam("key", type_=sa.String)
 
 
 def utc(value: datetime) -> datetime:
@@ -27,17 +39,24 @@ def utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def _versioned_update(
-    session: AsyncSession, table: sa.Table, key: sa.ColumnElement[bool], entity: Any, values: dict[str, Any]
-) -> None:
-    result = await session.execute(
-        sa.update(table)
-        .where(key, table.c.version == entity.version)
-        .values(**values, version=entity.version + 1)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-        raise StaleWrite(f"{table.name}: row changed since it was read")
-    entity.version += 1
+class _Repository:
+    def __init__(self, db: Database, batch: WriteBatch) -> None:
+        self._db = db
+        self._batch = batch
+
+    async def _first(self, query: sa.Select[Any], **params: Any) -> sa.RowMapping | None:
+        return await self._db.read(lambda conn: conn.execute(query, params).mappings().first())
+
+    async def _scalar(self, query: sa.Select[Any], **params: Any) -> Any:
+        return await self._db.read(lambda conn: conn.execute(query, params).scalar_one())
+
+    async def _run(self, query: Callable[[sa.Connection], T]) -> T:
+        return await self._db.read(query)
+
+
+_CARD = sa.select(t.cards).where(t.cards.c.card_no == KEY)
+_ADD_CARD = InsertIfAbsent(t.cards)
+_SAVE_CARD = versioned_update(t.cards, "card_no")
 
 
 def _card(row: Any) -> Card:
@@ -45,6 +64,43 @@ def _card(row: Any) -> Card:
         row["card_no"], CardStatus(row["status"]), row["balance_fen"], row["holder_name"],
         utc(row["created_at"]), utc(row["updated_at"]), row["version"],
     )
+
+
+class SqlCardRepository(_Repository):
+    async def get(self, card_no: str) -> Card | None:
+        row = await self._first(_CARD, key=card_no)
+        return None if row is None else _card(row)
+
+    def add(self, card: Card) -> None:
+        _ADD_CARD.stage(self._batch, card.card_no, {
+            "card_no": card.card_no, "created_at": card.created_at, "version": card.version,
+            **self._values(card),
+        })
+
+    def save(self, card: Card) -> None:
+        stage_save(self._batch, _SAVE_CARD, card.card_no, card, self._values(card))
+
+    @staticmethod
+    def _values(card: Card) -> dict[str, Any]:
+        return {"status": card.status.value, "balance_fen": card.balance_fen,
+                "holder_name": card.holder_name, "updated_at": card.updated_at}
+
+
+_RECHARGE = sa.select(t.pre_recharges).where(t.pre_recharges.c.order_no == KEY)
+_RECHARGE_WITH_CARD = (
+    sa.select(t.pre_recharges, *[column.label(f"card_{column.name}") for column in t.cards.c])
+    .join(t.cards, t.cards.c.card_no == t.pre_recharges.c.card_no)
+    .where(t.pre_recharges.c.order_no == KEY)
+)
+_PENDING = sa.select(
+    sa.func.coalesce(sa.func.sum(t.pre_recharges.c.pay_amount_fen + t.pre_recharges.c.bonus_fen), 0)
+).where(t.pre_recharges.c.card_no == KEY,
+        t.pre_recharges.c.status == PreRechargeStatus.RECHARGING.value)
+_CARD_WITH_PENDING = sa.select(t.cards, _PENDING.scalar_subquery().label("pending_fen")).where(
+    t.cards.c.card_no == KEY
+)
+_ADD_RECHARGE = sa.insert(t.pre_recharges)
+_SAVE_RECHARGE = versioned_update(t.pre_recharges, "order_no")
 
 
 def _recharge(row: Any) -> PreRecharge:
@@ -55,73 +111,43 @@ def _recharge(row: Any) -> PreRecharge:
     )
 
 
-class SqlCardRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def get(self, card_no: str, *, for_update: bool = False) -> Card | None:
-        query = sa.select(t.cards).where(t.cards.c.card_no == card_no)
-        if for_update:
-            query = query.with_for_update()
-        row = (await self._session.execute(query)).mappings().first()
-        return None if row is None else _card(row)
-
-    async def add(self, card: Card) -> None:
-        await self._session.execute(sa.insert(t.cards).values(
-            card_no=card.card_no, created_at=card.created_at, version=card.version, **self._values(card),
-        ))
-
-    async def save(self, card: Card) -> None:
-        await _versioned_update(self._session, t.cards, t.cards.c.card_no == card.card_no, card,
-                                self._values(card))
-
-    @staticmethod
-    def _values(card: Card) -> dict[str, Any]:
-        return {"status": card.status.value, "balance_fen": card.balance_fen,
-                "holder_name": card.holder_name, "updated_at": card.updated_at}
-
-
-class SqlRechargeRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class SqlRechargeRepository(_Repository):
     async def get(self, order_no: str) -> PreRecharge | None:
-        query = sa.select(t.pre_recharges).where(t.pre_recharges.c.order_no == order_no)
-        row = (await self._session.execute(query)).mappings().first()
+        row = await self._first(_RECHARGE, key=order_no)
         return None if row is None else _recharge(row)
 
+    async def start_view(self, order_no: str, card_no: str) -> StartView:
+        def read(conn: sa.Connection) -> StartView:
+            row = conn.execute(_RECHARGE, {"key": order_no}).mappings().first()
+            if row is not None:
+                return StartView(_recharge(row), None, 0)
+            row = conn.execute(_CARD_WITH_PENDING, {"key": card_no}).mappings().first()
+            if row is None:
+                return StartView(None, None, 0)
+            return StartView(None, _card(row), int(row["pending_fen"]))  # PostgreSQL: a Decimal
+
+        return await self._run(read)
+
     async def get_with_card(self, order_no: str) -> tuple[PreRecharge, Card] | None:
-        r, c = t.pre_recharges.c, t.cards.c
-        card_columns = [column.label(f"card_{column.name}") for column in t.cards.c]
-        query = (
-            sa.select(t.pre_recharges, *card_columns)
-            .join(t.cards, c.card_no == r.card_no)
-            .where(r.order_no == order_no)
-            .with_for_update(of=t.cards)
-        )
-        row = (await self._session.execute(query)).mappings().first()
+        row = await self._first(_RECHARGE_WITH_CARD, key=order_no)
         if row is None:
             return None
         card_row = {column.name: row[f"card_{column.name}"] for column in t.cards.c}
         return _recharge(row), _card(card_row)
 
-    async def add(self, recharge: PreRecharge) -> None:
-        await self._session.execute(sa.insert(t.pre_recharges).values(
-            order_no=recharge.order_no, card_no=recharge.card_no, pay_amount_fen=recharge.pay_amount_fen,
-            bonus_fen=recharge.bonus_fen, rule_version=recharge.rule_version, tombstone=recharge.tombstone,
-            created_at=recharge.created_at, version=recharge.version, **self._values(recharge),
-        ))
+    def add(self, recharge: PreRecharge) -> None:
+        stage_insert(self._batch, _ADD_RECHARGE, [{
+            "order_no": recharge.order_no, "card_no": recharge.card_no,
+            "pay_amount_fen": recharge.pay_amount_fen, "bonus_fen": recharge.bonus_fen,
+            "rule_version": recharge.rule_version, "tombstone": recharge.tombstone,
+            "created_at": recharge.created_at, "version": recharge.version, **self._values(recharge),
+        }])
 
-    async def save(self, recharge: PreRecharge) -> None:
-        key = t.pre_recharges.c.order_no == recharge.order_no
-        await _versioned_update(self._session, t.pre_recharges, key, recharge, self._values(recharge))
+    def save(self, recharge: PreRecharge) -> None:
+        stage_save(self._batch, _SAVE_RECHARGE, recharge.order_no, recharge, self._values(recharge))
 
     async def pending_credit_fen(self, card_no: str) -> int:
-        c = t.pre_recharges.c
-        query = sa.select(sa.func.coalesce(sa.func.sum(c.pay_amount_fen + c.bonus_fen), 0)).where(
-            c.card_no == card_no, c.status == PreRechargeStatus.RECHARGING.value
-        )
-        return int((await self._session.execute(query)).scalar_one())
+        return int(await self._scalar(_PENDING, key=card_no))
 
     @staticmethod
     def _values(recharge: PreRecharge) -> dict[str, Any]:
@@ -129,13 +155,14 @@ class SqlRechargeRepository:
                 "updated_at": recharge.updated_at}
 
 
-class SqlConsumptionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+_CONSUMPTION = sa.select(t.consumptions).where(t.consumptions.c.request_id == KEY)
+_ADD_CONSUMPTION = sa.insert(t.consumptions)
+_SAVE_CONSUMPTION = versioned_update(t.consumptions, "request_id")
 
+
+class SqlConsumptionRepository(_Repository):
     async def get(self, request_id: str) -> Consumption | None:
-        query = sa.select(t.consumptions).where(t.consumptions.c.request_id == request_id)
-        row = (await self._session.execute(query)).mappings().first()
+        row = await self._first(_CONSUMPTION, key=request_id)
         if row is None:
             return None
         return Consumption(
@@ -144,16 +171,17 @@ class SqlConsumptionRepository:
             utc(row["updated_at"]), row["version"],
         )
 
-    async def add(self, consumption: Consumption) -> None:
-        await self._session.execute(sa.insert(t.consumptions).values(
-            request_id=consumption.request_id, card_no=consumption.card_no,
-            amount_fen=consumption.amount_fen, merchant_id=consumption.merchant_id,
-            created_at=consumption.created_at, version=consumption.version, **self._values(consumption),
-        ))
+    def add(self, consumption: Consumption) -> None:
+        stage_insert(self._batch, _ADD_CONSUMPTION, [{
+            "request_id": consumption.request_id, "card_no": consumption.card_no,
+            "amount_fen": consumption.amount_fen, "merchant_id": consumption.merchant_id,
+            "created_at": consumption.created_at, "version": consumption.version,
+            **self._values(consumption),
+        }])
 
-    async def save(self, consumption: Consumption) -> None:
-        key = t.consumptions.c.request_id == consumption.request_id
-        await _versioned_update(self._session, t.consumptions, key, consumption, self._values(consumption))
+    def save(self, consumption: Consumption) -> None:
+        stage_save(self._batch, _SAVE_CONSUMPTION, consumption.request_id, consumption,
+                   self._values(consumption))
 
     @staticmethod
     def _values(consumption: Consumption) -> dict[str, Any]:
@@ -161,66 +189,73 @@ class SqlConsumptionRepository:
                 "updated_at": consumption.updated_at}
 
 
-class SqlJournalRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+_J = t.journal_entries.c
+_JOURNAL_PAGE = (
+    sa.select(t.journal_entries)
+    .where(_J.card_no == KEY, _J.entry_id > sa.bindparam("after", type_=sa.BigInteger))
+    .order_by(_J.entry_id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_JOURNAL_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(_J.amount_fen), 0)).where(_J.card_no == KEY)
+_APPEND_JOURNAL = sa.insert(t.journal_entries)
 
-    async def append(self, entries: Sequence[JournalEntry]) -> None:
-        rows = [
+
+class SqlJournalRepository(_Repository):
+    def append(self, entries: Sequence[JournalEntry]) -> None:
+        stage_insert(self._batch, _APPEND_JOURNAL, [
             {"card_no": e.card_no, "kind": e.kind.value, "amount_fen": e.amount_fen,
              "balance_after_fen": e.balance_after_fen, "business_key": e.business_key,
              "created_at": e.created_at}
             for e in entries
-        ]
-        await self._session.execute(sa.insert(t.journal_entries), rows)
+        ])
 
     async def page(self, card_no: str, after_entry_id: int, limit: int) -> list[JournalEntry]:
-        c = t.journal_entries.c
-        query = (sa.select(t.journal_entries).where(c.card_no == card_no, c.entry_id > after_entry_id)
-                 .order_by(c.entry_id).limit(limit))
+        params = {"key": card_no, "after": after_entry_id, "limit": limit}
+        rows = await self._run(lambda conn: conn.execute(_JOURNAL_PAGE, params).mappings().all())
         return [
             JournalEntry(row["card_no"], JournalKind(row["kind"]), row["amount_fen"],
                          row["balance_after_fen"], row["business_key"], utc(row["created_at"]),
                          row["entry_id"])
-            for row in (await self._session.execute(query)).mappings()
+            for row in rows
         ]
 
     async def total_fen(self, card_no: str) -> int:
-        c = t.journal_entries.c
-        query = sa.select(sa.func.coalesce(sa.func.sum(c.amount_fen), 0)).where(c.card_no == card_no)
-        return int((await self._session.execute(query)).scalar_one())
+        return int(await self._scalar(_JOURNAL_TOTAL, key=card_no))
 
 
-class SqlRuleRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+_LATEST_RULE = sa.select(t.recharge_rules).order_by(t.recharge_rules.c.version.desc()).limit(1)
+_TIERS = (
+    sa.select(t.bonus_tiers.c.min_pay_fen, t.bonus_tiers.c.bonus_fen)
+    .where(t.bonus_tiers.c.rule_version == KEY).order_by(t.bonus_tiers.c.min_pay_fen)
+)
+_ADD_RULE = sa.insert(t.recharge_rules)
+_ADD_TIERS = sa.insert(t.bonus_tiers)
 
+
+def _latest_rule(conn: sa.Connection) -> RechargeRule | None:
+    row = conn.execute(_LATEST_RULE).mappings().first()
+    if row is None:
+        return None
+    tiers = conn.execute(_TIERS, {"key": row["version"]})
+    return RechargeRule(
+        row["version"],
+        tuple(BonusTier(min_pay, bonus) for min_pay, bonus in tiers),
+        Limits(row["min_pay_fen"], row["max_pay_fen"], row["balance_cap_fen"]),
+        utc(row["created_at"]),
+    )
+
+
+class SqlRuleRepository(_Repository):
     async def current(self) -> RechargeRule | None:
-        r = t.recharge_rules.c
-        query = sa.select(t.recharge_rules).order_by(r.version.desc()).limit(1)
-        row = (await self._session.execute(query)).mappings().first()
-        if row is None:
-            return None
-        b = t.bonus_tiers.c
-        tiers = await self._session.execute(
-            sa.select(b.min_pay_fen, b.bonus_fen)
-            .where(b.rule_version == row["version"])
-            .order_by(b.min_pay_fen)
-        )
-        return RechargeRule(
-            row["version"],
-            tuple(BonusTier(min_pay, bonus) for min_pay, bonus in tiers),
-            Limits(row["min_pay_fen"], row["max_pay_fen"], row["balance_cap_fen"]),
-            utc(row["created_at"]),
-        )
+        return await self._run(_latest_rule)
 
-    async def add(self, rule: RechargeRule) -> None:
-        await self._session.execute(sa.insert(t.recharge_rules).values(
-            version=rule.version, min_pay_fen=rule.limits.min_pay_fen, max_pay_fen=rule.limits.max_pay_fen,
-            balance_cap_fen=rule.limits.balance_cap_fen, created_at=rule.created_at,
-        ))
-        if rule.tiers:
-            await self._session.execute(sa.insert(t.bonus_tiers), [
-                {"rule_version": rule.version, "min_pay_fen": tier.min_pay_fen, "bonus_fen": tier.bonus_fen}
-                for tier in rule.tiers
-            ])
+    def add(self, rule: RechargeRule) -> None:
+        stage_insert(self._batch, _ADD_RULE, [{
+            "version": rule.version, "min_pay_fen": rule.limits.min_pay_fen,
+            "max_pay_fen": rule.limits.max_pay_fen, "balance_cap_fen": rule.limits.balance_cap_fen,
+            "created_at": rule.created_at,
+        }])
+        stage_insert(self._batch, _ADD_TIERS, [
+            {"rule_version": rule.version, "min_pay_fen": tier.min_pay_fen, "bonus_fen": tier.bonus_fen}
+            for tier in rule.tiers
+        ])

@@ -1,13 +1,17 @@
-"""The SQL unit of work: one ``rc_common.db.Database`` session, rolled back unless committed."""
+"""The SQL unit of work: reads at once, writes staged and applied by one ``Database.write``.
+
+Nothing is written before ``commit``; leaving without it drops the staged writes. ``commit``
+hands the whole batch to the database in one hop, so the write transaction holds its lock only
+while its statements run back to back (on SQLite it is group-committed with its neighbours).
+A unit of work that staged nothing commits without touching the database.
+"""
 
 from __future__ import annotations
 
-import contextlib
 from types import TracebackType
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from card_service.adapters import repositories as repos
+from card_service.adapters.staging import WriteBatch
 from card_service.adapters.tables import metadata
 from card_service.service_layer.ports import (
     CardRepository,
@@ -30,31 +34,27 @@ class SqlUnitOfWork:
 
     def __init__(self, db: Database, *, readonly: bool = False) -> None:
         self._db = db
-        self._readonly = readonly
-        self._stack = contextlib.AsyncExitStack()
-        self._session: AsyncSession | None = None
+        self._batch = WriteBatch(readonly=readonly)
+        self.cards = repos.SqlCardRepository(db, self._batch)
+        self.recharges = repos.SqlRechargeRepository(db, self._batch)
+        self.consumptions = repos.SqlConsumptionRepository(db, self._batch)
+        self.journal = repos.SqlJournalRepository(db, self._batch)
+        self.rules = repos.SqlRuleRepository(db, self._batch)
 
     async def __aenter__(self) -> UnitOfWork:
-        session = await self._stack.enter_async_context(self._db.session(readonly=self._readonly))
-        self._session = session
-        self.cards = repos.SqlCardRepository(session)
-        self.recharges = repos.SqlRechargeRepository(session)
-        self.consumptions = repos.SqlConsumptionRepository(session)
-        self.journal = repos.SqlJournalRepository(session)
-        self.rules = repos.SqlRuleRepository(session)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._session = None
-        await self._stack.__aexit__(exc_type, exc, tb)
+        self._batch.writes.clear()  # not committed: dropped
 
     async def commit(self) -> None:
-        if self._readonly:
+        if self._batch.readonly:
             raise RuntimeError("a read-only unit of work cannot commit")
-        assert self._session is not None, "commit outside the unit of work"
-        await self._session.commit()
+        unit = self._batch.take()
+        if unit is not None:
+            await self._db.write(unit)
 
 
 def uow_factory(db: Database) -> UnitOfWorkFactory:
@@ -66,5 +66,4 @@ def uow_factory(db: Database) -> UnitOfWorkFactory:
 
 async def create_schema(db: Database) -> None:
     """Creates missing tables (the simulator has no migrations; its schema only grows)."""
-    async with db.engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
+    await db.create_all(metadata)

@@ -11,7 +11,7 @@ from card_service.domain.commands import OpenCard, required
 from card_service.domain.journal import JournalEntry
 from card_service.service_layer.context import CardContext
 from card_service.service_layer.locks import card_key
-from card_service.service_layer.ports import UnitOfWork
+from card_service.service_layer.ports import AlreadyExists, UnitOfWork
 from rc_common.errors import InvalidArgument, NotFound, Refused
 from rc_common.logs import get_logger
 
@@ -36,12 +36,14 @@ class JournalPage:
 
 
 async def open_card(ctx: CardContext, cmd: OpenCard) -> CardView:
+    """A new ACTIVE card with a zero balance; a number already taken is refused."""
     async with ctx.locks.hold(card_key(cmd.card_no)), ctx.uow(False) as uow:
-        if await uow.cards.get(cmd.card_no) is not None:
-            raise Refused("CARD_EXISTS", f"card {cmd.card_no} already exists", card_no=cmd.card_no)
         card = Card.open(cmd.card_no, cmd.holder_name, ctx.clock())
-        await uow.cards.add(card)
-        await uow.commit()
+        uow.cards.add(card)
+        try:
+            await uow.commit()
+        except AlreadyExists:
+            raise Refused("CARD_EXISTS", f"card {cmd.card_no} already exists", card_no=cmd.card_no) from None
     log.info("card_opened", card_no=cmd.card_no)
     return CardView(card, 0)
 
@@ -63,12 +65,12 @@ async def _change_status(
 ) -> CardView:
     required("card_no", card_no)
     async with ctx.locks.hold(card_key(card_no)), ctx.uow(False) as uow:
-        card = await _card(uow, card_no, for_update=True)
+        card = await _card(uow, card_no)
+        pending = await uow.recharges.pending_credit_fen(card_no)
         before = card.status
         change(card, ctx.clock())
         if card.status is not before:
-            await uow.cards.save(card)
-        pending = await uow.recharges.pending_credit_fen(card_no)
+            uow.cards.save(card)
         await uow.commit()
     if card.status is not before:
         log.info("card_status_changed", card_no=card_no, before=before.name, after=card.status.name)
@@ -96,8 +98,8 @@ async def list_journal(ctx: CardContext, card_no: str, after_entry_id: int, page
     return JournalPage(entries, (entries[-1].entry_id or 0) if more else 0)
 
 
-async def _card(uow: UnitOfWork, card_no: str, *, for_update: bool = False) -> Card:
-    card = await uow.cards.get(card_no, for_update=for_update)
+async def _card(uow: UnitOfWork, card_no: str) -> Card:
+    card = await uow.cards.get(card_no)
     if card is None:
         raise NotFound(f"no card {card_no}")
     return card

@@ -26,15 +26,15 @@ async def consume(ctx: CardContext, cmd: Consume) -> Consumption:
                         request_id=cmd.request_id,
                     )
                 return existing
-            card = await uow.cards.get(cmd.card_no, for_update=True)
+            card = await uow.cards.get(cmd.card_no)
             if card is None:
                 raise Refused("CARD_NOT_FOUND", f"no card {cmd.card_no}", card_no=cmd.card_no)
             consumption, entry = ledger.consume(
                 card, cmd.request_id, cmd.amount_fen, cmd.merchant_id, ctx.clock()
             )
-            await uow.cards.save(card)
-            await uow.consumptions.add(consumption)
-            await uow.journal.append([entry])
+            uow.cards.save(card)
+            uow.consumptions.add(consumption)
+            uow.journal.append([entry])
             await uow.commit()
     ctx.owners.remember(consume_key(cmd.request_id), cmd.card_no)
     log.info("consumed", request_id=cmd.request_id, card_no=cmd.card_no, amount_fen=cmd.amount_fen,
@@ -57,12 +57,12 @@ async def reverse_consume(ctx: CardContext, cmd: ReverseConsume) -> Consumption:
             assert consumption is not None, "consumptions are never deleted"
             if consumption.status is ConsumptionStatus.REVERSED:
                 return consumption
-            card = await uow.cards.get(card_no, for_update=True)
+            card = await uow.cards.get(card_no)
             assert card is not None, "a consumption always names an existing card"
             entry = ledger.reverse_consumption(card, consumption, ctx.clock())
-            await uow.cards.save(card)
-            await uow.consumptions.save(consumption)
-            await uow.journal.append([entry])
+            uow.cards.save(card)
+            uow.consumptions.save(consumption)
+            uow.journal.append([entry])
             await uow.commit()
     log.info("consume_reversed", request_id=cmd.request_id, card_no=card_no,
              balance_after_fen=consumption.balance_after_fen)

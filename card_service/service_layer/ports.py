@@ -1,10 +1,18 @@
-"""Ports: what the use cases need from storage. Adapters implement them (SQL), tests may fake them."""
+"""Ports: what the use cases need from storage. Adapters implement them (SQL), tests may fake them.
+
+Reads (``async``) answer at once from committed data. Writes (plain methods) are only staged:
+nothing of them reaches the database before ``commit``, which applies them all in one write
+transaction, in the order they were staged, or none of them. So a use case reads what it needs
+first, decides, then stages; it never reads back its own staged writes. The service's per-card and
+per-order locks keep anyone else from changing what was read before the commit; each staged save
+still checks the version it read, as the last fence.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from card_service.domain.cards import Card
 from card_service.domain.consumptions import Consumption
@@ -14,40 +22,53 @@ from card_service.domain.rules import RechargeRule
 
 
 class CardRepository(Protocol):
-    async def get(self, card_no: str, *, for_update: bool = False) -> Card | None: ...
-    async def add(self, card: Card) -> None: ...
-    async def save(self, card: Card) -> None: ...
+    async def get(self, card_no: str) -> Card | None: ...
+    def add(self, card: Card) -> None:
+        """Stages the new card; ``commit`` raises ``AlreadyExists`` when its number is taken."""
+        ...
+    def save(self, card: Card) -> None: ...
+
+
+class StartView(NamedTuple):
+    """What starting a pre-recharge decides on, read together."""
+
+    #: The order number's stored pre-recharge (a replay); when set, the rest is not read.
+    existing: PreRecharge | None
+    card: Card | None
+    #: Sum of credit amounts of the card's RECHARGING pre-recharges (the balance cap counts them).
+    pending_fen: int
 
 
 class RechargeRepository(Protocol):
     async def get(self, order_no: str) -> PreRecharge | None: ...
+    async def start_view(self, order_no: str, card_no: str) -> StartView: ...
     async def get_with_card(self, order_no: str) -> tuple[PreRecharge, Card] | None:
-        """The pre-recharge and its card (locked for update) in one read; None for a tombstone."""
+        """The pre-recharge and its card in one read; None for a tombstone or an unknown order."""
         ...
-    async def add(self, recharge: PreRecharge) -> None: ...
-    async def save(self, recharge: PreRecharge) -> None: ...
+    def add(self, recharge: PreRecharge) -> None: ...
+    def save(self, recharge: PreRecharge) -> None: ...
     async def pending_credit_fen(self, card_no: str) -> int: ...
 
 
 class ConsumptionRepository(Protocol):
     async def get(self, request_id: str) -> Consumption | None: ...
-    async def add(self, consumption: Consumption) -> None: ...
-    async def save(self, consumption: Consumption) -> None: ...
+    def add(self, consumption: Consumption) -> None: ...
+    def save(self, consumption: Consumption) -> None: ...
 
 
 class JournalRepository(Protocol):
-    async def append(self, entries: Sequence[JournalEntry]) -> None: ...
+    def append(self, entries: Sequence[JournalEntry]) -> None: ...
     async def page(self, card_no: str, after_entry_id: int, limit: int) -> list[JournalEntry]: ...
     async def total_fen(self, card_no: str) -> int: ...
 
 
 class RuleRepository(Protocol):
     async def current(self) -> RechargeRule | None: ...
-    async def add(self, rule: RechargeRule) -> None: ...
+    def add(self, rule: RechargeRule) -> None: ...
 
 
 class UnitOfWork(Protocol):
-    """One transaction: rolls back on exit unless ``commit`` was awaited."""
+    """One write transaction: the staged writes are dropped on exit unless ``commit`` was awaited."""
 
     cards: CardRepository
     recharges: RechargeRepository
@@ -61,7 +82,9 @@ class UnitOfWork(Protocol):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
-    async def commit(self) -> None: ...
+    async def commit(self) -> None:
+        """Applies every staged write in one transaction, or none (raising why)."""
+        ...
 
 
 #: ``uow_factory(readonly)`` opens a unit of work; readonly ones never write.
@@ -70,3 +93,7 @@ UnitOfWorkFactory = Callable[[bool], UnitOfWork]
 
 class StaleWrite(Exception):
     """An optimistic-concurrency check failed: someone changed the row since it was read."""
+
+
+class AlreadyExists(Exception):
+    """An insert met a stored row with the same key (e.g. a card number already taken)."""

@@ -1,8 +1,9 @@
 """Use cases of pre-recharges: start, confirm, void, get.
 
-Each mutating case takes the order number's lock, then the card's lock, then opens one
-transaction and re-reads the state inside it, so confirm, void and a late pre-recharge of one
-order (and every credit or spend of one card) happen one after the other.
+Each mutating case takes the order number's lock, then the card's lock, then reads the state,
+decides, and commits what the decision implies as one write transaction; so confirm, void and a
+late pre-recharge of one order (and every credit or spend of one card) happen one after the other.
+A happy-path pre-recharge or confirm is one write transaction (one ``commit``).
 """
 
 from __future__ import annotations
@@ -24,19 +25,17 @@ async def pre_recharge(ctx: CardContext, cmd: StartPreRecharge) -> PreRecharge:
     """New: RECHARGING with the current rule's bonus. A faithful replay returns the stored record."""
     async with ctx.locks.hold(order_key(cmd.order_no)), ctx.card_lock(cmd.card_no):
         async with ctx.uow(False) as uow:
-            existing = await uow.recharges.get(cmd.order_no)
+            existing, card, pending = await uow.recharges.start_view(cmd.order_no, cmd.card_no)
             if existing is not None:
                 existing.check_replay(cmd.card_no, cmd.pay_amount_fen)
                 return existing
-            card = await uow.cards.get(cmd.card_no, for_update=True)
             if card is None:
                 raise Refused("CARD_NOT_FOUND", f"no card {cmd.card_no}", card_no=cmd.card_no)
             rule = await current_rule(ctx, uow)
-            pending = await uow.recharges.pending_credit_fen(card.card_no)
             recharge = ledger.start_pre_recharge(
                 card, rule, ctx.defaults, cmd.order_no, cmd.pay_amount_fen, pending, ctx.clock()
             )
-            await uow.recharges.add(recharge)
+            uow.recharges.add(recharge)
             await uow.commit()
     ctx.owners.remember(order_key(cmd.order_no), recharge.card_no)
     log.info("pre_recharge_recorded", order_no=cmd.order_no, card_no=cmd.card_no,
@@ -58,9 +57,9 @@ async def confirm_recharge(ctx: CardContext, cmd: ConfirmRecharge) -> PreRecharg
             if recharge.is_terminal:
                 return recharge
             entries = ledger.confirm_recharge(card, recharge, ctx.clock())
-            await uow.recharges.save(recharge)
-            await uow.cards.save(card)
-            await uow.journal.append(entries)
+            uow.recharges.save(recharge)  # fenced: a void in between makes this stale
+            uow.cards.save(card)
+            uow.journal.append(entries)
             await uow.commit()
     log.info("recharge_confirmed", order_no=cmd.order_no, card_no=card_no,
              credit_fen=recharge.credit_amount_fen, balance_after_fen=entries[-1].balance_after_fen)
@@ -76,12 +75,12 @@ async def void_recharge(ctx: CardContext, cmd: VoidRecharge) -> PreRecharge:
             now = ctx.clock()
             if recharge is None:
                 recharge = PreRecharge.tombstone_for(cmd.order_no, cmd.reason, now)
-                await uow.recharges.add(recharge)
+                uow.recharges.add(recharge)
             elif recharge.is_terminal:
                 return recharge
             else:
                 recharge.void(cmd.reason, now)
-                await uow.recharges.save(recharge)
+                uow.recharges.save(recharge)
             await uow.commit()
     ctx.owners.remember(order_key(cmd.order_no), recharge.card_no)
     log.info("recharge_voided", order_no=cmd.order_no, card_no=recharge.card_no,

@@ -19,7 +19,7 @@ async def set_recharge_rule(ctx: CardContext, cmd: SetRechargeRule) -> RechargeR
     async with ctx.locks.hold(RULE_KEY), ctx.uow(False) as uow:
         current = await uow.rules.current() or RechargeRule(0)  # fresh, not the cached one
         rule = current.next_version(cmd.tiers, cmd.limits, ctx.clock())
-        await uow.rules.add(rule)
+        uow.rules.add(rule)
         await uow.commit()
     ctx.rule = rule
     log.info("recharge_rule_set", version=rule.version, tiers=len(rule.tiers))

@@ -53,3 +53,53 @@ async def test_a_cancelled_waiter_leaves_no_lock_behind() -> None:
         await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
     assert len(locks) == 0
+
+
+async def test_a_free_key_is_taken_without_waiting_on_the_event_loop() -> None:
+    locks = KeyedLocks()
+    hold = locks.hold("card:1")
+    entering = hold.__aenter__()
+    try:
+        entering.send(None)  # runs to completion in one step: no future awaited, no yield
+    except StopIteration:
+        pass
+    else:
+        raise AssertionError("taking a free key suspended the caller")
+    assert locks.held("card:1")
+    await hold.__aexit__(None, None, None)
+    assert len(locks) == 0
+
+
+async def test_waiters_get_the_key_in_the_order_they_came() -> None:
+    locks = KeyedLocks()
+    order: list[int] = []
+
+    async def waiter(index: int) -> None:
+        async with locks.hold("card:1"):
+            order.append(index)
+            await asyncio.sleep(0)
+
+    async with locks.hold("card:1"):
+        tasks = [asyncio.create_task(waiter(index)) for index in range(5)]
+        await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+    assert order == [0, 1, 2, 3, 4]
+    assert len(locks) == 0
+
+
+async def test_a_waiter_cancelled_just_after_being_handed_the_key_passes_it_on() -> None:
+    locks = KeyedLocks()
+    got: list[str] = []
+
+    async def waiter(name: str) -> None:
+        async with locks.hold("card:1"):
+            got.append(name)
+
+    first = asyncio.create_task(waiter("first"))
+    second = asyncio.create_task(waiter("second"))
+    async with locks.hold("card:1"):
+        await asyncio.sleep(0)  # both now wait, first in front
+    first.cancel()  # the key was just handed to it, before it could run
+    await asyncio.gather(first, second, return_exceptions=True)
+    assert first.cancelled() and got == ["second"]
+    assert len(locks) == 0
