@@ -38,8 +38,8 @@ lint: $(STAMP)
 bench-card: $(STAMP) ## card system alone: PreRecharge/s and ConfirmRecharge/s
 	$(BIN)/python -m scripts.bench_card
 
-bench: $(STAMP)
-	$(BIN)/python scripts/bench.py
+bench: $(STAMP) ## bare chain vs real services, per-service DB work per top-up, goals table (BENCH_ARGS="--db postgresql")
+	$(BIN)/python scripts/bench.py --backlog 10000 $(BENCH_ARGS)
 
 chaos: $(STAMP)
 	$(BIN)/python scripts/chaos.py --long

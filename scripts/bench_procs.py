@@ -6,10 +6,12 @@ largest RSS psutil saw while sampling every 0.2 s.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +102,28 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
         if pid in threads:
             used[f"{name}:loop"] = threads[pid]
     return used
+
+
+async def wait_idle(
+    pids: dict[str, int], *, busy_below: float = 0.1, samples: int = 4, timeout_s: float = 180.0
+) -> float:
+    """Seconds until every process uses less than ``busy_below`` of a core for ``samples`` x 0.25 s.
+
+    Work a level left behind (follow-up deliveries through the outbox, ...) is done by then, so
+    the next level starts clean and the drain time can be charged to the level that caused it.
+    """
+    started = time.monotonic()
+    quiet = 0
+    last = cpu_seconds(pids)
+    while time.monotonic() - started < timeout_s:
+        await asyncio.sleep(0.25)
+        now = cpu_seconds(pids)
+        busiest = max((now[k] - last.get(k, now[k])) / 0.25 for k in now if ":" not in k) if now else 0.0
+        last = now
+        quiet = quiet + 1 if busiest < busy_below else 0
+        if quiet >= samples:
+            return max(0.0, time.monotonic() - started - samples * 0.25)
+    return time.monotonic() - started
 
 
 def vm_hwm_mb(pid: int) -> float | None:

@@ -68,7 +68,16 @@ async def build_backlog(stubs: Stubs, topups: TopUps, n: int, concurrency: int, 
             left[0] -= 1
             await topups.create_and_pay(result, wait=False)
 
-    await asyncio.gather(*(customer() for _ in range(concurrency)))
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(10)
+            say(f"backlog: {n - left[0]}/{n} top-ups created and paid, {result.failed} failed")
+
+    ticking = asyncio.ensure_future(ticker())
+    try:
+        await asyncio.gather(*(customer() for _ in range(concurrency)))
+    finally:
+        ticking.cancel()
     deadline = time.monotonic() + 600
     stuck = 0
     while time.monotonic() < deadline:
