@@ -33,7 +33,7 @@ import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,9 +69,16 @@ class DbStats:
     statements: int = 0
     #: Read-only queries run through ``read``.
     reads: int = 0
+    #: Units committed per label given to ``write`` (e.g. ``outbox``), to tell background work apart.
+    labelled: dict[str, int] = field(default_factory=dict)
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> dict[str, Any]:
         return asdict(self)
+
+    def count(self, label: str) -> None:
+        self.units += 1
+        if label:
+            self.labelled[label] = self.labelled.get(label, 0) + 1
 
 
 class Database:
@@ -121,21 +128,22 @@ class Database:
 
     # -- the hot path -------------------------------------------------------------------------
 
-    async def write(self, unit: Unit[T]) -> T:
+    async def write(self, unit: Unit[T], *, label: str = "") -> T:
         """Run ``unit`` as one isolated, durable write transaction and return what it returned.
+        ``label`` (optional) counts the unit under that name too (``stats.labelled``).
 
         Raises what the unit raised (it was rolled back, nothing of it is written) or the
         database's error. Cancelling the caller does not withdraw a unit already handed over:
         like a lost response, it may still commit."""
         if self._writer is not None:
-            return await self._writer.submit(unit)
+            return await self._writer.submit(unit, label)
         try:
             async with self.engine.begin() as conn:
                 value = await conn.run_sync(unit)
         except BaseException:
             self.stats.failed_units += 1
             raise
-        self.stats.units += 1
+        self.stats.count(label)
         self.stats.commits += 1
         return value
 
@@ -202,10 +210,13 @@ class Database:
 
 
 class _Submitted:
-    __slots__ = ("future", "loop", "unit")
+    __slots__ = ("future", "label", "loop", "unit")
 
-    def __init__(self, unit: Unit[Any], loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+    def __init__(
+        self, unit: Unit[Any], label: str, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]
+    ) -> None:
         self.unit = unit
+        self.label = label
         self.loop = loop
         self.future = future
 
@@ -223,11 +234,11 @@ class _GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    async def submit(self, unit: Unit[T]) -> T:
+    async def submit(self, unit: Unit[T], label: str) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._ensure_started()
-        self._queue.put(_Submitted(unit, loop, future))
+        self._queue.put(_Submitted(unit, label, loop, future))
         return await future
 
     def _ensure_started(self) -> None:
@@ -298,7 +309,7 @@ class _GroupCommitWriter:
             self._stats.commits += 1
         for item, (ok, value) in zip(group, results, strict=True):
             if ok:
-                self._stats.units += 1
+                self._stats.count(item.label)
             else:
                 self._stats.failed_units += 1
             with contextlib.suppress(RuntimeError):  # the caller's event loop is gone: nobody to tell

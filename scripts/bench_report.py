@@ -108,7 +108,7 @@ def _db_goals(peak: dict[str, Any]) -> list[dict[str, Any]]:
             f"<= {GOAL_RECHARGE_UNITS:.0f}",
             recharge["units_per_topup"] if recharge else None,
             recharge["units_per_topup"] <= GOAL_RECHARGE_UNITS if recharge else None,
-            f"{at}; includes outbox delivery (the counters cannot separate it)"
+            f"{at}; outbox delivery excluded: +{recharge['outbox_units_per_topup']} per top-up"
             if recharge
             else "no write units counted in recharge (see notes)",
         )
