@@ -67,6 +67,8 @@ class TimelineRows(Protocol):
 
 
 class Outbox(Protocol):
+    """``claim`` and ``finish`` are writes of their own, done at once (not staged)."""
+
     async def claim(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
     ) -> list[OutboxRow]: ...
@@ -75,6 +77,9 @@ class Outbox(Protocol):
 
 
 class Leases(Protocol):
+    """``claim_batch``, ``claim_one`` and ``renew`` are writes of their own, done at once (their
+    answer is needed); ``release``/``release_all`` are staged with the unit of work."""
+
     async def claim_batch(
         self,
         owner: str,
