@@ -18,7 +18,7 @@ from rc_common.logs import RequestContextInterceptor, get_logger
 from rc_common.server import GrpcServer, Registrar, create_server, wait_for_signal
 from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
 from wechat_mock.adapters.notification_client import GrpcNotificationClient
-from wechat_mock.adapters.repositories import NOTIFICATIONS, REFUNDS
+from wechat_mock.adapters.staging import NOTIFICATIONS, REFUNDS
 from wechat_mock.adapters.tables import metadata
 from wechat_mock.entrypoints.servicers import (
     MessageSimulatorServicer,

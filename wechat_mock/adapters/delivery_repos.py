@@ -1,16 +1,31 @@
 """Repositories of what the simulator sends: notifications (with their delivery state) and
-template messages."""
+template messages.
+
+The notifier *claims* due notifications with one set-based statement (``UPDATE … RETURNING``; on
+PostgreSQL over ``FOR UPDATE SKIP LOCKED``), which moves them out of sight until their lease ends,
+and records a whole batch of delivery outcomes in one transaction, each over the version it
+claimed. A template message with an idempotency key is one upsert: the first send inserts it,
+a repeat counts the duplicate and returns the first message.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from wechat_mock.adapters.repositories import NOTIFICATIONS, Repository, exclude
+from wechat_mock.adapters.staging import (
+    NOTIFICATIONS,
+    Repository,
+    Staged,
+    exclude,
+    versioned_params,
+    versioned_update,
+)
 from wechat_mock.adapters.tables import (
     from_db,
     from_db_required,
@@ -21,84 +36,136 @@ from wechat_mock.adapters.tables import (
 from wechat_mock.domain.messages import TemplateMessage
 from wechat_mock.domain.notifications import DeliveryStatus, Notification
 
+_PENDING = DeliveryStatus.PENDING.value
+_INSERT_NOTIFICATION = insert(notifications)
+_RECORD_OUTCOME = versioned_update(notifications, notifications.c.id)
+_INSERT_MESSAGE = insert(template_messages)
+_SEND_ONCE = {
+    name: dialect.insert(template_messages)
+    .on_conflict_do_update(
+        index_elements=[template_messages.c.idempotency_key],
+        set_={
+            "send_count": template_messages.c.send_count + 1,
+            "version": template_messages.c.version + 1,
+        },
+    )
+    .returning(*template_messages.c)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+
 
 class NotificationRepository(Repository):
-    async def add(self, notification: Notification) -> None:
-        await self._insert(insert(notifications).values(**_notification_values(notification)))
-        self._touched.add(NOTIFICATIONS)
+    __slots__ = ()
 
-    async def get(self, notification_id: str, *, for_update: bool = False) -> Notification | None:
-        row = await self._one(select(notifications).where(notifications.c.id == notification_id), for_update)
-        return None if row is None else _notification(row)
+    def add(self, *added: Notification) -> None:
+        """Stage new notifications (one multi-row insert); the notifier is woken after commit."""
+        rows = [_notification_values(n) for n in added]
 
-    async def update(self, notification: Notification) -> None:
-        values = _notification_values(notification)
-        values["version"] = notification.version + 1
-        await self._update(
-            update(notifications)
-            .where(notifications.c.id == notification.id)
-            .where(notifications.c.version == notification.version)
-            .values(**values),
-            f"notification {notification.id}",
-        )
-        notification.version += 1
+        def write(conn: Connection) -> None:
+            conn.execute(_INSERT_NOTIFICATION, rows)
 
-    async def due(self, now: datetime, skip: Collection[str], limit: int) -> list[Notification]:
-        rows = await self._session.execute(
-            select(notifications)
-            .where(notifications.c.status == DeliveryStatus.PENDING.value)
+        if rows:
+            self._stage(write, NOTIFICATIONS)
+
+    def claim_due(
+        self, now: datetime, skip: Collection[str], limit: int, lease_until: datetime
+    ) -> Staged[list[Notification]]:
+        """Stage the claim of up to ``limit`` PENDING notifications due at ``now`` (but not those
+        in ``skip``, still on their way): their next attempt moves to ``lease_until`` (due again
+        then if this attempt's outcome is never recorded, e.g. after a crash) and their version
+        is bumped. The claimed notifications, oldest due first, are the result."""
+        due = (
+            select(notifications.c.id)
+            .where(notifications.c.status == _PENDING)
             .where(notifications.c.next_attempt_at <= to_db(now))
             .where(exclude(notifications.c.id, skip))
             .order_by(notifications.c.next_attempt_at, notifications.c.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL only: concurrent claimers split the work
         )
-        return [_notification(row) for row in rows.mappings()]
+        claim = (
+            update(notifications)
+            .where(notifications.c.id.in_(due))
+            .values(next_attempt_at=to_db(lease_until), version=notifications.c.version + 1)
+            .returning(*notifications.c)
+        )
+        result: Staged[list[Notification]] = Staged()
+
+        def write(conn: Connection) -> None:
+            claimed = [_notification(row) for row in conn.execute(claim).mappings()]
+            claimed.sort(key=lambda n: (n.created_at, n.id))
+            result.set(claimed)
+
+        self._stage(write)
+        return result
+
+    def record(self, attempted: Sequence[Notification]) -> None:
+        """Stage the outcomes of a batch of attempts (each notification as the domain left it),
+        each written over the version its claim returned. A notification claimed again meanwhile
+        (its lease ran out) is left to that newer attempt."""
+        batch = [versioned_params(_notification_values(n), n.id, n.version) for n in attempted]
+        for n in attempted:
+            n.version += 1
+
+        def write(conn: Connection) -> None:
+            for params in batch:
+                conn.execute(_RECORD_OUTCOME, params)
+
+        if batch:
+            self._stage(write)
 
     async def next_due(self, skip: Collection[str]) -> datetime | None:
-        value = await self._session.scalar(
-            select(func.min(notifications.c.next_attempt_at))
-            .where(notifications.c.status == DeliveryStatus.PENDING.value)
-            .where(exclude(notifications.c.id, skip))
-        )
-        return from_db(value)
+        def query(conn: Connection) -> datetime | None:
+            return from_db(
+                conn.execute(
+                    select(func.min(notifications.c.next_attempt_at))
+                    .where(notifications.c.status == _PENDING)
+                    .where(exclude(notifications.c.id, skip))
+                ).scalar()
+            )
+
+        return await self._read(query)
 
     async def list(self, out_trade_no: str = "") -> list[Notification]:
-        query = select(notifications).order_by(notifications.c.created_at, notifications.c.id)
+        statement = select(notifications).order_by(notifications.c.created_at, notifications.c.id)
         if out_trade_no:
-            query = query.where(notifications.c.out_trade_no == out_trade_no)
-        rows = await self._session.execute(query)
-        return [_notification(row) for row in rows.mappings()]
+            statement = statement.where(notifications.c.out_trade_no == out_trade_no)
+
+        def query(conn: Connection) -> list[Notification]:
+            return [_notification(row) for row in conn.execute(statement).mappings()]
+
+        return await self._read(query)
 
 
 class MessageRepository(Repository):
-    async def by_key(self, idempotency_key: str, *, for_update: bool = False) -> TemplateMessage | None:
-        row = await self._one(
-            select(template_messages).where(template_messages.c.idempotency_key == idempotency_key),
-            for_update,
-        )
-        return None if row is None else _message(row)
+    __slots__ = ()
 
-    async def add(self, message: TemplateMessage) -> None:
-        await self._insert(insert(template_messages).values(**_message_values(message)))
-
-    async def update(self, message: TemplateMessage) -> None:
+    def send(self, message: TemplateMessage) -> Staged[TemplateMessage]:
+        """Stage a send. With an idempotency key already used, the first message is kept, its
+        ``send_count`` goes up by one, and it is the result; otherwise ``message`` is."""
         values = _message_values(message)
-        values["version"] = message.version + 1
-        await self._update(
-            update(template_messages)
-            .where(template_messages.c.msgid == message.msgid)
-            .where(template_messages.c.version == message.version)
-            .values(**values),
-            f"message {message.msgid}",
-        )
-        message.version += 1
+        result: Staged[TemplateMessage] = Staged()
+
+        def write(conn: Connection) -> None:
+            if not message.idempotency_key:
+                conn.execute(_INSERT_MESSAGE, values)
+                result.set(message)
+                return
+            row = conn.execute(_SEND_ONCE[conn.dialect.name], values).mappings().one()
+            result.set(_message(row))
+
+        self._stage(write)
+        return result
 
     async def list(self, openid: str = "") -> list[TemplateMessage]:
-        query = select(template_messages).order_by(template_messages.c.sent_at, template_messages.c.msgid)
+        statement = select(template_messages).order_by(template_messages.c.sent_at, template_messages.c.msgid)
         if openid:
-            query = query.where(template_messages.c.openid == openid)
-        rows = await self._session.execute(query)
-        return [_message(row) for row in rows.mappings()]
+            statement = statement.where(template_messages.c.openid == openid)
+
+        def query(conn: Connection) -> list[TemplateMessage]:
+            return [_message(row) for row in conn.execute(statement).mappings()]
+
+        return await self._read(query)
 
 
 def _notification_values(n: Notification) -> dict[str, Any]:

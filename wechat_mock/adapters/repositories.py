@@ -1,22 +1,29 @@
-"""Repositories over the simulator's tables: domain objects in, domain objects out.
+"""Repositories of payment orders and refunds: domain objects in, domain objects out.
 
-Writes check the row's ``version`` (optimistic concurrency); a lost race or a duplicate key is
-raised as :class:`Conflict`, which the service layer answers by re-running the use case.
-Reads meant for a later write take the row lock (``FOR UPDATE`` on PostgreSQL; SQLite's
-``BEGIN IMMEDIATE`` already serializes writers). ``touched`` collects what changed, so the unit of
-work can wake the background workers after commit.
+Reads run at once on a snapshot; writes are staged for the unit of work's commit, each guarded
+(see :mod:`wechat_mock.adapters.staging`): an order or refund is updated only from the version that
+was read, a new order or refund only if its number is free, and a new refund only while the order's
+remaining amount still covers it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
+from wechat_mock.adapters.staging import (
+    REFUNDS,
+    Conflict,
+    InsertNew,
+    Repository,
+    guarded,
+    versioned_params,
+    versioned_update,
+)
 from wechat_mock.adapters.tables import (
     from_db,
     from_db_required,
@@ -27,140 +34,180 @@ from wechat_mock.adapters.tables import (
 from wechat_mock.domain.payments import PaymentOrder, PrepayTerms, TradeState
 from wechat_mock.domain.refunds import COMMITTING, Refund, RefundStatus, RefundTerms
 
-NOTIFICATIONS = "notifications"
-REFUNDS = "refunds"
+_ORDER = select(payment_orders).where(payment_orders.c.out_trade_no == bindparam("out_trade_no"))
+_INSERT_ORDER = InsertNew(payment_orders, payment_orders.c.out_trade_no)
+_UPDATE_ORDER = versioned_update(payment_orders, payment_orders.c.out_trade_no)
+
+_COMMITTING = sorted(s.value for s in COMMITTING)
+_REFUND = select(refunds).where(refunds.c.out_refund_no == bindparam("out_refund_no"))
+_UPDATE_REFUND = versioned_update(refunds, refunds.c.out_refund_no)
+_COMMITTED_FEN = (
+    select(func.coalesce(func.sum(refunds.c.refund_fen), 0))
+    .where(refunds.c.out_trade_no == bindparam("out_trade_no"))
+    .where(refunds.c.status.in_(_COMMITTING))
+)
+_PROCESSING = RefundStatus.PROCESSING.value
 
 
-class Conflict(Exception):
-    """A concurrent writer got there first (duplicate key or stale version); retry the use case."""
+def _covered_refund_inserts() -> dict[str, Any]:
+    """The new refund, inserted only while ``amount - committed >= refund_fen`` and its number is
+    free. The order's row is locked first (PostgreSQL), so each statement sees the refunds that
+    concurrent transactions committed meanwhile; SQLite's single writer serializes them anyway."""
+    values = {c.name: bindparam(c.name, type_=c.type) for c in refunds.c}
+    amount = (
+        select(payment_orders.c.amount_total_fen)
+        .where(payment_orders.c.out_trade_no == values["out_trade_no"])
+        .scalar_subquery()
+    )
+    committed = (
+        select(func.coalesce(func.sum(refunds.c.refund_fen), 0))
+        .where(refunds.c.out_trade_no == values["out_trade_no"])
+        .where(refunds.c.status.in_(_COMMITTING))
+        .scalar_subquery()
+    )
+    rows = select(*values.values()).where(amount - committed >= values["refund_fen"])
+    return {
+        name: dialect.insert(refunds)
+        .from_select(list(values), rows)
+        .on_conflict_do_nothing(index_elements=[refunds.c.out_refund_no])
+        for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+    }
 
 
-class Repository:
-    def __init__(self, session: AsyncSession, touched: set[str]) -> None:
-        self._session = session
-        self._touched = touched
-
-    async def _insert(self, statement: Any) -> None:
-        try:
-            await self._session.execute(statement)
-        except IntegrityError as exc:
-            raise Conflict(str(exc.orig)) from exc
-
-    async def _update(self, statement: Any, what: str) -> None:
-        try:
-            result = await self._session.execute(statement)
-        except IntegrityError as exc:
-            raise Conflict(str(exc.orig)) from exc
-        if getattr(result, "rowcount", 1) != 1:
-            raise Conflict(f"{what} was changed concurrently")
-
-    async def _one(self, query: Select[Any], for_update: bool) -> Any:
-        if for_update:
-            query = query.with_for_update()
-        return (await self._session.execute(query)).mappings().first()
+_INSERT_COVERED_REFUND = _covered_refund_inserts()
+_LOCK_ORDER = (
+    select(payment_orders.c.version)
+    .where(payment_orders.c.out_trade_no == bindparam("out_trade_no"))
+    .with_for_update()  # left out on SQLite, whose writer is alone anyway
+)
 
 
 class OrderRepository(Repository):
-    async def get(self, out_trade_no: str, *, for_update: bool = False) -> PaymentOrder | None:
-        row = await self._one(
-            select(payment_orders).where(payment_orders.c.out_trade_no == out_trade_no), for_update
-        )
-        return None if row is None else _order(row)
+    __slots__ = ()
+
+    async def get(self, out_trade_no: str) -> PaymentOrder | None:
+        def query(conn: Connection) -> PaymentOrder | None:
+            row = conn.execute(_ORDER, {"out_trade_no": out_trade_no}).mappings().first()
+            return None if row is None else _order(row)
+
+        return await self._read(query)
 
     async def get_many(self, out_trade_nos: Iterable[str]) -> dict[str, PaymentOrder]:
         wanted = sorted(set(out_trade_nos))
         if not wanted:
             return {}
-        rows = await self._session.execute(
-            select(payment_orders).where(payment_orders.c.out_trade_no.in_(wanted))
-        )
-        return {row["out_trade_no"]: _order(row) for row in rows.mappings()}
 
-    async def add(self, order: PaymentOrder) -> None:
-        await self._insert(insert(payment_orders).values(**_order_values(order)))
+        def query(conn: Connection) -> dict[str, PaymentOrder]:
+            rows = conn.execute(select(payment_orders).where(payment_orders.c.out_trade_no.in_(wanted)))
+            return {row["out_trade_no"]: _order(row) for row in rows.mappings()}
 
-    async def update(self, order: PaymentOrder) -> None:
-        values = _order_values(order)
-        values["version"] = order.version + 1
-        await self._update(
-            update(payment_orders)
-            .where(payment_orders.c.out_trade_no == order.out_trade_no)
-            .where(payment_orders.c.version == order.version)
-            .values(**values),
-            f"order {order.out_trade_no}",
-        )
-        order.version += 1
+        return await self._read(query)
 
     async def paid_between(self, start: datetime, end: datetime) -> list[PaymentOrder]:
-        rows = await self._session.execute(
-            select(payment_orders)
-            .where(payment_orders.c.success_time >= to_db(start))
-            .where(payment_orders.c.success_time < to_db(end))
-            .order_by(payment_orders.c.success_time, payment_orders.c.out_trade_no)
-        )
-        return [_order(row) for row in rows.mappings()]
+        def query(conn: Connection) -> list[PaymentOrder]:
+            rows = conn.execute(
+                select(payment_orders)
+                .where(payment_orders.c.success_time >= to_db(start))
+                .where(payment_orders.c.success_time < to_db(end))
+                .order_by(payment_orders.c.success_time, payment_orders.c.out_trade_no)
+            )
+            return [_order(row) for row in rows.mappings()]
+
+        return await self._read(query)
+
+    def add(self, order: PaymentOrder) -> None:
+        """Stage the new order; ``Duplicate`` at commit when its out_trade_no is taken."""
+        values = _order_values(order)
+        self._stage(lambda conn: _INSERT_ORDER(conn, values))
+
+    def update(self, order: PaymentOrder) -> None:
+        """Stage the order's new state, written only over the version that was read."""
+        params = versioned_params(_order_values(order), order.out_trade_no, order.version)
+        order.version += 1
+        what = f"order {order.out_trade_no}"
+        self._stage(lambda conn: guarded(conn, _UPDATE_ORDER, params, what))
 
 
 class RefundRepository(Repository):
-    async def get(self, out_refund_no: str, *, for_update: bool = False) -> Refund | None:
-        row = await self._one(select(refunds).where(refunds.c.out_refund_no == out_refund_no), for_update)
-        return None if row is None else _refund(row)
+    __slots__ = ()
 
-    async def add(self, refund: Refund) -> None:
-        await self._insert(insert(refunds).values(**_refund_values(refund)))
-        self._touched.add(REFUNDS)
+    async def get(self, out_refund_no: str) -> Refund | None:
+        def query(conn: Connection) -> Refund | None:
+            row = conn.execute(_REFUND, {"out_refund_no": out_refund_no}).mappings().first()
+            return None if row is None else _refund(row)
 
-    async def update(self, refund: Refund) -> None:
-        values = _refund_values(refund)
-        values["version"] = refund.version + 1
-        await self._update(
-            update(refunds)
-            .where(refunds.c.out_refund_no == refund.out_refund_no)
-            .where(refunds.c.version == refund.version)
-            .values(**values),
-            f"refund {refund.out_refund_no}",
-        )
-        refund.version += 1
+        return await self._read(query)
 
-    async def committed_fen(self, out_trade_no: str) -> int:
-        """What the order's refunds hold: PROCESSING, SUCCESS and ABNORMAL amounts."""
-        total = await self._session.scalar(
-            select(func.coalesce(func.sum(refunds.c.refund_fen), 0))
-            .where(refunds.c.out_trade_no == out_trade_no)
-            .where(refunds.c.status.in_([s.value for s in COMMITTING]))
-        )
-        return int(total or 0)
+    async def get_with_committed_fen(
+        self, out_refund_no: str, out_trade_no: str
+    ) -> tuple[Refund | None, int]:
+        """The refund with this number (if any) and what the order's refunds hold (PROCESSING,
+        SUCCESS and ABNORMAL amounts). The sum is read first: a refund committed between the two
+        statements (on PostgreSQL each sees its own snapshot) is then found by its number, as a
+        replay, instead of being counted against the amount as a false NOT_ENOUGH."""
+
+        def query(conn: Connection) -> tuple[Refund | None, int]:
+            committed = int(conn.execute(_COMMITTED_FEN, {"out_trade_no": out_trade_no}).scalar() or 0)
+            row = conn.execute(_REFUND, {"out_refund_no": out_refund_no}).mappings().first()
+            return (None if row is None else _refund(row)), committed
+
+        return await self._read(query)
 
     async def due(self, now: datetime, limit: int) -> list[Refund]:
-        rows = await self._session.execute(
-            select(refunds)
-            .where(refunds.c.status == RefundStatus.PROCESSING.value)
-            .where(refunds.c.due_at <= to_db(now))
-            .order_by(refunds.c.due_at, refunds.c.out_refund_no)
-            .limit(limit)
-        )
-        return [_refund(row) for row in rows.mappings()]
+        def query(conn: Connection) -> list[Refund]:
+            rows = conn.execute(
+                select(refunds)
+                .where(refunds.c.status == _PROCESSING)
+                .where(refunds.c.due_at <= to_db(now))
+                .order_by(refunds.c.due_at, refunds.c.out_refund_no)
+                .limit(limit)
+            )
+            return [_refund(row) for row in rows.mappings()]
+
+        return await self._read(query)
 
     async def next_due(self) -> datetime | None:
-        value = await self._session.scalar(
-            select(func.min(refunds.c.due_at)).where(refunds.c.status == RefundStatus.PROCESSING.value)
-        )
-        return from_db(value)
+        def query(conn: Connection) -> datetime | None:
+            return from_db(
+                conn.execute(
+                    select(func.min(refunds.c.due_at)).where(refunds.c.status == _PROCESSING)
+                ).scalar()
+            )
+
+        return await self._read(query)
 
     async def created_between(self, start: datetime, end: datetime) -> list[Refund]:
-        rows = await self._session.execute(
-            select(refunds)
-            .where(refunds.c.created_at >= to_db(start))
-            .where(refunds.c.created_at < to_db(end))
-            .order_by(refunds.c.created_at, refunds.c.out_refund_no)
-        )
-        return [_refund(row) for row in rows.mappings()]
+        def query(conn: Connection) -> list[Refund]:
+            rows = conn.execute(
+                select(refunds)
+                .where(refunds.c.created_at >= to_db(start))
+                .where(refunds.c.created_at < to_db(end))
+                .order_by(refunds.c.created_at, refunds.c.out_refund_no)
+            )
+            return [_refund(row) for row in rows.mappings()]
 
-    async def for_order(self, out_trade_no: str) -> list[Refund]:
-        rows = await self._session.execute(
-            select(refunds).where(refunds.c.out_trade_no == out_trade_no).order_by(refunds.c.created_at)
-        )
-        return [_refund(row) for row in rows.mappings()]
+        return await self._read(query)
+
+    def add(self, refund: Refund) -> None:
+        """Stage the new refund. At commit it is inserted only if its out_refund_no is free and the
+        order's unrefunded amount still covers it; otherwise ``Conflict`` (re-read and decide)."""
+        values = _refund_values(refund)
+        lock = {"out_trade_no": refund.out_trade_no}
+        what = f"refund {refund.out_refund_no} (number taken, or the order's remaining amount changed)"
+
+        def write(conn: Connection) -> None:
+            conn.execute(_LOCK_ORDER, lock)
+            if conn.execute(_INSERT_COVERED_REFUND[conn.dialect.name], values).rowcount != 1:
+                raise Conflict(what)
+
+        self._stage(write, REFUNDS)
+
+    def update(self, refund: Refund) -> None:
+        """Stage the refund's new state, written only over the version that was read."""
+        params = versioned_params(_refund_values(refund), refund.out_refund_no, refund.version)
+        refund.version += 1
+        what = f"refund {refund.out_refund_no}"
+        self._stage(lambda conn: guarded(conn, _UPDATE_REFUND, params, what))
 
 
 def _order_values(order: PaymentOrder) -> dict[str, Any]:
@@ -240,8 +287,3 @@ def _refund(row: Any) -> Refund:
         settled_at=from_db(row["settled_at"]),
         version=int(row["version"]),
     )
-
-
-def exclude(column: Any, ids: Collection[str]) -> Any:
-    """``column NOT IN ids`` (true when ids is empty)."""
-    return column.notin_(sorted(ids)) if ids else column.isnot(None)

@@ -13,30 +13,23 @@ async def send_template_message(
     cmd: commands.SendTemplateMessage, ctx: Context
 ) -> tuple[TemplateMessage, bool]:
     """Store the message; the same idempotency key returns the first message (first_delivery False)
-    and counts the duplicate. Returns ``(message, first_delivery)``."""
+    and counts the duplicate, in one statement. Returns ``(message, first_delivery)``."""
     validation.required(cmd.openid, "openid")
     validation.required(cmd.template_id, "template_id")
 
     async def attempt() -> tuple[TemplateMessage, bool]:
+        message = TemplateMessage(
+            msgid=ids.msgid(),
+            openid=cmd.openid,
+            template_id=cmd.template_id,
+            data=dict(cmd.data),
+            idempotency_key=cmd.idempotency_key,
+            sent_at=ctx.clock(),
+        )
         async with ctx.uow() as uow:
-            if cmd.idempotency_key:
-                existing = await uow.messages.by_key(cmd.idempotency_key, for_update=True)
-                if existing is not None:
-                    existing.resend()
-                    await uow.messages.update(existing)
-                    await uow.commit()
-                    return existing, False
-            message = TemplateMessage(
-                msgid=ids.msgid(),
-                openid=cmd.openid,
-                template_id=cmd.template_id,
-                data=dict(cmd.data),
-                idempotency_key=cmd.idempotency_key,
-                sent_at=ctx.clock(),
-            )
-            await uow.messages.add(message)
+            sent = uow.messages.send(message)
             await uow.commit()
-            return message, True
+        return sent.value, sent.value.msgid == message.msgid
 
     return await retrying(attempt)
 

@@ -1,10 +1,12 @@
 """Delivers notifications on WeChat's schedule, with the notification faults.
 
-Each due notification is delivered in its own task (so a DELAY fault lets later notifications
-overtake it): faults are drawn for the attempt (``notify``: DROP loses it, DUPLICATE sends the
-same signed request twice, DELAY waits ``delay_ms`` first), the body is signed afresh (new
-timestamp and nonce), the merchant's answer is awaited up to ``timeout_s``, and the outcome is
-recorded in a new transaction: SUCCESS ends the notification; anything else schedules the next
+Due notifications are claimed in one statement (their next attempt moves to the end of a lease of
+``timeout_s``, so an attempt whose outcome is lost — a crash — is made again then). Each is
+delivered in its own task (so a DELAY fault lets later notifications overtake it): faults are
+drawn for the attempt (``notify``: DROP loses it, DUPLICATE sends the same signed request twice,
+DELAY waits ``delay_ms`` first), the body is signed afresh (new timestamp and nonce) and the
+merchant's answer is awaited up to ``timeout_s``. Outcomes are recorded in batches, one commit
+for all that arrived meanwhile: SUCCESS ends the notification; anything else schedules the next
 attempt after the schedule's next gap, or gives up after the last one.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from rc_common.faults import FaultKind, FaultRule
@@ -22,12 +24,13 @@ from wechat_mock.adapters.notification_client import DeliveryResult
 from wechat_mock.domain.notifications import DeliveryStatus, Notification
 from wechat_mock.service_layer.context import Context
 from wechat_mock.service_layer.due_loop import DueLoop
-from wechat_mock.service_layer.unit_of_work import retrying
 
 log = get_logger("wechat.notifier")
 
 NOTIFY_METHOD = "notify"
 NOTIFY_FAULTS = frozenset({FaultKind.DROP, FaultKind.DUPLICATE, FaultKind.DELAY})
+#: How the notifier's claims and records are counted (``Database.stats.labelled``).
+LABEL = "notifier"
 
 
 class NotificationClient(Protocol):
@@ -52,9 +55,11 @@ class Notifier:
         self._timeout_s = timeout_s
         self._probe_rate = sign_probe_rate
         self._batch = batch
+        self._lease = timedelta(seconds=timeout_s)
         self._inflight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._recording: set[asyncio.Task[None]] = set()
+        self._outcomes: list[tuple[Notification, DeliveryResult]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self._stopping = False
         self._rng = random.Random()
         self.loop = DueLoop("notifier", self._step, ctx.clock, idle_s=idle_s)
@@ -66,50 +71,67 @@ class Notifier:
         self.loop.wake()
 
     async def stop(self) -> None:
-        """Stop claiming work; abandon deliveries still on the way (they stay PENDING and are sent
-        again after a restart) but let outcomes already being recorded commit."""
+        """Stop claiming work; abandon deliveries still on the way (they stay PENDING, due again
+        when their lease ends, after a restart too) but let outcomes already in hand commit."""
         self._stopping = True
         await self.loop.stop()
         for task in list(self._tasks):
-            if task not in self._recording:
-                task.cancel()
+            task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._recorder is not None:
+            await asyncio.gather(self._recorder, return_exceptions=True)
 
     async def _step(self) -> datetime | None:
         now = self._ctx.clock()
-        async with self._ctx.uow(readonly=True) as uow:
-            due = await uow.notifications.due(now, self._inflight, self._batch)
-            for notification in due:
-                self._inflight.add(notification.id)
+        async with self._ctx.uow(label=LABEL) as uow:
             next_due = await uow.notifications.next_due(self._inflight)
-        for notification in due:
+            if next_due is None or next_due > now:
+                return next_due
+            claim = uow.notifications.claim_due(now, self._inflight, self._batch, now + self._lease)
+            await uow.commit()
+        for notification in claim.value:
+            self._inflight.add(notification.id)
             task = asyncio.create_task(self._attempt(notification), name=f"notify-{notification.id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return now if len(due) == self._batch else next_due
+        if len(claim.value) == self._batch:
+            return now
+        async with self._ctx.uow(readonly=True) as uow:
+            return await uow.notifications.next_due(self._inflight)
 
     async def _attempt(self, notification: Notification) -> None:
-        retry_due = True  # unless the outcome is recorded as final, the loop must look again
         try:
             rule = self._ctx.faults.draw(NOTIFY_METHOD, NOTIFY_FAULTS)
             result = await self._deliver(notification, rule)
-            if self._stopping:
-                return
-            current = asyncio.current_task()
-            assert current is not None
-            self._recording.add(current)
-            try:
-                status = await retrying(lambda: self._record(notification.id, result))
-                retry_due = status is DeliveryStatus.PENDING
-            finally:
-                self._recording.discard(current)
         except Exception:
             log.exception("notification_attempt_crashed", notification_id=notification.id)
-        finally:
             self._inflight.discard(notification.id)
-            if retry_due:
-                self.wake()
+            self.wake()
+            return
+        if self._stopping:
+            return
+        self._outcomes.append((notification, result))
+        if self._recorder is None:
+            self._recorder = asyncio.create_task(self._record_outcomes(), name="notify-record")
+
+    async def _record_outcomes(self) -> None:
+        """Record the outcomes in hand, one commit per batch, until none is left."""
+        try:
+            while self._outcomes:
+                batch, self._outcomes = self._outcomes, []
+                retry_due = True  # unless every outcome is recorded as final, look again
+                try:
+                    retry_due = await self._record(batch)
+                except Exception:
+                    log.exception("notification_outcomes_not_recorded", count=len(batch))
+                finally:
+                    for notification, _ in batch:
+                        self._inflight.discard(notification.id)
+                if retry_due:
+                    self.wake()
+        finally:
+            self._recorder = None
 
     async def _deliver(self, notification: Notification, rule: FaultRule | None) -> DeliveryResult:
         if rule is not None:
@@ -138,21 +160,20 @@ class Notifier:
         else:
             log.info("sign_probe_refused", notification_id=notification.id, detail=result.detail)
 
-    async def _record(self, notification_id: str, result: DeliveryResult) -> DeliveryStatus | None:
-        """Record one attempt's outcome; returns the notification's status after it."""
-        async with self._ctx.uow() as uow:
-            notification = await uow.notifications.get(notification_id, for_update=True)
-            if notification is None or notification.status is not DeliveryStatus.PENDING:
-                return None if notification is None else notification.status
-            now = self._ctx.clock()
+    async def _record(self, batch: list[tuple[Notification, DeliveryResult]]) -> bool:
+        """Record a batch of attempts in one commit; True when some notification is still PENDING."""
+        now = self._ctx.clock()
+        for notification, result in batch:
             if result.acknowledged:
                 notification.record_success(now)
             else:
                 notification.record_failure(now, self._schedule, result.detail)
-            await uow.notifications.update(notification)
+        async with self._ctx.uow(label=LABEL) as uow:
+            uow.notifications.record([notification for notification, _ in batch])
             await uow.commit()
-        _log_outcome(notification, result)
-        return notification.status
+        for notification, result in batch:
+            _log_outcome(notification, result)
+        return any(n.status is DeliveryStatus.PENDING for n, _ in batch)
 
 
 def _log_outcome(notification: Notification, result: DeliveryResult) -> None:

@@ -9,7 +9,7 @@ from wechat_mock.domain.notifications import transaction_draft
 from wechat_mock.domain.payments import PaymentOrder, PrepayTerms
 from wechat_mock.service_layer import commands
 from wechat_mock.service_layer.context import Context
-from wechat_mock.service_layer.unit_of_work import UnitOfWork, retrying
+from wechat_mock.service_layer.unit_of_work import Duplicate, UnitOfWork, retrying
 
 log = get_logger("wechat.payments")
 
@@ -18,15 +18,18 @@ def order_not_found(out_trade_no: str) -> NotFound:
     return NotFound(f"ORDER_NOT_EXIST: no order with out_trade_no {out_trade_no}")
 
 
-async def load_order(uow: UnitOfWork, out_trade_no: str, *, for_update: bool = False) -> PaymentOrder:
-    order = await uow.orders.get(out_trade_no, for_update=for_update)
+async def load_order(uow: UnitOfWork, out_trade_no: str) -> PaymentOrder:
+    order = await uow.orders.get(out_trade_no)
     if order is None:
         raise order_not_found(out_trade_no)
     return order
 
 
 async def create_prepay(cmd: commands.CreatePrepay, ctx: Context) -> PaymentOrder:
-    """A new order, or the same order again for an identical request (same prepay id)."""
+    """A new order, or the same order again for an identical request (same prepay id).
+
+    The insert goes first (one write, no read, on the usual path); only a taken out_trade_no
+    reads the order already there, which answers if the request is the same."""
     validation.out_trade_no(cmd.out_trade_no)
     validation.positive_fen(cmd.amount_total_fen, "amount_total_fen")
     terms = PrepayTerms(
@@ -38,15 +41,18 @@ async def create_prepay(cmd: commands.CreatePrepay, ctx: Context) -> PaymentOrde
     )
 
     async def attempt() -> PaymentOrder:
+        now = ctx.clock()
+        order = PaymentOrder(cmd.out_trade_no, ids.prepay_id(now), terms, created_at=now)
         async with ctx.uow() as uow:
-            existing = await uow.orders.get(cmd.out_trade_no, for_update=True)
-            if existing is not None:
+            uow.orders.add(order)
+            try:
+                await uow.commit()
+            except Duplicate:
+                existing = await uow.orders.get(cmd.out_trade_no)
+                if existing is None:
+                    raise
                 existing.check_replay(terms)
                 return existing
-            now = ctx.clock()
-            order = PaymentOrder(cmd.out_trade_no, ids.prepay_id(now), terms, created_at=now)
-            await uow.orders.add(order)
-            await uow.commit()
         log.info("prepay_created", out_trade_no=order.out_trade_no, amount_fen=terms.amount_total_fen)
         return order
 
@@ -55,17 +61,19 @@ async def create_prepay(cmd: commands.CreatePrepay, ctx: Context) -> PaymentOrde
 
 async def pay(cmd: commands.Pay, ctx: Context) -> PaymentOrder:
     """The customer pays: NOTPAY -> SUCCESS and a TRANSACTION.SUCCESS notification, in one commit.
-    Paying a paid order again returns the transaction (no second payment, no new notification)."""
+    Paying a paid order again returns the transaction (no second payment, no new notification).
+    The order is written only over the version read, so of concurrent payments one takes the
+    money and the others, re-run, find it paid."""
     validation.out_trade_no(cmd.out_trade_no)
 
     async def attempt() -> PaymentOrder:
         async with ctx.uow() as uow:
-            order = await load_order(uow, cmd.out_trade_no, for_update=True)
+            order = await load_order(uow, cmd.out_trade_no)
             now = ctx.clock()
             if not order.pay(now, cmd.payer_openid, ids.transaction_id(now)):
                 return order
-            await uow.orders.update(order)
-            await uow.notifications.add(ctx.wire.seal(transaction_draft(order, ctx.mchid, ctx.appid), now))
+            uow.orders.update(order)
+            uow.notifications.add(ctx.wire.seal(transaction_draft(order, ctx.mchid, ctx.appid), now))
             await uow.commit()
         log.info("order_paid", out_trade_no=order.out_trade_no, transaction_id=order.transaction_id)
         return order
@@ -85,9 +93,9 @@ async def close_order(cmd: commands.CloseOrder, ctx: Context) -> PaymentOrder:
 
     async def attempt() -> PaymentOrder:
         async with ctx.uow() as uow:
-            order = await load_order(uow, cmd.out_trade_no, for_update=True)
+            order = await load_order(uow, cmd.out_trade_no)
             if order.close(ctx.clock()):
-                await uow.orders.update(order)
+                uow.orders.update(order)
                 await uow.commit()
                 log.info("order_closed", out_trade_no=order.out_trade_no)
             return order

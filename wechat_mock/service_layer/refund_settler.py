@@ -1,4 +1,5 @@
-"""Settles accepted refunds when they are due (the bank's answer), in the background."""
+"""Settles accepted refunds when they are due (the bank's answer), in the background: every
+refund due at a step is settled in one commit (``settle_due_refunds``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""Unit of work over ``rc_common.db.Database``: one transaction, rolled back unless committed.
+"""Unit of work over ``rc_common.db.Database``: nothing is written unless committed.
+
+Reads run at once on a committed snapshot; writes are staged by the repositories and applied
+together, in ONE write transaction (``Database.write``), by ``commit()``: the transaction is a
+short burst that never waits on the event loop. Because the reads are not inside it, each staged
+write is guarded (see :mod:`wechat_mock.adapters.staging`) and a lost race surfaces as
+``Conflict``, which ``retrying`` answers by re-running the use case on fresh reads.
 
 After a commit that added notifications or refunds, ``on_commit`` is told which (so the notifier
 and the refund settler wake at once instead of polling).
@@ -8,44 +14,55 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from rc_common.db import Database
 from rc_common.logs import get_logger
 from wechat_mock.adapters.delivery_repos import MessageRepository, NotificationRepository
-from wechat_mock.adapters.repositories import Conflict, OrderRepository, RefundRepository
+from wechat_mock.adapters.repositories import OrderRepository, RefundRepository
+from wechat_mock.adapters.staging import Conflict, Duplicate, Pending, Write
+
+__all__ = ["Conflict", "Duplicate", "UnitOfWork", "UnitOfWorkFactory", "retrying"]
 
 log = get_logger("wechat.uow")
 
 T = TypeVar("T")
 OnCommit = Callable[[frozenset[str]], None]
 
+#: PostgreSQL's answers to a lost race between transactions: serialization failure, deadlock.
+RACE_SQLSTATES = frozenset({"40001", "40P01"})
+
 
 class UnitOfWork:
-    orders: OrderRepository
-    refunds: RefundRepository
-    notifications: NotificationRepository
-    messages: MessageRepository
+    __slots__ = (
+        "_db",
+        "_label",
+        "_on_commit",
+        "_pending",
+        "_readonly",
+        "messages",
+        "notifications",
+        "orders",
+        "refunds",
+    )
 
-    def __init__(self, db: Database, *, readonly: bool = False, on_commit: OnCommit | None = None) -> None:
+    def __init__(
+        self, db: Database, *, readonly: bool = False, on_commit: OnCommit | None = None, label: str = ""
+    ) -> None:
         self._db = db
+        self._label = label
         self._readonly = readonly
         self._on_commit = on_commit
-        self._context: Any = None
-        self._session: AsyncSession | None = None
-        self._touched: set[str] = set()
+        self._pending = Pending()
+        self.orders = OrderRepository(db, self._pending)
+        self.refunds = RefundRepository(db, self._pending)
+        self.notifications = NotificationRepository(db, self._pending)
+        self.messages = MessageRepository(db, self._pending)
 
     async def __aenter__(self) -> UnitOfWork:
-        self._context = self._db.session(readonly=self._readonly)
-        self._session = await self._context.__aenter__()
-        self._touched = set()
-        self.orders = OrderRepository(self._session, self._touched)
-        self.refunds = RefundRepository(self._session, self._touched)
-        self.notifications = NotificationRepository(self._session, self._touched)
-        self.messages = MessageRepository(self._session, self._touched)
         return self
 
     async def __aexit__(
@@ -54,30 +71,46 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # rc_common.db rolls back whatever was not committed.
-        await self._context.__aexit__(exc_type, exc, tb)
+        self._pending.writes.clear()  # not committed: nothing of it is written
+        self._pending.touched.clear()
 
     async def commit(self) -> None:
-        assert self._session is not None, "commit outside 'async with'"
-        try:
-            await self._session.commit()
-        except IntegrityError as exc:
-            raise Conflict(str(exc.orig)) from exc
-        touched = frozenset(self._touched)
-        self._touched.clear()
+        """Apply every staged write in one transaction; ``Conflict`` if a guard found a lost race."""
+        writes, self._pending.writes = self._pending.writes, []
+        if writes:
+            assert not self._readonly, "a read-only unit of work staged writes"
+            try:
+                await self._db.write(_unit(writes), label=self._label)
+            except IntegrityError as exc:
+                raise Conflict(str(exc.orig)) from exc
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) in RACE_SQLSTATES:
+                    raise Conflict(str(exc.orig)) from exc
+                raise
+        touched = frozenset(self._pending.touched)
+        self._pending.touched.clear()
         if touched and self._on_commit is not None:
             self._on_commit(touched)
 
 
+def _unit(writes: list[Write]) -> Callable[[Connection], None]:
+    def unit(conn: Connection) -> None:
+        for write in writes:
+            write(conn)
+
+    return unit
+
+
 class UnitOfWorkFactory:
-    """Makes units of work: ``uow()`` to write, ``uow(readonly=True)`` to read."""
+    """Makes units of work: ``uow()`` to write, ``uow(readonly=True)`` to read; background workers
+    pass ``label`` so that their commits are counted apart (``Database.stats.labelled``)."""
 
     def __init__(self, db: Database, on_commit: OnCommit | None = None) -> None:
         self.db = db
         self.on_commit = on_commit
 
-    def __call__(self, *, readonly: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.db, readonly=readonly, on_commit=self.on_commit)
+    def __call__(self, *, readonly: bool = False, label: str = "") -> UnitOfWork:
+        return UnitOfWork(self.db, readonly=readonly, on_commit=self.on_commit, label=label)
 
 
 async def retrying(operation: Callable[[], Awaitable[T]], attempts: int = 5) -> T:

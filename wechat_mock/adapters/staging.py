@@ -1,0 +1,122 @@
+"""The write path under the repositories.
+
+Reads run at once on a committed snapshot (``Database.read``). Writes are *staged*: each is a plain
+function over a synchronous connection, kept until the unit of work commits, and then all of them
+run back to back in ONE write transaction (``Database.write``), which never waits on the event
+loop while it holds the write lock. Since the reads that informed a decision are not inside that
+transaction, every staged write is *guarded*: a versioned or conditional statement that finds the
+row no longer in the state the use case decided on raises :class:`Conflict` inside the
+transaction, which undoes all of the unit, and the use case is re-run on fresh reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Column, Connection, Table, bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from rc_common.db import Database
+
+T = TypeVar("T")
+Write = Callable[[Connection], None]
+
+NOTIFICATIONS = "notifications"
+REFUNDS = "refunds"
+
+
+class Conflict(Exception):
+    """A concurrent writer got there first (duplicate key or stale version); retry the use case."""
+
+
+class Duplicate(Conflict):
+    """The key is taken: an earlier or concurrent request inserted the same record."""
+
+
+class Staged(Generic[T]):
+    """What a staged write returns, readable once the unit of work has committed."""
+
+    __slots__ = ("_ready", "_value")
+
+    def __init__(self) -> None:
+        self._ready = False
+        self._value: T | None = None
+
+    def set(self, value: T) -> None:
+        self._value, self._ready = value, True
+
+    @property
+    def value(self) -> T:
+        if not self._ready:
+            raise RuntimeError("read a staged result before its unit of work committed")
+        return self._value  # type: ignore[return-value]  # set() stored a T
+
+
+class Pending:
+    """What one unit of work will write, and which kinds of rows it adds (to wake the workers)."""
+
+    __slots__ = ("touched", "writes")
+
+    def __init__(self) -> None:
+        self.writes: list[Write] = []
+        self.touched: set[str] = set()
+
+
+class Repository:
+    """Base of the repositories: ``_read`` now, ``_stage`` for the commit."""
+
+    __slots__ = ("_db", "_pending")
+
+    def __init__(self, db: Database, pending: Pending) -> None:
+        self._db = db
+        self._pending = pending
+
+    async def _read(self, query: Callable[[Connection], T]) -> T:
+        return await self._db.read(query)
+
+    def _stage(self, write: Write, touches: str = "") -> None:
+        self._pending.writes.append(write)
+        if touches:
+            self._pending.touched.add(touches)
+
+
+def guarded(conn: Connection, statement: Any, params: Mapping[str, Any], what: str) -> None:
+    """Run a versioned/conditional statement that must hit exactly one row, else ``Conflict``."""
+    if conn.execute(statement, params).rowcount != 1:
+        raise Conflict(f"{what} was changed concurrently")
+
+
+class InsertNew:
+    """``INSERT … ON CONFLICT (key) DO NOTHING``, built once per dialect; a taken key raises
+    :class:`Duplicate` without aborting the transaction (nor logging an error on PostgreSQL)."""
+
+    def __init__(self, table: Table, key: Column[Any]) -> None:
+        self._what = table.name
+        self._by_dialect: dict[str, Insert] = {
+            "sqlite": sqlite.insert(table).on_conflict_do_nothing(index_elements=[key]),
+            "postgresql": postgresql.insert(table).on_conflict_do_nothing(index_elements=[key]),
+        }
+
+    def __call__(self, conn: Connection, values: Mapping[str, Any]) -> None:
+        if conn.execute(self._by_dialect[conn.dialect.name], values).rowcount != 1:
+            raise Duplicate(f"{self._what}: key already taken")
+
+
+def versioned_update(table: Table, key: Column[Any]) -> Any:
+    """``UPDATE table SET … WHERE key = :_key AND version = :_version`` (SET from the params)."""
+    return update(table).where(key == bindparam("_key"), table.c.version == bindparam("_version"))
+
+
+def versioned_params(values: dict[str, Any], key: Any, version: int) -> dict[str, Any]:
+    """The params of :func:`versioned_update` that move a row from ``version`` to ``version + 1``."""
+    values["version"] = version + 1
+    values["_key"] = key
+    values["_version"] = version
+    return values
+
+
+def exclude(column: Any, ids: Collection[str]) -> Any:
+    """``column NOT IN ids`` (true when ids is empty)."""
+    return column.notin_(sorted(ids)) if ids else column.isnot(None)
