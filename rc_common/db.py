@@ -290,23 +290,26 @@ class _GroupCommitWriter:
         """Run and commit the group, answer every unit; False when the transaction failed."""
         results: list[tuple[bool, Any]] = []
         committed = False
+        alone = len(group) == 1  # no other unit to protect: no savepoint
         try:
-            with conn.begin():  # BEGIN IMMEDIATE … COMMIT (durable when this block ends)
+            with conn.begin() as transaction:  # BEGIN IMMEDIATE … COMMIT (durable once it ends)
                 for item in group:
-                    savepoint = conn.begin_nested()
+                    savepoint = None if alone else conn.begin_nested()
                     try:
                         value = item.unit(conn)
                     except BaseException as exc:  # the unit's own failure: undo it alone
-                        savepoint.rollback()
+                        (savepoint or transaction).rollback()
                         results.append((False, exc))
                     else:
-                        savepoint.commit()
+                        if savepoint is not None:
+                            savepoint.commit()
                         results.append((True, value))
         except BaseException as exc:  # BEGIN or COMMIT failed: nothing of the group is written
             results = [(False, exc)] * len(group)
         else:
-            committed = True
-            self._stats.commits += 1
+            committed = True  # the connection is in a clean state again
+            if not alone or results[0][0]:
+                self._stats.commits += 1
         for item, (ok, value) in zip(group, results, strict=True):
             if ok:
                 self._stats.count(item.label)

@@ -5,20 +5,30 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
+
+_IGNORING: dict[tuple[str, str, tuple[str, ...]], Insert] = {}
+
+
+def _ignoring(dialect: str, table: Table, conflict: Sequence[str]) -> Insert:
+    key = (dialect, table.name, tuple(conflict))
+    statement = _IGNORING.get(key)
+    if statement is None:
+        module = postgresql if dialect == "postgresql" else sqlite
+        statement = module.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+        _IGNORING[key] = statement
+    return statement
 
 
 def insert_or_ignore(
     conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], conflict: Sequence[str]
 ) -> int:
-    """``INSERT … ON CONFLICT (conflict) DO NOTHING`` for ``rows``; returns how many were inserted
-    (SQLite ≥ 3.24 and PostgreSQL). One statement, so no SELECT-before-INSERT race."""
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING`` for ``rows`` in one statement (SQLite ≥ 3.24
+    and PostgreSQL), so no SELECT-before-INSERT race; returns how many rows were inserted (as the
+    driver reports it for several rows)."""
     if not rows:
         return 0
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
-    inserted = 0
-    for row in rows:  # executemany would not report per-row counts on every driver
-        inserted += conn.execute(statement, dict(row)).rowcount
-    return inserted
+    statement = _ignoring(conn.dialect.name, table, conflict)
+    result = conn.execute(statement, [dict(row) for row in rows] if len(rows) > 1 else dict(rows[0]))
+    return max(0, result.rowcount)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from rc_common.db import Database
@@ -60,21 +60,42 @@ class StaleOrder(Exception):
 
 
 class Staged:
-    """The writes of one unit of work, and what to do once they are committed."""
+    """The writes of one unit of work, and what to do once they are committed. Timeline and outbox
+    rows are gathered apart and inserted together at the end of the unit (one statement each)."""
 
     def __init__(self) -> None:
         self.ops: list[Op] = []
         self.after: list[Callable[[], None]] = []
+        self.entries: list[TimelineEntry] = []
+        self.outbox: list[dict[str, Any]] = []
 
     def add(self, op: Op, after: Callable[[], None] | None = None) -> None:
         self.ops.append(op)
         if after is not None:
             self.after.append(after)
 
-    def drain(self) -> tuple[list[Op], list[Callable[[], None]]]:
-        ops, after = self.ops, self.after
-        self.ops, self.after = [], []
-        return ops, after
+    def note(self, entry: TimelineEntry, after: Callable[[], None] | None = None) -> None:
+        self.entries.append(entry)
+        if after is not None:
+            self.after.append(after)
+
+    def drain(self) -> Staged:
+        """What was staged (this object is empty afterwards)."""
+        taken = Staged()
+        taken.ops, taken.after, taken.entries, taken.outbox = self.ops, self.after, self.entries, self.outbox
+        self.ops, self.after, self.entries, self.outbox = [], [], [], []
+        return taken
+
+    def __bool__(self) -> bool:
+        return bool(self.ops or self.entries or self.outbox)
+
+    def apply(self, conn: Connection, pending: Sequence[TimelineEntry] = ()) -> None:
+        """Run the staged writes: the statements in order, then every timeline row (``pending``
+        first), then the follow-ups."""
+        for op in self.ops:
+            op(conn)
+        insert_timeline(conn, [*pending, *self.entries])
+        insert_or_ignore(conn, outbox, self.outbox, ["event_id"])
 
 
 def _status_name(value: int) -> str:
@@ -117,9 +138,26 @@ def timeline_row(entry: TimelineEntry) -> dict[str, Any]:
     }
 
 
+# Statements built once: executing a prebuilt statement skips building and cache-keying it again.
+_INSERT_TIMELINE = insert(timeline_events)
+_GET_ORDER = select(recharge_orders).where(recharge_orders.c.order_no == bindparam("order_no"))
+_GET_BY_KEY = select(recharge_orders).where(recharge_orders.c.idempotency_key == bindparam("key"))
+_INSERT_ORDER = insert(recharge_orders)
+#: SET comes from the parameters' column names; the guard's parameters are named apart.
+_SAVE_ORDER = update(recharge_orders).where(
+    and_(
+        recharge_orders.c.order_no == bindparam("b_order_no"),
+        recharge_orders.c.version == bindparam("b_read_version"),
+    )
+)
+_PAYMENT_EXISTS = select(payments.c.transaction_id).where(
+    payments.c.transaction_id == bindparam("transaction_id")
+)
+
+
 def insert_timeline(conn: Connection, entries: Sequence[TimelineEntry]) -> None:
     if entries:
-        conn.execute(insert(timeline_events), [timeline_row(entry) for entry in entries])
+        conn.execute(_INSERT_TIMELINE, [timeline_row(entry) for entry in entries])
 
 
 def _transition_rows(order: RechargeOrder, at: datetime) -> list[TimelineEntry]:
@@ -183,13 +221,13 @@ class OrdersRepository:
         self._staged = staged
 
     async def get(self, order_no: str) -> RechargeOrder | None:
-        query = select(recharge_orders).where(recharge_orders.c.order_no == order_no)
-        row = await self._db.read(lambda conn: conn.execute(query).mappings().first())
+        params = {"order_no": order_no}
+        row = await self._db.read(lambda conn: conn.execute(_GET_ORDER, params).mappings().first())
         return order_from_row(row) if row else None
 
     async def get_by_idempotency_key(self, key: str) -> RechargeOrder | None:
-        query = select(recharge_orders).where(recharge_orders.c.idempotency_key == key)
-        row = await self._db.read(lambda conn: conn.execute(query).mappings().first())
+        params = {"key": key}
+        row = await self._db.read(lambda conn: conn.execute(_GET_BY_KEY, params).mappings().first())
         return order_from_row(row) if row else None
 
     async def add(self, order: RechargeOrder, *, actor: str = "system", detail: str = "") -> None:
@@ -206,26 +244,26 @@ class OrdersRepository:
         )
 
         def op(conn: Connection) -> None:
-            conn.execute(insert(recharge_orders).values(**values))
-            insert_timeline(conn, [created])
+            conn.execute(_INSERT_ORDER, values)
 
         order.version = 0
         self._staged.add(op)
+        self._staged.note(created)
 
     async def save(self, order: RechargeOrder) -> None:
         """Stage the write of the order if nobody changes it meanwhile, with its changes (timeline)
         and events (outbox); the commit raises ``StaleOrder`` when somebody did."""
         read_version = order.version
-        values = {**_order_values(order), "version": read_version + 1}
-        history = _transition_rows(order, order.updated_at)
-        followups = _outbox_rows(order)
-        guard = and_(recharge_orders.c.order_no == order.order_no, recharge_orders.c.version == read_version)
+        values = {
+            **_order_values(order),
+            "version": read_version + 1,
+            "b_order_no": order.order_no,
+            "b_read_version": read_version,
+        }
 
         def op(conn: Connection) -> None:
-            if conn.execute(update(recharge_orders).where(guard).values(**values)).rowcount != 1:
+            if conn.execute(_SAVE_ORDER, values).rowcount != 1:
                 raise StaleOrder(order.order_no)
-            insert_timeline(conn, history)
-            insert_or_ignore(conn, outbox, followups, ["event_id"])
 
         def saved() -> None:
             order.version = read_version + 1
@@ -233,6 +271,8 @@ class OrdersRepository:
             order.events.clear()
 
         self._staged.add(op, saved)
+        self._staged.entries.extend(_transition_rows(order, order.updated_at))
+        self._staged.outbox.extend(_outbox_rows(order))
 
     async def list(
         self,
@@ -266,8 +306,8 @@ class PaymentsRepository:
         self._staged = staged
 
     async def exists(self, transaction_id: str) -> bool:
-        query = select(payments.c.transaction_id).where(payments.c.transaction_id == transaction_id)
-        return await self._db.read(lambda conn: conn.execute(query).first() is not None)
+        params = {"transaction_id": transaction_id}
+        return await self._db.read(lambda conn: conn.execute(_PAYMENT_EXISTS, params).first() is not None)
 
     async def add_if_absent(
         self,
@@ -321,7 +361,7 @@ class TimelineRepository:
 
     async def add(self, entry: TimelineEntry, *, after: Callable[[], None] | None = None) -> None:
         """Stage one row (``after`` runs once it is committed)."""
-        self._staged.add(lambda conn: insert_timeline(conn, [entry]), after)
+        self._staged.note(entry, after)
 
     async def for_order(self, order_no: str) -> list[TimelineEntry]:
         query = (

@@ -99,7 +99,9 @@ async def with_retries(
             flow.pending.append(answer)  # written with the flow's next commit
         else:
             await timeline.record(answer)
-        log.info(
+        # Every attempt is on the order's timeline; the log adds the ones that went wrong (an answer
+        # logged at info per call costs the hot path more than the call's own bookkeeping).
+        (log.debug if isinstance(outcome, Done) else log.info)(
             "remote_attempt",
             order_no=order_no,
             method=method,

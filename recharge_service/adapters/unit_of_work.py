@@ -16,7 +16,6 @@ from recharge_service.adapters.repository import (
     PaymentsRepository,
     Staged,
     TimelineRepository,
-    insert_timeline,
 )
 from recharge_service.domain.timeline import TimelineEntry
 from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
@@ -41,20 +40,18 @@ class SqlUnitOfWork(AbstractUnitOfWork):
         self._staged.drain()
 
     def _stage_entry(self, entry: TimelineEntry, after: Callable[[], None]) -> None:
-        self._staged.add(lambda conn: insert_timeline(conn, [entry]), after)
+        self._staged.note(entry, after)
 
     async def _apply(self, pending: list[TimelineEntry]) -> list[Callable[[], None]]:
-        ops, after = self._staged.drain()
-        if not ops and not pending:
-            return after
+        staged = self._staged.drain()
+        if not staged and not pending:
+            return staged.after
 
         def unit(conn: Connection) -> None:
-            insert_timeline(conn, pending)
-            for op in ops:
-                op(conn)
+            staged.apply(conn, pending)
 
         await self._db.write(unit)
-        return after
+        return staged.after
 
 
 def uow_factory(db: Database) -> UowFactory:

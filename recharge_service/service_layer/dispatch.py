@@ -66,7 +66,7 @@ async def dispatch_once(
     async with deps.uow() as uow:
         recorded = set(await uow.outbox.finish(policy.owner, settled))
     for row, item in zip(rows, settled, strict=True):
-        log.info(
+        (log.debug if item.status in ("delivered", "skipped") else log.info)(
             "outbox_attempt",
             order_no=row.order_no,
             topic=row.topic,
