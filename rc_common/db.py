@@ -12,8 +12,10 @@ A unit of work is a plain function ``unit(conn) -> T`` over a synchronous SQLAlc
   is committed. On PostgreSQL each unit is its own transaction on the asyncpg pool
   (``AsyncConnection.run_sync``), which overlaps them; the server's WAL writer groups the commits.
 - ``await db.read(query)`` runs a read-only function. On SQLite it runs at once on the calling
-  thread over a per-thread connection in a deferred ``BEGIN`` (WAL readers never wait for the
-  writer); on PostgreSQL on a pooled connection.
+  thread over a per-thread connection (WAL readers never wait for the writer); on PostgreSQL on a
+  pooled connection. Each statement sees what was committed when it started; a query whose
+  statements must agree with each other asks for ``snapshot=True`` (SQLite: a deferred ``BEGIN``;
+  PostgreSQL: ``REPEATABLE READ``).
 
 SQLite keeps WAL, ``synchronous=FULL``, foreign keys and a generous busy timeout on every
 connection. ``stats`` counts units, commits, statements and failed units; with
@@ -147,22 +149,36 @@ class Database:
         self.stats.commits += 1
         return value
 
-    async def read(self, query: Unit[T]) -> T:
-        """Run a read-only ``query`` on a consistent snapshot and return its result."""
+    async def read(self, query: Unit[T], *, snapshot: bool = False) -> T:
+        """Run a read-only ``query`` and return its result; ``snapshot``: all its statements see
+        the same committed state (one statement always does)."""
         self.stats.reads += 1
         if self._sync is not None:
-            conn = self._reader()
-            with conn.begin():
-                return query(conn)
+            conn = self._reader(snapshot)
+            if snapshot:
+                with conn.begin():
+                    return query(conn)
+            try:
+                return query(conn)  # autocommit: each statement is its own read transaction
+            finally:
+                conn.rollback()  # ends SQLAlchemy's bookkeeping only (nothing was begun in SQLite)
         async with self.engine.connect() as reader:
+            if snapshot:
+                await reader.execution_options(isolation_level="REPEATABLE READ")
             return await reader.run_sync(query)
 
-    def _reader(self) -> Connection:
-        conn: Connection | None = getattr(self._readers, "conn", None)
+    def _reader(self, snapshot: bool) -> Connection:
+        """This thread's reading connection: autocommit, or one that begins deferred."""
+        name = "snapshot" if snapshot else "plain"
+        conn: Connection | None = getattr(self._readers, name, None)
         if conn is None or conn.closed:
             assert self._sync is not None
-            conn = self._sync.connect().execution_options(sqlite_begin="BEGIN")
-            self._readers.conn = conn
+            conn = self._sync.connect()
+            if snapshot:
+                conn = conn.execution_options(sqlite_begin="BEGIN")
+            else:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            setattr(self._readers, name, conn)
             self._reader_conns.append(conn)
         return conn
 
@@ -343,7 +359,9 @@ def _install_sqlite_policy(sync_engine: Engine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN IMMEDIATE"))
+        options = conn.get_execution_options()
+        if options.get("isolation_level") != "AUTOCOMMIT":
+            conn.exec_driver_sql(options.get("sqlite_begin", "BEGIN IMMEDIATE"))
 
 
 def _count_statements(sync_engine: Engine, stats: DbStats) -> None:

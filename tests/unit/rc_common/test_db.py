@@ -56,7 +56,7 @@ async def test_sqlite_pragmas_are_wal_and_full_sync(db: Database) -> None:
     assert await db.read(lambda conn: conn.execute(text("PRAGMA synchronous")).scalar()) == 2  # FULL
 
 
-async def test_writers_begin_immediate_and_readers_deferred(db: Database) -> None:
+async def test_writers_begin_immediate_and_snapshot_readers_deferred(db: Database) -> None:
     seen: list[str] = []
 
     @event.listens_for(db.sync_engine, "before_cursor_execute")
@@ -65,7 +65,10 @@ async def test_writers_begin_immediate_and_readers_deferred(db: Database) -> Non
             seen.append(statement)
 
     await db.write(insert(1))
-    await db.read(lambda conn: conn.execute(text("SELECT count(*) FROM t")).scalar())
+    await db.read(lambda conn: conn.execute(text("SELECT count(*) FROM t")).scalar())  # autocommit
+    # … and leaves no read transaction open behind it (it would pin an old snapshot)
+    assert not await db.read(lambda conn: conn.connection.dbapi_connection.in_transaction)  # type: ignore[union-attr]
+    await db.read(lambda conn: conn.execute(text("SELECT count(*) FROM t")).scalar(), snapshot=True)
     assert seen == ["BEGIN IMMEDIATE", "BEGIN"]
 
 
