@@ -84,6 +84,8 @@ class FaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._engine = engine
         self._lock_aware = frozenset(lock_aware_methods)
         self._background: set[asyncio.Task[Any]] = set()
+        #: The wrapping handler of each method, built once (per call would cost every RPC).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -94,6 +96,14 @@ class FaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method: str = handler_call_details.method
         if handler is None or handler.unary_unary is None or method.startswith(EXEMPT_PREFIXES):
             return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
 
         async def faulted(request: Any, context: grpc.aio.ServicerContext) -> Any:
