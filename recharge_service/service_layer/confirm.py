@@ -30,7 +30,7 @@ async def credit(deps: Deps, order_no: str, *, known: RechargeOrder | None = Non
     outcome = await deps.card.confirm_recharge(order_no)
     if isinstance(outcome, Done):
         if outcome.value.status == SUCCEEDED:
-            return await settle.mark_credited(deps, order_no, "card system confirmed the credit")
+            return await settle.mark_credited(deps, order_no, "card system confirmed the credit", known=order)
         if outcome.value.status == VOIDED:
             return await refund_path(deps, order_no, "pre-recharge voided", known=order)
         return await settle.mark_credit_unknown(

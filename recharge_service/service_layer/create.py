@@ -149,7 +149,7 @@ async def _create_prepay(deps: Deps, order: RechargeOrder, record: CardRecharge 
             current.transition(OrderStatus.AWAITING_PAYMENT, deps.clock(), detail=f"prepay {prepay_id}")
             return True
 
-        return await change_order(deps, order.order_no, awaiting)
+        return await change_order(deps, order.order_no, awaiting, known=order)
     if isinstance(outcome, Rejected):
         # Nobody can pay this order; it stays CREATED and is closed (void first) at its expiry.
         await _note_undecided(deps, order.order_no, f"CreatePrepay refused: {outcome.reason}", record)

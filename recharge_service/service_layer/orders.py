@@ -3,12 +3,15 @@
 ``change_order`` opens a unit of work, reads the order, lets ``decide`` change it (returning False
 when there is nothing to do; ``decide`` may also stage more writes on the unit of work it is
 given), writes it with the version check and commits. When another writer changed the order in
-between, the commit writes nothing and it re-reads and decides again.
+between, the commit writes nothing and it re-reads and decides again. ``known``: the order as the
+caller just read or wrote it, to decide on without reading it again (if it is stale by now, the
+version check catches it and the next round reads).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeAlias
 
@@ -46,15 +49,23 @@ Decide: TypeAlias = Callable[[RechargeOrder], bool]
 DecideIn: TypeAlias = Callable[[RechargeOrder, AbstractUnitOfWork], bool]
 
 
-async def change_order(deps: Deps, order_no: str, decide: Decide) -> RechargeOrder:
-    return await change_order_in(deps, order_no, lambda order, _uow: decide(order))
+async def change_order(
+    deps: Deps, order_no: str, decide: Decide, *, known: RechargeOrder | None = None
+) -> RechargeOrder:
+    return await change_order_in(deps, order_no, lambda order, _uow: decide(order), known=known)
 
 
-async def change_order_in(deps: Deps, order_no: str, decide: DecideIn) -> RechargeOrder:
+async def change_order_in(
+    deps: Deps, order_no: str, decide: DecideIn, *, known: RechargeOrder | None = None
+) -> RechargeOrder:
     """``change_order`` whose ``decide`` also gets the unit of work (to announce a call, …)."""
     for _ in range(MAX_RACES):
         async with deps.uow() as uow:
-            order = await uow.orders.get(order_no)
+            if known is not None and known.order_no == order_no and not known.changes:
+                order: RechargeOrder | None = dataclasses.replace(known, changes=[], events=[])
+                known = None  # a second round reads
+            else:
+                order = await uow.orders.get(order_no)
             if order is None:
                 raise NotFound(f"no recharge order {order_no!r}")
             if not decide(order, uow):

@@ -13,7 +13,9 @@ from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork
 S = OrderStatus
 
 
-async def mark_credited(deps: Deps, order_no: str, detail: str) -> RechargeOrder:
+async def mark_credited(
+    deps: Deps, order_no: str, detail: str, *, known: RechargeOrder | None = None
+) -> RechargeOrder:
     """The card system said SUCCEEDED: CREDITED, with the success follow-ups."""
 
     def credited(order: RechargeOrder) -> bool:
@@ -23,7 +25,7 @@ async def mark_credited(deps: Deps, order_no: str, detail: str) -> RechargeOrder
         order.transition(S.CREDITED, deps.clock(), actor=actor(), detail=detail)
         return True
 
-    return await change_order(deps, order_no, credited)
+    return await change_order(deps, order_no, credited, known=known)
 
 
 async def mark_credit_unknown(deps: Deps, order_no: str, error: str) -> RechargeOrder:

@@ -288,3 +288,19 @@ async def test_two_creates_with_one_key_at_once_make_one_order(deps: Deps, store
     assert first.status is second.status is S.AWAITING_PAYMENT
     assert len(store.tables.orders) == 1
     assert (await transitions(deps, first.order_no)).count("AWAITING_PAYMENT") == 1
+
+
+async def test_a_known_order_that_went_stale_is_caught_by_the_version_and_decided_again(
+    deps: Deps, store: MemoryStore, card: FakeCard
+) -> None:
+    order_no = await credit_unknown_order(deps, card)
+    known = await reload(deps, order_no)
+    await settle.note_undecided(deps, order_no, "GetRecharge UNAVAILABLE")  # after we read it
+    reads, failed = store.reads, store.failed_units
+    result = await settle.mark_credited(deps, order_no, "card system says SUCCEEDED", known=known)
+    assert store.failed_units - failed == 1  # decided on the stale copy: the version refused it
+    assert store.reads - reads == 1  # then read once and decided again
+    stored = store.order(order_no)
+    assert result.status is stored.status is S.CREDITED
+    assert stored.last_error == "GetRecharge UNAVAILABLE"  # the other writer's change survived
+    assert (await transitions(deps, order_no)).count("CREDITED") == 1
