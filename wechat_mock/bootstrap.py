@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -18,7 +18,7 @@ from rc_common.logs import RequestContextInterceptor, get_logger
 from rc_common.server import GrpcServer, Registrar, create_server, wait_for_signal
 from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
 from wechat_mock.adapters.notification_client import GrpcNotificationClient
-from wechat_mock.adapters.staging import NOTIFICATIONS, REFUNDS
+from wechat_mock.adapters.staging import NOTIFICATIONS, REFUNDS, Due
 from wechat_mock.adapters.tables import metadata
 from wechat_mock.entrypoints.servicers import (
     MessageSimulatorServicer,
@@ -86,11 +86,11 @@ class WechatSimulator:
             await self.grpc.stop(grace)
 
 
-def _waker(notifier: Notifier, settler: RefundSettler) -> Callable[[frozenset[str]], None]:
-    def on_commit(touched: frozenset[str]) -> None:
-        if NOTIFICATIONS in touched:
-            notifier.wake()
-        if REFUNDS in touched:
+def _waker(notifier: Notifier, settler: RefundSettler) -> Callable[[Mapping[str, Sequence[Due]]], None]:
+    def on_commit(added: Mapping[str, Sequence[Due]]) -> None:
+        if NOTIFICATIONS in added:
+            notifier.wake(added[NOTIFICATIONS])
+        if REFUNDS in added:
             settler.wake()
 
     return on_commit

@@ -92,6 +92,7 @@ _RECHARGE_WITH_CARD = (
     .join(t.cards, t.cards.c.card_no == t.pre_recharges.c.card_no)
     .where(t.pre_recharges.c.order_no == KEY)
 )
+_CARD_LABELS = [(column.name, f"card_{column.name}") for column in t.cards.c]
 _PENDING = sa.select(
     sa.func.coalesce(sa.func.sum(t.pre_recharges.c.pay_amount_fen + t.pre_recharges.c.bonus_fen), 0)
 ).where(t.pre_recharges.c.card_no == KEY,
@@ -132,7 +133,7 @@ class SqlRechargeRepository(_Repository):
         row = await self._first(_RECHARGE_WITH_CARD, key=order_no)
         if row is None:
             return None
-        card_row = {column.name: row[f"card_{column.name}"] for column in t.cards.c}
+        card_row = {name: row[label] for name, label in _CARD_LABELS}
         return _recharge(row), _card(card_row)
 
     def add(self, recharge: PreRecharge) -> None:

@@ -4,32 +4,46 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
 
-from card_service.domain.consumptions import Consumption
-from card_service.domain.journal import JournalEntry
-from card_service.domain.recharges import PreRecharge
+from card_service.domain.cards import CardStatus
+from card_service.domain.consumptions import Consumption, ConsumptionStatus
+from card_service.domain.journal import JournalEntry, JournalKind
+from card_service.domain.recharges import PreRecharge, PreRechargeStatus
 from card_service.domain.rules import BonusTier, Limits, RechargeRule
 from card_service.service_layer.cards import CardView
 from protos.card.v1 import card_pb2
 from rc_common.errors import InvalidArgument
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Domain enums to proto enum numbers, looked up once.
+_CARD_STATUS = {s: card_pb2.CardStatus.Value(f"CARD_STATUS_{s.name}") for s in CardStatus}
+_RECHARGE_STATUS = {
+    s: card_pb2.PreRechargeStatus.Value(f"PRE_RECHARGE_STATUS_{s.name}") for s in PreRechargeStatus
+}
+_CONSUMPTION_STATUS = {
+    s: card_pb2.ConsumptionStatus.Value(f"CONSUMPTION_STATUS_{s.name}") for s in ConsumptionStatus
+}
+_JOURNAL_KIND = {k: card_pb2.JournalKind.Value(f"JOURNAL_KIND_{k.name}") for k in JournalKind}
+
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """As ``Timestamp.FromDatetime`` (a naive time is UTC), in integer arithmetic."""
     if value is None:
         return None
-    message = timestamp_pb2.Timestamp()
-    message.FromDatetime(value)
-    return message
+    since = (value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000
+    )
 
 
 def card_to_proto(view: CardView) -> card_pb2.Card:
     card = view.card
     return card_pb2.Card(
         card_no=card.card_no,
-        status=card_pb2.CardStatus.Value(f"CARD_STATUS_{card.status.name}"),
+        status=_CARD_STATUS[card.status],
         balance_fen=card.balance_fen,
         pending_recharge_fen=view.pending_recharge_fen,
         holder_name=card.holder_name,
@@ -42,7 +56,7 @@ def recharge_to_proto(recharge: PreRecharge) -> card_pb2.PreRecharge:
     return card_pb2.PreRecharge(
         order_no=recharge.order_no,
         card_no=recharge.card_no,
-        status=card_pb2.PreRechargeStatus.Value(f"PRE_RECHARGE_STATUS_{recharge.status.name}"),
+        status=_RECHARGE_STATUS[recharge.status],
         pay_amount_fen=recharge.pay_amount_fen,
         bonus_fen=recharge.bonus_fen,
         credit_amount_fen=recharge.credit_amount_fen,
@@ -60,7 +74,7 @@ def consumption_to_proto(consumption: Consumption) -> card_pb2.Consumption:
         card_no=consumption.card_no,
         amount_fen=consumption.amount_fen,
         merchant_id=consumption.merchant_id,
-        status=card_pb2.ConsumptionStatus.Value(f"CONSUMPTION_STATUS_{consumption.status.name}"),
+        status=_CONSUMPTION_STATUS[consumption.status],
         balance_after_fen=consumption.balance_after_fen,
         created_at=timestamp(consumption.created_at),
     )
@@ -70,7 +84,7 @@ def entry_to_proto(entry: JournalEntry) -> card_pb2.JournalEntry:
     return card_pb2.JournalEntry(
         entry_id=entry.entry_id or 0,
         card_no=entry.card_no,
-        kind=card_pb2.JournalKind.Value(f"JOURNAL_KIND_{entry.kind.name}"),
+        kind=_JOURNAL_KIND[entry.kind],
         amount_fen=entry.amount_fen,
         balance_after_fen=entry.balance_after_fen,
         business_key=entry.business_key,

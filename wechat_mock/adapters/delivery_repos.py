@@ -15,14 +15,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, DateTime, Integer, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from wechat_mock.adapters.staging import (
     NOTIFICATIONS,
     Repository,
     Staged,
-    exclude,
     versioned_params,
     versioned_update,
 )
@@ -38,6 +37,29 @@ from wechat_mock.domain.notifications import DeliveryStatus, Notification
 
 _PENDING = DeliveryStatus.PENDING.value
 _INSERT_NOTIFICATION = insert(notifications)
+#: PENDING and not among ``:skip`` (those still on their way here).
+_WAITING = (
+    notifications.c.status == _PENDING,
+    notifications.c.id.not_in(bindparam("skip", expanding=True)),
+)
+_DUE_IDS = (
+    select(notifications.c.id)
+    .where(*_WAITING)
+    .where(notifications.c.next_attempt_at <= bindparam("now", type_=DateTime))
+    .order_by(notifications.c.next_attempt_at, notifications.c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)  # PostgreSQL only: concurrent claimers split the work
+)
+_CLAIM = (
+    update(notifications)
+    .where(notifications.c.id.in_(_DUE_IDS))
+    .values(
+        next_attempt_at=bindparam("lease_until", type_=DateTime),
+        version=notifications.c.version + 1,
+    )
+    .returning(*notifications.c)
+)
+_NEXT_DUE = select(func.min(notifications.c.next_attempt_at)).where(*_WAITING)
 _RECORD_OUTCOME = versioned_update(notifications, notifications.c.id)
 _INSERT_MESSAGE = insert(template_messages)
 _SEND_ONCE = {
@@ -62,10 +84,10 @@ class NotificationRepository(Repository):
         rows = [_notification_values(n) for n in added]
 
         def write(conn: Connection) -> None:
-            conn.execute(_INSERT_NOTIFICATION, rows)
+            conn.execute(_INSERT_NOTIFICATION, rows[0] if len(rows) == 1 else rows)
 
         if rows:
-            self._stage(write, NOTIFICATIONS)
+            self._stage(write, NOTIFICATIONS, [(n.id, n.next_attempt_at) for n in added])
 
     def claim_due(
         self, now: datetime, skip: Collection[str], limit: int, lease_until: datetime
@@ -74,25 +96,11 @@ class NotificationRepository(Repository):
         in ``skip``, still on their way): their next attempt moves to ``lease_until`` (due again
         then if this attempt's outcome is never recorded, e.g. after a crash) and their version
         is bumped. The claimed notifications, oldest due first, are the result."""
-        due = (
-            select(notifications.c.id)
-            .where(notifications.c.status == _PENDING)
-            .where(notifications.c.next_attempt_at <= to_db(now))
-            .where(exclude(notifications.c.id, skip))
-            .order_by(notifications.c.next_attempt_at, notifications.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL only: concurrent claimers split the work
-        )
-        claim = (
-            update(notifications)
-            .where(notifications.c.id.in_(due))
-            .values(next_attempt_at=to_db(lease_until), version=notifications.c.version + 1)
-            .returning(*notifications.c)
-        )
+        params = {"now": to_db(now), "skip": list(skip), "limit": limit, "lease_until": to_db(lease_until)}
         result: Staged[list[Notification]] = Staged()
 
         def write(conn: Connection) -> None:
-            claimed = [_notification(row) for row in conn.execute(claim).mappings()]
+            claimed = [_notification(row) for row in conn.execute(_CLAIM, params).mappings()]
             claimed.sort(key=lambda n: (n.created_at, n.id))
             result.set(claimed)
 
@@ -103,26 +111,21 @@ class NotificationRepository(Repository):
         """Stage the outcomes of a batch of attempts (each notification as the domain left it),
         each written over the version its claim returned. A notification claimed again meanwhile
         (its lease ran out) is left to that newer attempt."""
-        batch = [versioned_params(_notification_values(n), n.id, n.version) for n in attempted]
+        batch = [versioned_params(_delivery_values(n), n.id, n.version) for n in attempted]
         for n in attempted:
             n.version += 1
 
         def write(conn: Connection) -> None:
-            for params in batch:
-                conn.execute(_RECORD_OUTCOME, params)
+            conn.execute(_RECORD_OUTCOME, batch[0] if len(batch) == 1 else batch)  # one executemany
 
         if batch:
             self._stage(write)
 
     async def next_due(self, skip: Collection[str]) -> datetime | None:
+        params = {"skip": list(skip)}
+
         def query(conn: Connection) -> datetime | None:
-            return from_db(
-                conn.execute(
-                    select(func.min(notifications.c.next_attempt_at))
-                    .where(notifications.c.status == _PENDING)
-                    .where(exclude(notifications.c.id, skip))
-                ).scalar()
-            )
+            return from_db(conn.execute(_NEXT_DUE, params).scalar())
 
         return await self._read(query)
 
@@ -182,6 +185,17 @@ def _notification_values(n: Notification) -> dict[str, Any]:
         "last_error": n.last_error,
         "delivered_at": to_db(n.delivered_at),
         "version": n.version,
+    }
+
+
+def _delivery_values(n: Notification) -> dict[str, Any]:
+    """What an attempt changes (the rest of a notification never does)."""
+    return {
+        "next_attempt_at": to_db(n.next_attempt_at),
+        "status": n.status.value,
+        "attempts": n.attempts,
+        "last_error": n.last_error,
+        "delivered_at": to_db(n.delivered_at),
     }
 
 

@@ -200,7 +200,7 @@ class RefundRepository(Repository):
             if conn.execute(_INSERT_COVERED_REFUND[conn.dialect.name], values).rowcount != 1:
                 raise Conflict(what)
 
-        self._stage(write, REFUNDS)
+        self._stage(write, REFUNDS, [(refund.out_refund_no, refund.due_at)])
 
     def update(self, refund: Refund) -> None:
         """Stage the refund's new state, written only over the version that was read."""

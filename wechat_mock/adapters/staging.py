@@ -11,7 +11,8 @@ transaction, which undoes all of the unit, and the use case is re-run on fresh r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Column, Connection, Table, bindparam, update
@@ -22,6 +23,8 @@ from rc_common.db import Database
 
 T = TypeVar("T")
 Write = Callable[[Connection], None]
+#: A row added for a background worker: its key and when it is due.
+Due = tuple[str, datetime]
 
 NOTIFICATIONS = "notifications"
 REFUNDS = "refunds"
@@ -55,13 +58,15 @@ class Staged(Generic[T]):
 
 
 class Pending:
-    """What one unit of work will write, and which kinds of rows it adds (to wake the workers)."""
+    """What one unit of work will write, and the rows it adds for the background workers, by
+    kind (``NOTIFICATIONS``, ``REFUNDS``): told to them after the commit, so that they know what
+    is due when without asking the database."""
 
-    __slots__ = ("touched", "writes")
+    __slots__ = ("added", "writes")
 
     def __init__(self) -> None:
         self.writes: list[Write] = []
-        self.touched: set[str] = set()
+        self.added: dict[str, list[Due]] = {}
 
 
 class Repository:
@@ -76,10 +81,11 @@ class Repository:
     async def _read(self, query: Callable[[Connection], T]) -> T:
         return await self._db.read(query)
 
-    def _stage(self, write: Write, touches: str = "") -> None:
+    def _stage(self, write: Write, kind: str = "", due: Iterable[Due] = ()) -> None:
+        """Stage ``write``; ``kind`` and ``due``: the worker rows it adds, and when they are due."""
         self._pending.writes.append(write)
-        if touches:
-            self._pending.touched.add(touches)
+        if kind:
+            self._pending.added.setdefault(kind, []).extend(due)
 
 
 def guarded(conn: Connection, statement: Any, params: Mapping[str, Any], what: str) -> None:
@@ -115,8 +121,3 @@ def versioned_params(values: dict[str, Any], key: Any, version: int) -> dict[str
     values["_key"] = key
     values["_version"] = version
     return values
-
-
-def exclude(column: Any, ids: Collection[str]) -> Any:
-    """``column NOT IN ids`` (true when ids is empty)."""
-    return column.notin_(sorted(ids)) if ids else column.isnot(None)

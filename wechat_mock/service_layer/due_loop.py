@@ -31,12 +31,15 @@ class DueLoop:
         self._clock = clock
         self._idle_s = idle_s
         self._error_backoff_s = error_backoff_s
-        self._event = asyncio.Event()
+        self._woken = False
+        self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
     def wake(self) -> None:
-        self._event.set()
+        self._woken = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def start(self) -> None:
         if self._task is None:
@@ -47,7 +50,7 @@ class DueLoop:
         if self._task is None:
             return
         self._stopping = True
-        self._event.set()
+        self.wake()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), patience_s)
         except TimeoutError:
@@ -58,7 +61,7 @@ class DueLoop:
 
     async def _run(self) -> None:
         while not self._stopping:
-            self._event.clear()
+            self._woken = False
             try:
                 next_due = await self._step()
                 wait_s = self._idle_s
@@ -72,5 +75,21 @@ class DueLoop:
             if wait_s <= 0:
                 await asyncio.sleep(0)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), wait_s)
+            if not self._woken:  # woken during the step: look again at once
+                await self._sleep(wait_s)
+
+    async def _sleep(self, wait_s: float) -> None:
+        """Until ``wake()`` or ``wait_s`` has passed (one future and one timer, no task)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(wait_s, _release, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -1,5 +1,11 @@
 """Delivers notifications on WeChat's schedule, with the notification faults.
 
+What is due when is known in memory (:class:`DueTimes`): the commits that add notifications
+say when they are due (``wake``), and the notifier schedules the retries itself, so a wake-up
+costs no query. The database is asked only at start, every ``idle_s`` (work added by someone
+else) and after anything the notifier cannot account for (a claim it did not foresee, a failed
+commit).
+
 Due notifications are claimed in one statement (their next attempt moves to the end of a lease of
 ``timeout_s``, so an attempt whose outcome is lost — a crash — is made again then). Each is
 delivered in its own task (so a DELAY fault lets later notifications overtake it): faults are
@@ -14,16 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from rc_common.faults import FaultKind, FaultRule
 from rc_common.logs import get_logger
 from wechat_mock.adapters.notification_client import DeliveryResult
+from wechat_mock.adapters.staging import Due
 from wechat_mock.domain.notifications import DeliveryStatus, Notification
 from wechat_mock.service_layer.context import Context
 from wechat_mock.service_layer.due_loop import DueLoop
+from wechat_mock.service_layer.due_times import DueTimes
 
 log = get_logger("wechat.notifier")
 
@@ -56,6 +64,12 @@ class Notifier:
         self._probe_rate = sign_probe_rate
         self._batch = batch
         self._lease = timedelta(seconds=timeout_s)
+        self._idle = timedelta(seconds=idle_s)
+        self._due = DueTimes()
+        #: The database's earliest due time, when it was asked (it may be work not in ``_due``).
+        self._looked_up: datetime | None = None
+        #: When to ask the database again (None: at the next step).
+        self._look_again_at: datetime | None = None
         self._inflight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes: list[tuple[Notification, DeliveryResult]] = []
@@ -67,7 +81,11 @@ class Notifier:
     def start(self) -> None:
         self.loop.start()
 
-    def wake(self) -> None:
+    def wake(self, added: Iterable[Due] = ()) -> None:
+        """Look again now; ``added``: the notifications just committed, and when each is due."""
+        for notification_id, due in added:
+            if notification_id not in self._inflight:
+                self._due.set(notification_id, due)
         self.loop.wake()
 
     async def stop(self) -> None:
@@ -84,21 +102,48 @@ class Notifier:
 
     async def _step(self) -> datetime | None:
         now = self._ctx.clock()
-        async with self._ctx.uow(label=LABEL) as uow:
-            next_due = await uow.notifications.next_due(self._inflight)
-            if next_due is None or next_due > now:
-                return next_due
-            claim = uow.notifications.claim_due(now, self._inflight, self._batch, now + self._lease)
-            await uow.commit()
-        for notification in claim.value:
+        if self._look_again_at is None or now >= self._look_again_at:
+            async with self._ctx.uow(readonly=True) as uow:
+                self._looked_up = await uow.notifications.next_due(self._inflight)
+            self._look_again_at = now + self._idle
+        next_due = self._next_due()
+        if next_due is None or next_due > now:
+            return next_due
+        taken = self._due.take_due(now)
+        try:
+            async with self._ctx.uow(label=LABEL) as uow:
+                claim = uow.notifications.claim_due(now, self._inflight, self._batch, now + self._lease)
+                await uow.commit()
+        except BaseException:
+            for when, notification_id in taken:  # not claimed: still due
+                self._due.set(notification_id, when)
+            raise
+        claimed = claim.value
+        foreseen = {key for _, key in taken}
+        foreseen.update(n.id for n in claimed if n.id in self._due)  # told while the claim ran
+        unforeseen = any(n.id not in foreseen for n in claimed)
+        self._due.discard(n.id for n in claimed)
+        for notification in claimed:
             self._inflight.add(notification.id)
             task = asyncio.create_task(self._attempt(notification), name=f"notify-{notification.id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        if len(claim.value) == self._batch:
+        if len(claimed) == self._batch:
+            for when, notification_id in taken:  # still due: the claim had no room for them
+                if notification_id not in self._inflight:
+                    self._due.set(notification_id, when)
             return now
-        async with self._ctx.uow(readonly=True) as uow:
-            return await uow.notifications.next_due(self._inflight)
+        self._looked_up = None  # whatever was due is claimed
+        if unforeseen:  # the database held work not told here: ask it what else there is
+            self._look_again_at = None
+            return now
+        return self._next_due()
+
+    def _next_due(self) -> datetime | None:
+        known, looked_up = self._due.first(), self._looked_up
+        if known is None or (looked_up is not None and looked_up < known):
+            return looked_up
+        return known
 
     async def _attempt(self, notification: Notification) -> None:
         try:
@@ -107,7 +152,7 @@ class Notifier:
         except Exception:
             log.exception("notification_attempt_crashed", notification_id=notification.id)
             self._inflight.discard(notification.id)
-            self.wake()
+            self.wake([(notification.id, notification.next_attempt_at)])  # when its lease ends
             return
         if self._stopping:
             return
@@ -120,16 +165,22 @@ class Notifier:
         try:
             while self._outcomes:
                 batch, self._outcomes = self._outcomes, []
-                retry_due = True  # unless every outcome is recorded as final, look again
+                recorded = False
                 try:
-                    retry_due = await self._record(batch)
+                    await self._record(batch)
+                    recorded = True
                 except Exception:
                     log.exception("notification_outcomes_not_recorded", count=len(batch))
                 finally:
                     for notification, _ in batch:
                         self._inflight.discard(notification.id)
-                if retry_due:
+                if not recorded:
+                    self._look_again_at = None  # what was written is unknown: ask the database
                     self.wake()
+                    continue
+                retries = [(n.id, n.next_attempt_at) for n, _ in batch if n.status is DeliveryStatus.PENDING]
+                if retries:
+                    self.wake(retries)
         finally:
             self._recorder = None
 
@@ -144,9 +195,10 @@ class Notifier:
         headers = self._ctx.wire.headers(notification.body, self._ctx.clock())
         if rule is not None and rule.kind is FaultKind.DROP:
             return DeliveryResult(False, "dropped on the way (injected DROP)")
-        copies = 2 if rule is not None and rule.kind is FaultKind.DUPLICATE else 1
+        if rule is None or rule.kind is not FaultKind.DUPLICATE:
+            return await self._client.deliver(headers, notification.body, self._timeout_s)
         results = await asyncio.gather(
-            *(self._client.deliver(headers, notification.body, self._timeout_s) for _ in range(copies))
+            *(self._client.deliver(headers, notification.body, self._timeout_s) for _ in range(2))
         )
         acknowledged = [r for r in results if r.acknowledged]
         return acknowledged[0] if acknowledged else results[0]
@@ -160,8 +212,8 @@ class Notifier:
         else:
             log.info("sign_probe_refused", notification_id=notification.id, detail=result.detail)
 
-    async def _record(self, batch: list[tuple[Notification, DeliveryResult]]) -> bool:
-        """Record a batch of attempts in one commit; True when some notification is still PENDING."""
+    async def _record(self, batch: list[tuple[Notification, DeliveryResult]]) -> None:
+        """Record a batch of attempts in one commit."""
         now = self._ctx.clock()
         for notification, result in batch:
             if result.acknowledged:
@@ -173,7 +225,6 @@ class Notifier:
             await uow.commit()
         for notification, result in batch:
             _log_outcome(notification, result)
-        return any(n.status is DeliveryStatus.PENDING for n, _ in batch)
 
 
 def _log_outcome(notification: Notification, result: DeliveryResult) -> None:

@@ -6,13 +6,14 @@ short burst that never waits on the event loop. Because the reads are not inside
 write is guarded (see :mod:`wechat_mock.adapters.staging`) and a lost race surfaces as
 ``Conflict``, which ``retrying`` answers by re-running the use case on fresh reads.
 
-After a commit that added notifications or refunds, ``on_commit`` is told which (so the notifier
-and the refund settler wake at once instead of polling).
+After a commit that added notifications or refunds, ``on_commit`` is told which, with when each
+is due (so the notifier and the refund settler wake at once, knowing what is due, instead of
+polling).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TypeVar
 
@@ -23,14 +24,15 @@ from rc_common.db import Database
 from rc_common.logs import get_logger
 from wechat_mock.adapters.delivery_repos import MessageRepository, NotificationRepository
 from wechat_mock.adapters.repositories import OrderRepository, RefundRepository
-from wechat_mock.adapters.staging import Conflict, Duplicate, Pending, Write
+from wechat_mock.adapters.staging import Conflict, Due, Duplicate, Pending, Write
 
 __all__ = ["Conflict", "Duplicate", "UnitOfWork", "UnitOfWorkFactory", "retrying"]
 
 log = get_logger("wechat.uow")
 
 T = TypeVar("T")
-OnCommit = Callable[[frozenset[str]], None]
+#: Told after a commit the rows it added for the background workers, by kind.
+OnCommit = Callable[[Mapping[str, Sequence[Due]]], None]
 
 #: PostgreSQL's answers to a lost race between transactions: serialization failure, deadlock.
 RACE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -72,7 +74,7 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self._pending.writes.clear()  # not committed: nothing of it is written
-        self._pending.touched.clear()
+        self._pending.added.clear()
 
     async def commit(self) -> None:
         """Apply every staged write in one transaction; ``Conflict`` if a guard found a lost race."""
@@ -87,10 +89,9 @@ class UnitOfWork:
                 if getattr(exc.orig, "sqlstate", None) in RACE_SQLSTATES:
                     raise Conflict(str(exc.orig)) from exc
                 raise
-        touched = frozenset(self._pending.touched)
-        self._pending.touched.clear()
-        if touched and self._on_commit is not None:
-            self._on_commit(touched)
+        added, self._pending.added = self._pending.added, {}
+        if added and self._on_commit is not None:
+            self._on_commit(added)
 
 
 def _unit(writes: list[Write]) -> Callable[[Connection], None]:

@@ -11,7 +11,7 @@ import pytest
 
 from rc_common.db import DbStats
 from tests.integration.wechat_mock.conftest import Launcher, Running
-from tests.integration.wechat_mock.fakes import eventually
+from tests.integration.wechat_mock.fakes import FakeMerchant, eventually
 from wechat_mock.adapters.notification_client import DeliveryResult
 from wechat_mock.domain.notifications import DeliveryStatus
 from wechat_mock.service_layer.notifier import Notifier
@@ -103,3 +103,19 @@ async def test_due_refunds_are_settled_in_one_commit(launch: Launcher) -> None:
     async with wechat.simulator.ctx.uow(readonly=True) as uow:
         notifications = await uow.notifications.list()
     assert sorted(n.event_type for n in notifications).count("REFUND.SUCCESS") == 4
+
+
+async def test_notifier_is_told_what_is_due_and_reads_nothing_to_deliver_or_retry(
+    launch: Launcher, merchant: FakeMerchant
+) -> None:
+    merchant.policy = lambda item, index: "FAIL" if index == 0 else "SUCCESS"  # one retry
+    wechat = await launch(idle_poll=60.0)  # no periodic look at the database during the test
+    await wechat.simulator.settler.stop()  # only the notifier and the calls read from here on
+    stats = wechat.simulator.ctx.uow.db.stats
+    await wechat.stubs.prepay("NR-0000")
+    await eventually(lambda: stats.reads >= 1)  # the workers' looks at start
+    await asyncio.sleep(0.3)
+    reads = stats.reads
+    await wechat.stubs.pay("NR-0000")  # its one read: the order
+    await merchant.wait_count(2)  # the first attempt fails, the retry (0.2 s later) succeeds
+    assert stats.reads - reads == 1
