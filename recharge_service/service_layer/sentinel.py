@@ -41,7 +41,7 @@ class SentinelPolicy:
     hold: timedelta = timedelta(hours=1)
     lease: timedelta = timedelta(seconds=60)
     batch: int = 500
-    concurrency: int = 16
+    concurrency: int = 64
     max_attempts: int = 10
     max_age: timedelta = timedelta(hours=24)
     on_pending: str = CREDIT

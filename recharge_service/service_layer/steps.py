@@ -51,7 +51,7 @@ async def credit_step(deps: Deps, order: RechargeOrder, on_pending: str) -> Step
     if isinstance(outcome, Done):
         status = outcome.value.status
         if status == SUCCEEDED:
-            ended = await settle.mark_credited(deps, order_no, "card system says SUCCEEDED")
+            ended = await settle.mark_credited(deps, order_no, "card system says SUCCEEDED", known=order)
             return Step(ended, "card: SUCCEEDED")
         if status == RECHARGING and on_pending == REFUND:
             why = "pre-recharge still RECHARGING (--on-pending refund)"

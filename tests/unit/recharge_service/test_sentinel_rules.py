@@ -97,7 +97,7 @@ def test_sentinel_settings_have_the_documented_defaults_and_come_from_flags_or_e
         500,
         60.0,
     )
-    assert defaults.sentinel_concurrency == 16 and defaults.node_id == ""
+    assert defaults.sentinel_concurrency == 64 and defaults.node_id == ""
     monkeypatch.setenv("RECHARGE_HOLD", "2.5")
     given = parse_settings(
         RechargeSettings,
