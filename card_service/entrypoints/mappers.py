@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
-
-from google.protobuf import timestamp_pb2
 
 from card_service.domain.cards import CardStatus
 from card_service.domain.consumptions import Consumption, ConsumptionStatus
@@ -16,8 +13,8 @@ from card_service.domain.rules import BonusTier, Limits, RechargeRule
 from card_service.service_layer.cards import CardView
 from protos.card.v1 import card_pb2
 from rc_common.errors import InvalidArgument
+from rc_common.timestamps import to_timestamp as timestamp
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Domain enums to proto enum numbers, looked up once.
 _CARD_STATUS = {s: card_pb2.CardStatus.Value(f"CARD_STATUS_{s.name}") for s in CardStatus}
 _RECHARGE_STATUS = {
@@ -27,16 +24,6 @@ _CONSUMPTION_STATUS = {
     s: card_pb2.ConsumptionStatus.Value(f"CONSUMPTION_STATUS_{s.name}") for s in ConsumptionStatus
 }
 _JOURNAL_KIND = {k: card_pb2.JournalKind.Value(f"JOURNAL_KIND_{k.name}") for k in JournalKind}
-
-
-def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    """As ``Timestamp.FromDatetime`` (a naive time is UTC), in integer arithmetic."""
-    if value is None:
-        return None
-    since = (value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH
-    return timestamp_pb2.Timestamp(
-        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000
-    )
 
 
 def card_to_proto(view: CardView) -> card_pb2.Card:

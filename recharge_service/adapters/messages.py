@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
-
 from protos.recharge.v1 import recharge_pb2
+from rc_common.timestamps import to_timestamp as timestamp
 from recharge_service.domain.order import RechargeOrder
 from recharge_service.domain.timeline import TimelineEntry
-
-
-def timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if moment is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def order_to_proto(order: RechargeOrder) -> recharge_pb2.RechargeOrder:

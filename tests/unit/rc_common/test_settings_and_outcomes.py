@@ -93,3 +93,22 @@ async def test_an_answer_is_done() -> None:
 
     outcome = await call(answer())
     assert isinstance(outcome, Done) and outcome.value == 7
+
+
+def test_timestamps_match_protobufs_own_conversion() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from google.protobuf import timestamp_pb2
+
+    from rc_common.timestamps import to_timestamp
+
+    for moment in (
+        datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),  # before the epoch
+        datetime(2026, 1, 1, 8, 0, tzinfo=timezone(timedelta(hours=8))),
+        datetime(2026, 1, 1, 0, 0),  # naive: UTC
+    ):
+        expected = timestamp_pb2.Timestamp()
+        expected.FromDatetime(moment)
+        assert to_timestamp(moment) == expected
+    assert to_timestamp(None) is None
