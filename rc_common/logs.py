@@ -11,11 +11,12 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import structlog
+
+from rc_common.interceptors import UnaryWrappingInterceptor
 
 
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
@@ -49,32 +50,18 @@ _log = get_logger("rpc")
 _QUIET_PREFIXES = ("/grpc.health", "/grpc.reflection")
 
 
-class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class RequestContextInterceptor(UnaryWrappingInterceptor):
     """Binds ``rpc_method`` and ``request_id`` to the log context and logs each call's end.
 
     The wrapping handler is built once per method (not per call); a call without an
     ``x-request-id`` gets this process's prefix and a counter, which is unique and costs nothing."""
 
+    exempt = _QUIET_PREFIXES
+
     def __init__(self) -> None:
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        super().__init__()
         self._prefix = uuid.uuid4().hex[:8]
         self._ids = itertools.count(1)
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[Any], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method
-        if handler is None or handler.unary_unary is None or method.startswith(_QUIET_PREFIXES):
-            return handler
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(method, handler)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary

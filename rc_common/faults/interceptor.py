@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 
 from rc_common.faults.engine import FaultEngine, FaultKind
+from rc_common.interceptors import UnaryWrappingInterceptor
 from rc_common.logs import get_logger
 
 log = get_logger("faults")
@@ -79,29 +80,14 @@ class DetachedContext:
         return getattr(self._real, name)
 
 
-class FaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class FaultInterceptor(UnaryWrappingInterceptor):
+    exempt = EXEMPT_PREFIXES
+
     def __init__(self, engine: FaultEngine, lock_aware_methods: Collection[str] = ()) -> None:
+        super().__init__()
         self._engine = engine
         self._lock_aware = frozenset(lock_aware_methods)
         self._background: set[asyncio.Task[Any]] = set()
-        #: The wrapping handler of each method, built once (per call would cost every RPC).
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[Any], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method
-        if handler is None or handler.unary_unary is None or method.startswith(EXEMPT_PREFIXES):
-            return handler
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(method, handler)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
