@@ -6,7 +6,8 @@ import grpc
 
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
 from rc_common.outcomes import Done, Rejected, Unknown
-from recharge_service.adapters.retrying import RetryPolicy, with_retries
+from recharge_service.adapters.grpc_calls import RpcCaller
+from recharge_service.adapters.retrying import RetryPolicy
 from recharge_service.service_layer.ports import PAYMENT_METHODS, PaymentTransaction, RefundResult, Timeline
 
 
@@ -16,6 +17,10 @@ def _trade_state(message: wechatpay_pb2.Transaction | wechatpay_pb2.CloseOrderRe
 
 def _refund_status(message: wechatpay_pb2.Refund) -> str:
     return str(wechatpay_pb2.RefundStatus.Name(message.status)).removeprefix("REFUND_STATUS_")
+
+
+def _prepay_id(message: wechatpay_pb2.CreatePrepayResponse) -> str:
+    return str(message.prepay_id)
 
 
 def _transaction(message: wechatpay_pb2.Transaction) -> PaymentTransaction:
@@ -38,9 +43,8 @@ def _refund(message: wechatpay_pb2.Refund) -> RefundResult:
 
 class PaymentClient:
     def __init__(self, channel: grpc.aio.Channel, timeline: Timeline, policy: RetryPolicy) -> None:
-        self._stub = wechatpay_pb2_grpc.PaymentGatewayStub(channel)
-        self._timeline = timeline
-        self._policy = policy
+        stub = wechatpay_pb2_grpc.PaymentGatewayStub(channel)
+        self._rpc = RpcCaller(stub, PAYMENT_METHODS, timeline, policy)
 
     async def create_prepay(
         self, out_trade_no: str, description: str, amount_total_fen: int, payer_openid: str, time_expire: str
@@ -52,42 +56,17 @@ class PaymentClient:
             payer_openid=payer_openid,
             time_expire=time_expire,
         )
-        outcome = await with_retries(
-            PAYMENT_METHODS + "CreatePrepay",
-            out_trade_no,
-            lambda deadline: self._stub.CreatePrepay(request, timeout=deadline),
-            self._policy,
-            self._timeline,
-            announce=True,
-        )
-        return Done(outcome.value.prepay_id, outcome.latency_ms) if isinstance(outcome, Done) else outcome
+        return await self._rpc.call("CreatePrepay", request, out_trade_no, _prepay_id, announce=True)
 
     async def query_order(self, out_trade_no: str) -> Done[PaymentTransaction] | Rejected | Unknown:
         request = wechatpay_pb2.QueryOrderRequest(out_trade_no=out_trade_no)
-        outcome = await with_retries(
-            PAYMENT_METHODS + "QueryOrder",
-            out_trade_no,
-            lambda deadline: self._stub.QueryOrder(request, timeout=deadline),
-            self._policy,
-            self._timeline,
-            describe=_trade_state,
-        )
-        return Done(_transaction(outcome.value), outcome.latency_ms) if isinstance(outcome, Done) else outcome
+        return await self._rpc.call("QueryOrder", request, out_trade_no, _transaction, describe=_trade_state)
 
     async def close_order(self, out_trade_no: str) -> Done[str] | Rejected | Unknown:
         request = wechatpay_pb2.CloseOrderRequest(out_trade_no=out_trade_no)
-        outcome = await with_retries(
-            PAYMENT_METHODS + "CloseOrder",
-            out_trade_no,
-            lambda deadline: self._stub.CloseOrder(request, timeout=deadline),
-            self._policy,
-            self._timeline,
-            announce=True,
-            describe=_trade_state,
+        return await self._rpc.call(
+            "CloseOrder", request, out_trade_no, _trade_state, announce=True, describe=_trade_state
         )
-        if isinstance(outcome, Done):
-            return Done(_trade_state(outcome.value), outcome.latency_ms)
-        return outcome
 
     async def create_refund(
         self, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int, reason: str
@@ -99,27 +78,12 @@ class PaymentClient:
             total_fen=total_fen,
             reason=reason,
         )
-        outcome = await with_retries(
-            PAYMENT_METHODS + "CreateRefund",
-            out_trade_no,
-            lambda deadline: self._stub.CreateRefund(request, timeout=deadline),
-            self._policy,
-            self._timeline,
-            announce=True,
-            describe=_refund_status,
+        return await self._rpc.call(
+            "CreateRefund", request, out_trade_no, _refund, announce=True, describe=_refund_status
         )
-        return Done(_refund(outcome.value), outcome.latency_ms) if isinstance(outcome, Done) else outcome
 
     async def query_refund(
         self, order_no: str, out_refund_no: str
     ) -> Done[RefundResult] | Rejected | Unknown:
         request = wechatpay_pb2.QueryRefundRequest(out_refund_no=out_refund_no)
-        outcome = await with_retries(
-            PAYMENT_METHODS + "QueryRefund",
-            order_no,
-            lambda deadline: self._stub.QueryRefund(request, timeout=deadline),
-            self._policy,
-            self._timeline,
-            describe=_refund_status,
-        )
-        return Done(_refund(outcome.value), outcome.latency_ms) if isinstance(outcome, Done) else outcome
+        return await self._rpc.call("QueryRefund", request, order_no, _refund, describe=_refund_status)

@@ -61,11 +61,14 @@ class StaleOrder(Exception):
 
 class Staged:
     """The writes of one unit of work, and what to do once they are committed. Timeline and outbox
-    rows are gathered apart and inserted together at the end of the unit (one statement each)."""
+    rows are gathered apart and inserted together at the end of the unit (one statement each), in
+    the order of the story: answers the flow left pending, the order's state changes, then the
+    other rows the unit staged (notes, the ``sent`` rows of the calls that follow)."""
 
     def __init__(self) -> None:
         self.ops: list[Op] = []
         self.after: list[Callable[[], None]] = []
+        self.transitions: list[TimelineEntry] = []
         self.entries: list[TimelineEntry] = []
         self.outbox: list[dict[str, Any]] = []
 
@@ -82,19 +85,20 @@ class Staged:
     def drain(self) -> Staged:
         """What was staged (this object is empty afterwards)."""
         taken = Staged()
-        taken.ops, taken.after, taken.entries, taken.outbox = self.ops, self.after, self.entries, self.outbox
-        self.ops, self.after, self.entries, self.outbox = [], [], [], []
+        taken.ops, taken.after, taken.outbox = self.ops, self.after, self.outbox
+        taken.transitions, taken.entries = self.transitions, self.entries
+        self.ops, self.after, self.transitions, self.entries, self.outbox = [], [], [], [], []
         return taken
 
     def __bool__(self) -> bool:
-        return bool(self.ops or self.entries or self.outbox)
+        return bool(self.ops or self.transitions or self.entries or self.outbox)
 
     def apply(self, conn: Connection, pending: Sequence[TimelineEntry] = ()) -> None:
         """Run the staged writes: the statements in order, then every timeline row (``pending``
         first), then the follow-ups."""
         for op in self.ops:
             op(conn)
-        insert_timeline(conn, [*pending, *self.entries])
+        insert_timeline(conn, [*pending, *self.transitions, *self.entries])
         insert_or_ignore(conn, outbox, self.outbox, ["event_id"])
 
 
@@ -271,7 +275,7 @@ class OrdersRepository:
             order.events.clear()
 
         self._staged.add(op, saved)
-        self._staged.entries.extend(_transition_rows(order, order.updated_at))
+        self._staged.transitions.extend(_transition_rows(order, order.updated_at))
         self._staged.outbox.extend(_outbox_rows(order))
 
     async def list(
@@ -309,7 +313,7 @@ class PaymentsRepository:
         params = {"transaction_id": transaction_id}
         return await self._db.read(lambda conn: conn.execute(_PAYMENT_EXISTS, params).first() is not None)
 
-    async def add_if_absent(
+    def add_if_absent(
         self,
         transaction_id: str,
         order_no: str,
@@ -359,9 +363,12 @@ class TimelineRepository:
         self._db = db
         self._staged = staged
 
-    async def add(self, entry: TimelineEntry, *, after: Callable[[], None] | None = None) -> None:
+    def stage(self, entry: TimelineEntry, after: Callable[[], None] | None = None) -> None:
         """Stage one row (``after`` runs once it is committed)."""
         self._staged.note(entry, after)
+
+    async def add(self, entry: TimelineEntry, *, after: Callable[[], None] | None = None) -> None:
+        self.stage(entry, after)
 
     async def for_order(self, order_no: str) -> list[TimelineEntry]:
         query = (

@@ -8,9 +8,11 @@ The refund number is derived from the order number, so every retry sends the sam
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+from rc_common.clock import CHINA, rfc3339_china
+
+__all__ = ["new_order_no", "refund_no", "rfc3339_china"]
 
 
 def new_order_no(now: datetime, random_digits: str | None = None) -> str:
@@ -21,8 +23,3 @@ def new_order_no(now: datetime, random_digits: str | None = None) -> str:
 def refund_no(order_no: str) -> str:
     """``{order_no}-R1``: the one refund an order can have (WeChat refunds a number at most once)."""
     return f"{order_no}-R1"
-
-
-def rfc3339_china(moment: datetime) -> str:
-    """``2026-11-26T12:00:00+08:00``, the format WeChat expects for time_expire."""
-    return moment.astimezone(CHINA).isoformat(timespec="seconds")

@@ -18,7 +18,11 @@ States, in business words (the numbers mirror ``recharge.v1.OrderStatus``):
 - MANUAL_REVIEW: nobody could decide automatically; an operator resolves it, only through the same
   fenced operations as the automatic path (never a shortcut around void-before-refund).
 
-Orders only move forward through ``TRANSITIONS``; ``version`` implements optimistic concurrency.
+Orders only move forward through ``TRANSITIONS``, the one table of legal moves; the decisions below
+(``credit``, ``start_refund``, ``accept_payment`` …) say what an answer of another system does in
+each state, and take their source states from that table. REFUNDING is entered only through
+``start_refund``, with the card system's VOIDED answer for this order as proof (I1 enforced by the
+model). ``version`` implements optimistic concurrency.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from recharge_service.domain import events
+from recharge_service.domain.answers import VoidProof, is_genuine
 from recharge_service.domain.events import Event
 
 
@@ -84,14 +89,33 @@ PAID_OR_LATER = frozenset({S.PAID, S.CREDIT_UNKNOWN, S.CREDITED, S.REFUNDING, S.
 
 
 class IllegalTransition(Exception):
-    def __init__(self, order_no: str, current: OrderStatus, target: OrderStatus) -> None:
-        super().__init__(f"order {order_no}: {current.name} -> {target.name} is not allowed")
+    def __init__(self, order_no: str, current: OrderStatus, target: OrderStatus, why: str = "") -> None:
+        super().__init__(f"order {order_no}: {current.name} -> {target.name} is not allowed{why}")
         self.current = current
         self.target = target
 
 
 def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
     return target in TRANSITIONS[current]
+
+
+class PaymentEffect(enum.Enum):
+    """What a payment WeChat reports does to the order (``RechargeOrder.accept_payment``)."""
+
+    #: AWAITING_PAYMENT -> PAID: credit next.
+    PAID = "paid"
+    #: Paid before the prepay was recorded (CREATED): an operator must look.
+    REVIEW = "review"
+    #: In MANUAL_REVIEW with no payment on record: now it is (the operator decides).
+    NOTED = "noted"
+    #: Already paid or further along: nothing changes.
+    ALREADY = "duplicate"
+    #: Closed or rejected, yet paid: nothing changes here, the log and reconciliation say it.
+    ANOMALY = "anomaly"
+
+    @property
+    def changed(self) -> bool:
+        return self in (PaymentEffect.PAID, PaymentEffect.REVIEW, PaymentEffect.NOTED)
 
 
 @dataclass
@@ -150,7 +174,13 @@ class RechargeOrder:
     def transition(
         self, target: OrderStatus, at: datetime, *, actor: str = "system", detail: str = ""
     ) -> None:
-        """Move to ``target`` or raise ``IllegalTransition``; records the change and its event."""
+        """Move to ``target`` or raise ``IllegalTransition``; records the change and its event.
+        Not to REFUNDING: only ``start_refund`` goes there, with its proof."""
+        if target is S.REFUNDING:
+            raise IllegalTransition(self.order_no, self.status, target, ": only with a VoidProof")
+        self._move(target, at, actor, detail)
+
+    def _move(self, target: OrderStatus, at: datetime, actor: str, detail: str) -> None:
         if not can_transition(self.status, target):
             raise IllegalTransition(self.order_no, self.status, target)
         self.changes.append(Change(self.status, target, actor, detail))
@@ -167,3 +197,91 @@ class RechargeOrder:
         """One more processing visit ended without a decision (the sentinel counts these)."""
         self.attempts += 1
         self.last_error = error
+
+    # -- what the other systems' answers do (each returns False when there is nothing to do) ----
+
+    @property
+    def may_refund(self) -> bool:
+        """Paid, and in a state the refund path may start from (or is already in)."""
+        return bool(self.transaction_id) and (
+            self.status is S.REFUNDING or can_transition(self.status, S.REFUNDING)
+        )
+
+    def accept_payment(
+        self, transaction_id: str, paid_at: datetime, at: datetime, actor: str
+    ) -> PaymentEffect:
+        """WeChat reports the customer paid (``transaction_id``)."""
+        if self.status is S.AWAITING_PAYMENT:
+            self._paid(transaction_id, paid_at)
+            self._move(S.PAID, at, actor, f"paid, transaction {transaction_id}")
+            return PaymentEffect.PAID
+        if self.status is S.CREATED:
+            self._paid(transaction_id, paid_at)
+            self.failure_reason = "PAID_BEFORE_PREPAY_RECORDED"
+            self._move(S.MANUAL_REVIEW, at, actor, "paid, but the prepay was never recorded")
+            return PaymentEffect.REVIEW
+        if self.status is S.MANUAL_REVIEW and not self.transaction_id:
+            self._paid(transaction_id, paid_at)
+            self.updated_at = at
+            return PaymentEffect.NOTED
+        if self.status in PAID_OR_LATER or self.status is S.MANUAL_REVIEW:
+            return PaymentEffect.ALREADY
+        return PaymentEffect.ANOMALY
+
+    def _paid(self, transaction_id: str, paid_at: datetime) -> None:
+        self.transaction_id = transaction_id
+        self.paid_at = paid_at
+
+    def credit(self, at: datetime, actor: str, detail: str) -> bool:
+        """The card system says SUCCEEDED: CREDITED (also out of REFUNDING: the credit won)."""
+        if not can_transition(self.status, S.CREDITED):
+            return False
+        self.failure_reason = ""  # a review's reason stays in the timeline, not on a credited order
+        self._move(S.CREDITED, at, actor, detail)
+        return True
+
+    def credit_unknown(self, error: str, at: datetime, actor: str) -> bool:
+        """The credit's outcome is unknown: an exception record (attempts, last error). No refund."""
+        if self.status is S.PAID:
+            self.note_undecided(error)
+            self._move(S.CREDIT_UNKNOWN, at, actor, error)
+            return True
+        if self.status in (S.CREDIT_UNKNOWN, S.REFUNDING, S.MANUAL_REVIEW):
+            self.note_undecided(error)
+            return True
+        return False
+
+    def start_refund(
+        self, proof: VoidProof, out_refund_no: str, reason: str, at: datetime, actor: str
+    ) -> bool:
+        """The card system voided the pre-recharge: REFUNDING with the refund number. Raises
+        ``IllegalTransition`` without the void's own proof for this order (I1)."""
+        if not is_genuine(proof, self.order_no):
+            raise IllegalTransition(self.order_no, self.status, S.REFUNDING, ": no VoidProof for this order")
+        if not can_transition(self.status, S.REFUNDING):
+            return False
+        self.out_refund_no = out_refund_no
+        self.failure_reason = reason
+        self._move(S.REFUNDING, at, actor, f"voided; refund {out_refund_no}")
+        return True
+
+    def refunded(self, at: datetime, actor: str, detail: str) -> bool:
+        """WeChat returned the money: REFUNDED."""
+        if not self.out_refund_no or not can_transition(self.status, S.REFUNDED):
+            return False
+        self._move(S.REFUNDED, at, actor, detail)
+        return True
+
+    def send_to_review(self, reason: str, at: datetime, actor: str) -> bool:
+        if not can_transition(self.status, S.MANUAL_REVIEW):
+            return False
+        self.failure_reason = reason
+        self._move(S.MANUAL_REVIEW, at, actor, reason)
+        return True
+
+    def close(self, at: datetime, actor: str, detail: str) -> bool:
+        """Never paid: WeChat's order is closed (or never existed) and the pre-recharge voided."""
+        if self.transaction_id or not can_transition(self.status, S.CLOSED):
+            return False
+        self._move(S.CLOSED, at, actor, detail)
+        return True

@@ -16,15 +16,15 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
+from rc_common.clock import CHINA, duration
 from rc_common.grpc_status import error_info
 
-CHINA = timezone(timedelta(hours=8))
 ACTIONS = {
     "retry-now": recharge_pb2.RESOLVE_ACTION_RETRY_NOW,
     "refund": recharge_pb2.RESOLVE_ACTION_REFUND,
@@ -43,14 +43,6 @@ def status_value(text: str) -> int:
         return int(recharge_pb2.OrderStatus.Value(name))
     except ValueError:
         raise argparse.ArgumentTypeError(f"unknown status {text!r}") from None
-
-
-def age(seconds: int) -> str:
-    hours, rest = divmod(max(seconds, 0), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def when(stamp: Any) -> str:
@@ -91,7 +83,8 @@ def show_anomalies(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namesp
             said = (a.reason,) if a.last_error in a.reason else (a.last_error, a.reason)
             problem = " | ".join(part for part in said if part)
             status = status_name(a.order.status)
-            rows.append((a.order.order_no, status, age(a.age_seconds), a.attempts, problem))
+            age = duration(timedelta(seconds=a.age_seconds))
+            rows.append((a.order.order_no, status, age, a.attempts, problem))
         token = page.next_page_token
         if not token:
             break

@@ -11,11 +11,11 @@ reuses it).
 from __future__ import annotations
 
 from rc_common.outcomes import Done, Rejected
+from recharge_service.domain.answers import NOT_FOUND, CardState
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer import settle
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import load_order
-from recharge_service.service_layer.ports import SUCCEEDED, VOIDED
 from recharge_service.service_layer.refund import refund_path
 
 #: Confirm refusals that are definitive for the credit.
@@ -29,9 +29,9 @@ async def credit(deps: Deps, order_no: str, *, known: RechargeOrder | None = Non
         return order
     outcome = await deps.card.confirm_recharge(order_no)
     if isinstance(outcome, Done):
-        if outcome.value.status == SUCCEEDED:
+        if outcome.value.status == CardState.SUCCEEDED:
             return await settle.mark_credited(deps, order_no, "card system confirmed the credit", known=order)
-        if outcome.value.status == VOIDED:
+        if outcome.value.status == CardState.VOIDED:
             return await refund_path(deps, order_no, "pre-recharge voided", known=order)
         return await settle.mark_credit_unknown(
             deps, order_no, f"ConfirmRecharge answered {outcome.value.status}"
@@ -39,7 +39,7 @@ async def credit(deps: Deps, order_no: str, *, known: RechargeOrder | None = Non
     if isinstance(outcome, Rejected):
         if outcome.reason in DEFINITIVE_REFUSALS:
             return await refund_path(deps, order_no, f"confirm refused: {outcome.reason}", known=order)
-        if outcome.code == "NOT_FOUND":
+        if outcome.code == NOT_FOUND:
             return await refund_path(deps, order_no, "pre-recharge unknown to the card system", known=order)
         return await settle.mark_credit_unknown(
             deps, order_no, f"ConfirmRecharge refused: {outcome.reason} {outcome.detail}".strip()

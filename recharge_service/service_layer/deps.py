@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from rc_common.clock import utc_now
 from recharge_service.service_layer.background import BackgroundTasks
 from recharge_service.service_layer.ports import CardSystem, PaymentGateway
 from recharge_service.service_layer.unit_of_work import UowFactory
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from rc_common.logs import get_logger
+from recharge_service.domain.answers import RefundState
 from recharge_service.domain.order import OrderStatus
 from recharge_service.domain.timeline import NOTIFICATION, TimelineEntry
 from recharge_service.service_layer import confirm, settle
@@ -123,7 +124,7 @@ async def _refund(deps: Deps, event_type: str, resource: dict[str, Any]) -> Ack:
         return await _refuse(deps, resource, f"refund_status {status!r} contradicts {event_type}")
     detail = f"{event_type} {out_refund_no} (refund {resource.get('refund_id', '')})"
     await _note(deps, order_no, "accepted", detail)
-    if status == "SUCCESS":
+    if status == RefundState.SUCCESS:
         await settle.mark_refunded(deps, order_no, detail)
     elif order.status is OrderStatus.REFUNDING:
         await settle.send_to_manual_review(deps, order_no, f"refund {out_refund_no} ended {status}")

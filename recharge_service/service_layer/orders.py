@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeAlias
 
@@ -45,8 +46,16 @@ async def load_order(deps: Deps, order_no: str) -> RechargeOrder:
     return order
 
 
+class Write(enum.Enum):
+    """What a decision asks ``change_order_in`` to write (``True``/``False`` mean SAVE/NOTHING)."""
+
+    SAVE = "the order, and what the decision staged"
+    STAGED = "only what the decision staged; the order itself is unchanged"
+    NOTHING = "nothing"
+
+
 Decide: TypeAlias = Callable[[RechargeOrder], bool]
-DecideIn: TypeAlias = Callable[[RechargeOrder, AbstractUnitOfWork], bool]
+DecideIn: TypeAlias = Callable[[RechargeOrder, AbstractUnitOfWork], "bool | Write"]
 
 
 async def change_order(
@@ -58,7 +67,8 @@ async def change_order(
 async def change_order_in(
     deps: Deps, order_no: str, decide: DecideIn, *, known: RechargeOrder | None = None
 ) -> RechargeOrder:
-    """``change_order`` whose ``decide`` also gets the unit of work (to announce a call, …)."""
+    """``change_order`` whose ``decide`` also gets the unit of work (to stage more rows, announce
+    a call …) and may ask to write only those (``Write.STAGED``). The one retry-on-conflict loop."""
     for _ in range(MAX_RACES):
         async with deps.uow() as uow:
             if known is not None and known.order_no == order_no and not known.changes:
@@ -68,9 +78,12 @@ async def change_order_in(
                 order = await uow.orders.get(order_no)
             if order is None:
                 raise NotFound(f"no recharge order {order_no!r}")
-            if not decide(order, uow):
+            decided = decide(order, uow)
+            write = Write.SAVE if decided is True else Write.NOTHING if decided is False else decided
+            if write is Write.NOTHING:
                 return order
-            await uow.orders.save(order)
+            if write is Write.SAVE:
+                await uow.orders.save(order)
             try:
                 await uow.commit()
             except StaleOrder:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rc_common.errors import NotFound
 from rc_common.logs import get_logger
-from recharge_service.adapters.repository import StaleOrder
-from recharge_service.domain.order import PAID_OR_LATER, OrderStatus, RechargeOrder
+from recharge_service.domain.answers import TradeState
+from recharge_service.domain.order import OrderStatus, PaymentEffect, RechargeOrder
 from recharge_service.domain.timeline import NOTIFICATION, TimelineEntry
 from recharge_service.service_layer.actor import actor
 from recharge_service.service_layer.call_log import sent_entry
 from recharge_service.service_layer.deps import Deps
-from recharge_service.service_layer.orders import MAX_RACES
+from recharge_service.service_layer.orders import Write, change_order_in
 from recharge_service.service_layer.ports import CONFIRM_RECHARGE, PaymentTransaction
+from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork
 
 log = get_logger("payment")
 S = OrderStatus
@@ -40,75 +42,55 @@ async def record_payment_then_confirm(
     """``record_payment`` for a caller that confirms the credit right after: when this payment
     makes the order PAID, the ConfirmRecharge ``sent`` row rides in the same transaction and the
     second value is True (the confirm's flow then skips writing it: ``call_log``)."""
-    if payment.trade_state != "SUCCESS":
+    if payment.trade_state != TradeState.SUCCESS:
         raise PaymentRejected(f"trade_state {payment.trade_state!r} is not SUCCESS")
     if not payment.transaction_id:
         raise PaymentRejected("no transaction_id")
-    for _ in range(MAX_RACES):
-        async with deps.uow() as uow:
-            order = await uow.orders.get(payment.out_trade_no)
-            if order is None:
-                raise PaymentRejected(f"unknown order {payment.out_trade_no!r}")
-            if payment.amount_total_fen != order.pay_amount_fen:
-                raise PaymentRejected(
-                    f"amount {payment.amount_total_fen} does not match the pay amount {order.pay_amount_fen}"
-                )
-            now = deps.clock()
-            first = not await uow.payments.exists(payment.transaction_id)
-            await uow.payments.add_if_absent(
-                payment.transaction_id, order.order_no, payment.amount_total_fen, payment.success_time, now
+    async with deps.uow(readonly=True) as uow:
+        first = not await uow.payments.exists(payment.transaction_id)  # for the timeline's label
+    announced = False
+
+    def decide(order: RechargeOrder, uow: AbstractUnitOfWork) -> Write:
+        nonlocal announced
+        if payment.amount_total_fen != order.pay_amount_fen:
+            raise PaymentRejected(
+                f"amount {payment.amount_total_fen} does not match the pay amount {order.pay_amount_fen}"
             )
-            outcome = "duplicate" if not first else "accepted"
-            noted = False
-            if order.status is S.AWAITING_PAYMENT:
-                order.transaction_id = payment.transaction_id
-                order.paid_at = _parse_time(payment.success_time) or now
-                order.transition(
-                    S.PAID,
-                    now,
-                    actor="wechat" if source == "notification" else actor(),
-                    detail=f"paid, transaction {payment.transaction_id}",
-                )
-            elif order.status is S.CREATED:
-                order.transaction_id = payment.transaction_id
-                order.paid_at = _parse_time(payment.success_time) or now
-                order.failure_reason = "PAID_BEFORE_PREPAY_RECORDED"
-                order.transition(
-                    S.MANUAL_REVIEW, now, actor=actor(), detail="paid, but the prepay was never recorded"
-                )
-            elif order.status is S.MANUAL_REVIEW and not order.transaction_id:
-                # An operator is deciding; the payment is now on record (CONFIRM_CREDIT or REFUND).
-                order.transaction_id = payment.transaction_id
-                order.paid_at = _parse_time(payment.success_time) or now
-                noted = True
-            elif order.status not in PAID_OR_LATER and order.status is not S.MANUAL_REVIEW:
-                outcome = "anomaly"
-                log.error("payment_for_finished_order", order_no=order.order_no, status=order.status.name)
-            await uow.timeline.add(
-                TimelineEntry(
-                    order.order_no,
-                    now,
-                    NOTIFICATION,
-                    method=source,
-                    outcome=outcome,
-                    actor="wechat" if source == "notification" else actor(),
-                    detail=f"TRANSACTION.SUCCESS {payment.transaction_id}; order was "
-                    f"{order.changes[0].from_status.name if order.changes else order.status.name}",
-                )
+        now = deps.clock()
+        who = "wechat" if source == "notification" else actor()
+        was = order.status
+        effect = order.accept_payment(
+            payment.transaction_id, _parse_time(payment.success_time) or now, now, who
+        )
+        outcome = "accepted" if first else "duplicate"
+        if effect is PaymentEffect.ANOMALY:
+            outcome = "anomaly"
+            log.error("payment_for_finished_order", order_no=order.order_no, status=order.status.name)
+        uow.payments.add_if_absent(
+            payment.transaction_id, order.order_no, payment.amount_total_fen, payment.success_time, now
+        )
+        uow.timeline.stage(
+            TimelineEntry(
+                order.order_no,
+                now,
+                NOTIFICATION,
+                method=source,
+                outcome=outcome,
+                actor=who,
+                detail=f"TRANSACTION.SUCCESS {payment.transaction_id}; order was {was.name}",
             )
-            if order.changes or noted:
-                await uow.orders.save(order)
-            announced = then_confirm and order.status is S.PAID and bool(order.changes)
-            if announced:
-                pending = "attempt 1: sent, answer pending"
-                sent = sent_entry(order.order_no, CONFIRM_RECHARGE, now, "system", pending)
-                await uow.timeline.add(sent)
-            try:
-                await uow.commit()
-            except StaleOrder:
-                continue
-            return order, announced
-    raise StaleOrder(payment.out_trade_no)
+        )
+        announced = then_confirm and effect is PaymentEffect.PAID
+        if announced:
+            pending = "attempt 1: sent, answer pending"
+            uow.timeline.stage(sent_entry(order.order_no, CONFIRM_RECHARGE, now, "system", pending))
+        return Write.SAVE if effect.changed else Write.STAGED
+
+    try:
+        order = await change_order_in(deps, payment.out_trade_no, decide)
+    except NotFound:
+        raise PaymentRejected(f"unknown order {payment.out_trade_no!r}") from None
+    return order, announced
 
 
 def _parse_time(text: str) -> datetime | None:

@@ -2,7 +2,8 @@
 
 Void first. Only a VOIDED answer proves the credit can never land (the card system fences confirm
 and void under one lock), so only then: REFUNDING (committed first, with ``{order_no}-R1``), then
-``CreateRefund`` with that same number and amounts on every retry.
+``CreateRefund`` with that same number and amounts on every retry. The order itself refuses
+REFUNDING without the void's ``VoidProof`` (``domain/answers.py``).
 
 - void SUCCEEDED: the credit won -> CREDITED; never refund.
 - void unknown or refused: nothing is decided -> stay (PAID becomes CREDIT_UNKNOWN); never refund.
@@ -14,18 +15,22 @@ from __future__ import annotations
 
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected, Unknown
+from recharge_service.domain.answers import (
+    FAILED_REFUND_STATES,
+    NOT_FOUND,
+    CardState,
+    RefundState,
+    VoidProof,
+)
 from recharge_service.domain.numbers import refund_no
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer import settle
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import load_order
-from recharge_service.service_layer.ports import SUCCEEDED, VOIDED, CardRecharge, RefundResult
+from recharge_service.service_layer.ports import CardRecharge, RefundResult
 
 S = OrderStatus
 log = get_logger("refund")
-
-#: States from which the refund path may start (MANUAL_REVIEW: an operator's REFUND action).
-REFUNDABLE = frozenset({S.PAID, S.CREDIT_UNKNOWN, S.REFUNDING, S.MANUAL_REVIEW})
 
 
 async def refund_path(
@@ -43,14 +48,14 @@ async def void_then_refund(
     """``refund_path`` that also returns the void's answer (None when no void was asked for:
     already REFUNDING, or not refundable), for callers that must say why nothing was refunded."""
     order = known or await load_order(deps, order_no)
-    if order.status not in REFUNDABLE or not order.transaction_id:  # nothing paid, nothing to return
+    if not order.may_refund:  # nothing paid, nothing to return, or past the point of refunding
         return order, None
     if order.status is S.REFUNDING:
         return await request_refund(deps, order), None
     outcome = await deps.card.void_recharge(order_no, reason)
-    if isinstance(outcome, Done) and outcome.value.status == SUCCEEDED:
+    if isinstance(outcome, Done) and outcome.value.status == CardState.SUCCEEDED:
         return await settle.mark_credited(deps, order_no, "void answered SUCCEEDED: the credit won"), outcome
-    if not (isinstance(outcome, Done) and outcome.value.status == VOIDED):
+    if not (isinstance(outcome, Done) and outcome.value.status == CardState.VOIDED):
         if isinstance(outcome, Done):
             error = f"VoidRecharge answered {outcome.value.status}"
         elif isinstance(outcome, Rejected):
@@ -58,7 +63,8 @@ async def void_then_refund(
         else:
             error = f"VoidRecharge {outcome.code}: {outcome.detail}"
         return await settle.mark_credit_unknown(deps, order_no, error), outcome
-    order = await settle.mark_refunding(deps, order_no, refund_no(order_no), reason)
+    proof = VoidProof.from_answer(order_no, outcome.value.status)
+    order = await settle.mark_refunding(deps, order_no, proof, refund_no(order_no), reason)
     if order.status is not S.REFUNDING:
         return order, outcome
     return await request_refund(deps, order), outcome
@@ -92,16 +98,16 @@ async def settle_refund(deps: Deps, order_no: str, *, known: RechargeOrder | Non
     outcome = await deps.payments.query_refund(order_no, order.out_refund_no)
     if isinstance(outcome, Done):
         return await _settle_refund(deps, order, outcome.value)
-    if isinstance(outcome, Rejected) and outcome.code == "NOT_FOUND":
+    if isinstance(outcome, Rejected) and outcome.code == NOT_FOUND:
         return await request_refund(deps, order)  # the refund request never arrived: same number again
     error = outcome.reason if isinstance(outcome, Rejected) else outcome.code
     return await settle.note_undecided(deps, order_no, f"QueryRefund {error}: {outcome.detail}")
 
 
 async def _settle_refund(deps: Deps, order: RechargeOrder, refund: RefundResult) -> RechargeOrder:
-    if refund.status == "SUCCESS":
+    if refund.status == RefundState.SUCCESS:
         return await settle.mark_refunded(deps, order.order_no, f"refund {refund.refund_id} SUCCESS")
-    if refund.status in ("ABNORMAL", "CLOSED"):
+    if refund.status in FAILED_REFUND_STATES:
         return await settle.send_to_manual_review(
             deps, order.order_no, f"refund {order.out_refund_no} ended {refund.status}"
         )

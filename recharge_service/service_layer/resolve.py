@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from rc_common.errors import Refused, ServiceError, Unavailable
 from rc_common.outcomes import Done, Rejected
+from recharge_service.domain.answers import FAILED_REFUND_STATES, NOT_FOUND, CardState, RefundState
 from recharge_service.domain.order import SENTINEL_STATES, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import OPERATOR_ACTION, TimelineEntry
 from recharge_service.service_layer import refund, settle
@@ -28,7 +29,6 @@ from recharge_service.service_layer.actor import acting_as
 from recharge_service.service_layer.commands import ResolveAction, ResolveAnomaly
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import flow, load_order
-from recharge_service.service_layer.ports import RECHARGING, SUCCEEDED, VOIDED
 from recharge_service.service_layer.sentinel import SentinelPolicy, visit
 from recharge_service.service_layer.steps import Step
 from recharge_service.service_layer.unpaid import PAID_STATES, close_then_void, paid_path
@@ -106,16 +106,16 @@ async def review_step(deps: Deps, order: RechargeOrder) -> Step:
         raise Unavailable("WECHAT_UNAVAILABLE", f"QueryOrder did not answer: {found.code}")
     if order.out_refund_no:
         asked = await deps.payments.query_refund(order_no, order.out_refund_no)
-        if isinstance(asked, Done) and asked.value.status == "SUCCESS":
+        if isinstance(asked, Done) and asked.value.status == RefundState.SUCCESS:
             ended = await settle.mark_refunded(deps, order_no, f"refund {order.out_refund_no} SUCCESS")
             return Step(ended, f"refund {order.out_refund_no}: SUCCESS")
         if isinstance(asked, Done):
             return Step(order, f"refund {order.out_refund_no}: {asked.value.status} at WeChat")
-        if isinstance(asked, Rejected) and asked.code == "NOT_FOUND":
+        if isinstance(asked, Rejected) and asked.code == NOT_FOUND:
             return Step(order, f"refund {order.out_refund_no} never reached WeChat: REFUND sends it")
         raise Unavailable("WECHAT_UNAVAILABLE", f"QueryRefund did not answer: {asked.code}")
     card = await deps.card.get_recharge(order_no)
-    if isinstance(card, Done) and card.value.status == SUCCEEDED:
+    if isinstance(card, Done) and card.value.status == CardState.SUCCEEDED:
         ended = await settle.mark_credited(deps, order_no, "card system says SUCCEEDED")
         return Step(ended, "card: SUCCEEDED")
     if isinstance(card, Done):
@@ -135,10 +135,10 @@ async def refund_now(deps: Deps, order_no: str, why: str) -> Resolution:
         raise Refused("ORDER_NOT_PAID", "no payment is on record for this order (RETRY_NOW asks WeChat)")
     if order.out_refund_no and order.status is S.MANUAL_REVIEW:
         asked = await deps.payments.query_refund(order_no, order.out_refund_no)
-        if isinstance(asked, Done) and asked.value.status == "SUCCESS":
+        if isinstance(asked, Done) and asked.value.status == RefundState.SUCCESS:
             ended = await settle.mark_refunded(deps, order_no, f"refund {order.out_refund_no} SUCCESS")
             return Resolution(ended, f"refund {order.out_refund_no}: SUCCESS")
-        if isinstance(asked, Done) and asked.value.status in ("ABNORMAL", "CLOSED"):
+        if isinstance(asked, Done) and asked.value.status in FAILED_REFUND_STATES:
             raise Refused(
                 f"REFUND_{asked.value.status}",
                 f"WeChat says refund {order.out_refund_no} ended {asked.value.status}: handle it in the "
@@ -146,7 +146,7 @@ async def refund_now(deps: Deps, order_no: str, why: str) -> Resolution:
             )
         if isinstance(asked, Done):
             return Resolution(order, f"refund {order.out_refund_no}: {asked.value.status} at WeChat")
-        if not (isinstance(asked, Rejected) and asked.code == "NOT_FOUND"):
+        if not (isinstance(asked, Rejected) and asked.code == NOT_FOUND):
             raise Unavailable("WECHAT_UNAVAILABLE", "QueryRefund did not answer; nothing was done")
     ended, void = await refund.void_then_refund(deps, order_no, f"operator refund ({why})")
     if ended.status is S.CREDITED:
@@ -155,7 +155,7 @@ async def refund_now(deps: Deps, order_no: str, why: str) -> Resolution:
             "the card system says the credit landed (the void answered SUCCEEDED): the order is now "
             "CREDITED and nothing was refunded",
         )
-    if void is not None and not (isinstance(void, Done) and void.value.status == VOIDED):
+    if void is not None and not (isinstance(void, Done) and void.value.status == CardState.VOIDED):
         if isinstance(void, Rejected):
             raise Refused("VOID_REFUSED", f"the card system refused the void ({void.reason}): no refund")
         if isinstance(void, Done):
@@ -173,9 +173,9 @@ async def confirm_credit(deps: Deps, order_no: str) -> Resolution:
     if order.status is S.REFUNDED:
         raise Refused("CARD_NOT_CREDITED", "the order was refunded after the card system voided it")
     card = await deps.card.get_recharge(order_no)
-    if isinstance(card, Done) and card.value.status == RECHARGING:
+    if isinstance(card, Done) and card.value.status == CardState.RECHARGING:
         card = await deps.card.confirm_recharge(order_no)
-    if isinstance(card, Done) and card.value.status == SUCCEEDED:
+    if isinstance(card, Done) and card.value.status == CardState.SUCCEEDED:
         ended = await settle.mark_credited(deps, order_no, "operator: the card system says SUCCEEDED")
         return Resolution(ended, "card: SUCCEEDED -> CREDITED")
     if isinstance(card, Done):

@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rc_common.outcomes import Done, Rejected
+from recharge_service.domain.answers import NOT_FOUND, CardState
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer import confirm, refund, settle
 from recharge_service.service_layer.deps import Deps
-from recharge_service.service_layer.ports import RECHARGING, SUCCEEDED, VOIDED
 
 S = OrderStatus
 CREDIT = "credit"
@@ -50,21 +50,21 @@ async def credit_step(deps: Deps, order: RechargeOrder, on_pending: str) -> Step
     outcome = await deps.card.get_recharge(order_no)
     if isinstance(outcome, Done):
         status = outcome.value.status
-        if status == SUCCEEDED:
+        if status == CardState.SUCCEEDED:
             ended = await settle.mark_credited(deps, order_no, "card system says SUCCEEDED", known=order)
             return Step(ended, "card: SUCCEEDED")
-        if status == RECHARGING and on_pending == REFUND:
+        if status == CardState.RECHARGING and on_pending == REFUND:
             why = "pre-recharge still RECHARGING (--on-pending refund)"
             ended = await refund.refund_path(deps, order_no, why, known=order)
             return Step(ended, f"card: RECHARGING; refund path -> {ended.status.name}")
-        if status == RECHARGING:
+        if status == CardState.RECHARGING:
             ended = await confirm.credit(deps, order_no, known=order)
             return Step(ended, f"card: RECHARGING; confirmed again -> {ended.status.name}")
-        if status == VOIDED:
+        if status == CardState.VOIDED:
             ended = await refund.refund_path(deps, order_no, "pre-recharge voided", known=order)
             return Step(ended, f"card: VOIDED; refund path -> {ended.status.name}")
         return Step(order, f"card: unexpected status {status}")
-    if isinstance(outcome, Rejected) and outcome.code == "NOT_FOUND":
+    if isinstance(outcome, Rejected) and outcome.code == NOT_FOUND:
         why = "pre-recharge unknown to the card system"
         ended = await refund.refund_path(deps, order_no, why, known=order)
         return Step(ended, f"card: no such pre-recharge; refund path -> {ended.status.name}")

@@ -49,8 +49,10 @@ class Orders(Protocol):
 
 
 class Payments(Protocol):
+    """``add_if_absent`` is staged (plain method: a decision may call it while it decides)."""
+
     async def exists(self, transaction_id: str) -> bool: ...
-    async def add_if_absent(
+    def add_if_absent(
         self,
         transaction_id: str,
         order_no: str,
@@ -62,6 +64,7 @@ class Payments(Protocol):
 
 
 class TimelineRows(Protocol):
+    def stage(self, entry: TimelineEntry, after: Callable[[], None] | None = None) -> None: ...
     async def add(self, entry: TimelineEntry, *, after: Callable[[], None] | None = None) -> None: ...
     async def for_order(self, order_no: str) -> list[TimelineEntry]: ...
 

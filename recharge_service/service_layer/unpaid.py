@@ -17,16 +17,17 @@ next visit (WeChat says CLOSED -> void again; voids are idempotent).
 from __future__ import annotations
 
 from rc_common.outcomes import Done, Rejected, Unknown
+from recharge_service.domain.answers import NOT_FOUND, PAID_TRADE_STATES, CardState, TradeState
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.domain.review import duration
 from recharge_service.service_layer import confirm, settle
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.payment import PaymentRejected, record_payment
-from recharge_service.service_layer.ports import SUCCEEDED, VOIDED, PaymentTransaction
+from recharge_service.service_layer.ports import PaymentTransaction
 from recharge_service.service_layer.steps import Step
 
 S = OrderStatus
-PAID_STATES = frozenset({"SUCCESS", "REFUND"})
+PAID_STATES = PAID_TRADE_STATES
 ORDER_PAID = "ORDER_PAID"
 
 
@@ -43,13 +44,13 @@ async def awaiting_payment_step(deps: Deps, order: RechargeOrder) -> Step:
         state = outcome.value.trade_state
         if state in PAID_STATES:
             return await paid_path(deps, outcome.value)
-        if state == "CLOSED":
+        if state == TradeState.CLOSED:
             return await void_and_close(deps, order, "WeChat order CLOSED")
         if not expired:
             left = duration(order.expires_at - deps.clock())
             return Step(order, f"WeChat: {state}; expires in {left}", waiting=True)
         return await close_then_void(deps, order)
-    if isinstance(outcome, Rejected) and outcome.code == "NOT_FOUND" and expired:
+    if isinstance(outcome, Rejected) and outcome.code == NOT_FOUND and expired:
         return await close_then_void(deps, order)  # WeChat never had it: nobody can pay it
     return Step(order, _said(outcome, "QueryOrder"))
 
@@ -83,7 +84,7 @@ async def close_then_void(deps: Deps, order: RechargeOrder) -> Step:
         if isinstance(again, Done):
             return Step(order, f"CloseOrder said paid, QueryOrder says {again.value.trade_state}")
         return Step(order, "CloseOrder said paid; " + _said(again, "QueryOrder"))
-    if isinstance(closed, Done) or (isinstance(closed, Rejected) and closed.code == "NOT_FOUND"):
+    if isinstance(closed, Done) or (isinstance(closed, Rejected) and closed.code == NOT_FOUND):
         why = "closed at WeChat" if isinstance(closed, Done) else "WeChat never had the order"
         return await void_and_close(deps, order, why)
     return Step(order, _said(closed, "CloseOrder"))
@@ -92,10 +93,10 @@ async def close_then_void(deps: Deps, order: RechargeOrder) -> Step:
 async def void_and_close(deps: Deps, order: RechargeOrder, why: str) -> Step:
     """Nobody can pay any more: void the pre-recharge (fenced), then CLOSED."""
     voided = await deps.card.void_recharge(order.order_no, f"order closed unpaid: {why}")
-    if isinstance(voided, Done) and voided.value.status == VOIDED:
+    if isinstance(voided, Done) and voided.value.status == CardState.VOIDED:
         ended = await settle.mark_closed(deps, order.order_no, f"{why}; pre-recharge voided")
         return Step(ended, f"{why}; voided -> {ended.status.name}")
-    if isinstance(voided, Done) and voided.value.status == SUCCEEDED:
+    if isinstance(voided, Done) and voided.value.status == CardState.SUCCEEDED:
         reason = "the void of an unpaid order answered SUCCEEDED: credited without a payment"
         ended = await settle.send_to_manual_review(deps, order.order_no, reason)
         return Step(ended, reason)

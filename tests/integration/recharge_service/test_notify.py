@@ -149,7 +149,7 @@ async def test_a_database_failure_answers_fail_so_wechat_retries(
     order = await new_order(deps)
     before = await snapshot(db, order.order_no)
 
-    async def broken(*_args: object, **_kwargs: object) -> bool:
+    def broken(*_args: object, **_kwargs: object) -> None:
         raise OperationalError("INSERT INTO payments", {}, Exception("disk I/O error"))
 
     monkeypatch.setattr(PaymentsRepository, "add_if_absent", broken)

@@ -223,7 +223,7 @@ class FakePaymentRows:
     async def exists(self, transaction_id: str) -> bool:
         return self._store.read(lambda t: transaction_id in t.payments)
 
-    async def add_if_absent(
+    def add_if_absent(
         self,
         transaction_id: str,
         order_no: str,
@@ -254,8 +254,11 @@ class FakeTimeline:
         self._store = store
         self._staged = staged
 
-    async def add(self, entry: TimelineEntry, *, after: Callable[[], None] | None = None) -> None:
+    def stage(self, entry: TimelineEntry, after: Callable[[], None] | None = None) -> None:
         self._staged.add(lambda tables: tables.insert_timeline([entry]), after)
+
+    async def add(self, entry: TimelineEntry, *, after: Callable[[], None] | None = None) -> None:
+        self.stage(entry, after)
 
     async def for_order(self, order_no: str) -> list[TimelineEntry]:
         rows = self._store.read(lambda t: [e for e in t.timeline if e.order_no == order_no])

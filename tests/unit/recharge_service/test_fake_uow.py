@@ -29,7 +29,7 @@ async def test_a_stale_save_fails_the_whole_unit_and_leaves_the_order_as_read(
         await fast.commit()
 
         mine.transition(S.CLOSED, deps.clock(), detail="expired")
-        await slow.payments.add_if_absent("4200x", order.order_no, 1, "", deps.clock())
+        slow.payments.add_if_absent("4200x", order.order_no, 1, "", deps.clock())
         await slow.timeline.add(TimelineEntry(order.order_no, deps.clock(), NOTIFICATION, outcome="x"))
         await slow.orders.save(mine)
         with pytest.raises(StaleOrder):

@@ -1,4 +1,4 @@
-"""The operator CLI's pieces that need no server: arguments, status names, ages, tables."""
+"""The operator CLI's pieces that need no server: arguments, status names, tables."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from protos.recharge.v1 import recharge_pb2
-from recharge_service.entrypoints.ops_cli import ACTIONS, age, parser, status_value, table
+from recharge_service.entrypoints.ops_cli import ACTIONS, parser, status_value, table
 
 
 def test_statuses_are_accepted_the_way_operators_type_them() -> None:
@@ -15,10 +15,6 @@ def test_statuses_are_accepted_the_way_operators_type_them() -> None:
         assert status_value(text) == recharge_pb2.ORDER_STATUS_MANUAL_REVIEW
     with pytest.raises(argparse.ArgumentTypeError):
         status_value("LOST")
-
-
-def test_ages_are_short() -> None:
-    assert [age(s) for s in (0, 59, 61, 3600 * 26 + 120)] == ["0s", "59s", "1m01s", "26h02m"]
 
 
 def test_a_table_aligns_columns_and_cuts_long_cells_except_the_last() -> None:

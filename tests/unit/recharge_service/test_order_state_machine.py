@@ -9,6 +9,7 @@ import pytest
 
 from protos.recharge.v1 import recharge_pb2
 from recharge_service.domain import events
+from recharge_service.domain.answers import NotVoided, VoidProof
 from recharge_service.domain.order import (
     FINAL,
     TRANSITIONS,
@@ -64,14 +65,39 @@ def test_states_mirror_the_proto_enum() -> None:
 @pytest.mark.parametrize(("current", "target"), list(itertools.product(S, S)))
 def test_every_move_is_allowed_only_if_the_table_says_so(current: OrderStatus, target: OrderStatus) -> None:
     subject = order(current)
+    subject.transaction_id = "4200000001"
     if target in EXPECTED[current]:
-        subject.transition(target, NOW, actor="tester", detail="why")
+        if target is S.REFUNDING:  # only with the void's proof
+            proof = VoidProof.from_answer(subject.order_no, "VOIDED")
+            assert subject.start_refund(proof, f"{subject.order_no}-R1", "why", NOW, "tester")
+        else:
+            subject.transition(target, NOW, actor="tester", detail="why")
         assert subject.status is target
     else:
         with pytest.raises(IllegalTransition):
             subject.transition(target, NOW)
         assert subject.status is current
         assert subject.changes == [] and subject.events == []
+
+
+@pytest.mark.parametrize("current", [S.PAID, S.CREDIT_UNKNOWN, S.MANUAL_REVIEW])
+def test_refunding_needs_the_voids_own_proof_for_this_very_order(current: OrderStatus) -> None:
+    subject = order(current)
+    with pytest.raises(IllegalTransition):
+        subject.transition(S.REFUNDING, NOW)  # no proof, no way in
+    with pytest.raises(NotVoided):
+        VoidProof.from_answer(subject.order_no, "SUCCEEDED")
+    with pytest.raises(NotVoided):
+        VoidProof.from_answer(subject.order_no, "RECHARGING")
+    other = VoidProof.from_answer("R-another-order", "VOIDED")
+    forged = VoidProof(subject.order_no, object())
+    for bad in (other, forged):
+        with pytest.raises(IllegalTransition):
+            subject.start_refund(bad, f"{subject.order_no}-R1", "why", NOW, "tester")
+    assert subject.status is current and subject.changes == []
+    proof = VoidProof.from_answer(subject.order_no, "VOIDED")
+    assert subject.start_refund(proof, f"{subject.order_no}-R1", "voided", NOW, "tester")
+    assert (subject.status, subject.out_refund_no) == (S.REFUNDING, f"{subject.order_no}-R1")
 
 
 def test_a_payment_cannot_arrive_for_an_order_wechat_never_knew() -> None:
