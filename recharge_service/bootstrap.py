@@ -24,7 +24,6 @@ from recharge_service.adapters.followup_clients import CallbackClient, NoticeCli
 from recharge_service.adapters.orm import metadata
 from recharge_service.adapters.payment_client import PaymentClient
 from recharge_service.adapters.retrying import RetryPolicy
-from recharge_service.adapters.timeline import DbTimeline
 from recharge_service.adapters.unit_of_work import uow_factory
 from recharge_service.adapters.wechat_notifications import NotificationOpener
 from recharge_service.entrypoints import center, notifications, ops
@@ -33,6 +32,7 @@ from recharge_service.entrypoints.sentinel_job import SentinelJob
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.dispatch import OutboxPolicy
 from recharge_service.service_layer.sentinel import Sentinel, SentinelPolicy
+from recharge_service.service_layer.timeline_notes import TimelineNotes
 from recharge_service.settings import RechargeSettings
 
 
@@ -77,7 +77,8 @@ def sentinel_policy(settings: RechargeSettings) -> SentinelPolicy:
 async def build_app(settings: RechargeSettings) -> App:
     db = Database(settings.db)
     await create_schema(db)
-    timeline = DbTimeline(db)
+    uow = uow_factory(db)
+    timeline = TimelineNotes(uow)
     card_channel = grpc.aio.insecure_channel(settings.card_target)
     payment_channel = grpc.aio.insecure_channel(settings.payment_target)
     remote = RetryPolicy(
@@ -93,7 +94,7 @@ async def build_app(settings: RechargeSettings) -> App:
         settings.remote_backoff_max,
     )
     deps = Deps(
-        uow=uow_factory(db),
+        uow=uow,
         card=CardClient(card_channel, timeline, remote, confirm),
         payments=PaymentClient(payment_channel, timeline, remote),
         order_expiry=timedelta(seconds=settings.order_expiry),

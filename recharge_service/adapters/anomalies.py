@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
 from rc_common.db import Database
 from recharge_service.adapters.orm import recharge_orders
-from recharge_service.adapters.repository import order_from_row
-from recharge_service.domain.order import OrderStatus, RechargeOrder
+from recharge_service.adapters.repository import order_from_row, read
+from recharge_service.domain.order import OrderStatus
+from recharge_service.service_layer.storage import AnomalyPage, anomaly_page_token, read_anomaly_page_token
 
 orders = recharge_orders.c
-
-
-@dataclass(frozen=True)
-class AnomalyPage:
-    orders: list[RechargeOrder]
-    next_page_token: str
-
-
-def encode_anomaly_token(updated_at: datetime, order_no: str) -> str:
-    data = {"after": [updated_at.isoformat(), order_no]}
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
-
-
-def decode_anomaly_token(token: str) -> tuple[datetime, str]:
-    """The position to continue after; raises ValueError on a token we did not make."""
-    try:
-        moment, order_no = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
-        return datetime.fromisoformat(moment), str(order_no)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError("not a page token of ListAnomalies") from exc
 
 
 class AnomaliesRepository:
@@ -64,7 +42,7 @@ class AnomaliesRepository:
         if changed_before is not None:
             query = query.where(orders.updated_at <= changed_before)
         if page_token:
-            after_at, after_no = decode_anomaly_token(page_token)
+            after_at, after_no = read_anomaly_page_token(page_token)
             query = query.where(
                 or_(
                     orders.updated_at > after_at,
@@ -72,9 +50,9 @@ class AnomaliesRepository:
                 )
             )
         query = query.order_by(orders.updated_at, orders.order_no).limit(page_size + 1)
-        rows = await self._db.read(lambda conn: conn.execute(query).mappings().all())
+        rows = await read(self._db, lambda conn: conn.execute(query).mappings().all())
         found = [order_from_row(row) for row in rows[:page_size]]
         token = ""
         if len(rows) > page_size:
-            token = encode_anomaly_token(found[-1].updated_at, found[-1].order_no)
+            token = anomaly_page_token(found[-1].updated_at, found[-1].order_no)
         return AnomalyPage(found, token)

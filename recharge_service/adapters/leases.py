@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select
 
 from rc_common.db import Database
 from recharge_service.adapters.orm import recharge_orders
-from recharge_service.adapters.repository import Staged
+from recharge_service.adapters.repository import Staged, read, write
 from recharge_service.domain.order import OrderStatus
 
 orders = recharge_orders.c
@@ -98,7 +98,7 @@ class OrderLeases:
             taken = set(won.scalars())
             return [order_no for order_no in wanted if order_no in taken]
 
-        return await self._db.write(unit)
+        return await write(self._db, unit)
 
     async def claim_one(self, order_no: str, owner: str, now: datetime, until: datetime) -> bool:
         """Lease one order whatever its status (operators' actions), at once; False when someone
@@ -108,7 +108,7 @@ class OrderLeases:
             .where(and_(orders.order_no == order_no, _free(now)))
             .values(lease_owner=owner, lease_until=until)
         )
-        return await self._db.write(lambda conn: conn.execute(statement).rowcount == 1)
+        return await write(self._db, lambda conn: conn.execute(statement).rowcount == 1)
 
     async def renew(self, order_no: str, owner: str, until: datetime) -> bool:
         """Extend ``owner``'s lease, at once; False when another owner took the order meanwhile."""
@@ -117,7 +117,7 @@ class OrderLeases:
             .where(and_(orders.order_no == order_no, orders.lease_owner == owner))
             .values(lease_until=until)
         )
-        return await self._db.write(lambda conn: conn.execute(statement).rowcount == 1)
+        return await write(self._db, lambda conn: conn.execute(statement).rowcount == 1)
 
     async def release(self, order_no: str, owner: str, now: datetime) -> None:
         await self.release_all([order_no], owner, now)
@@ -141,4 +141,4 @@ class OrderLeases:
     async def holder(self, order_no: str) -> str | None:
         """Who holds the order's lease now (None once released; expiry is not looked at)."""
         query = select(orders.lease_owner).where(orders.order_no == order_no)
-        return await self._db.read(lambda conn: conn.execute(query).scalar_one_or_none())
+        return await read(self._db, lambda conn: conn.execute(query).scalar_one_or_none())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,33 +19,11 @@ from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from rc_common.db import Database
 from recharge_service.adapters.orm import UtcDateTime, outbox
-from recharge_service.adapters.repository import insert_timeline
-from recharge_service.domain.timeline import TimelineEntry
+from recharge_service.adapters.repository import insert_timeline, read, write
+from recharge_service.service_layer.storage import OutboxRow, Settled
 
 #: How the outbox's own writes are counted (``Database.stats.labelled``): the bench tells them apart.
 LABEL = "outbox"
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    order_no: str
-    topic: str
-    event_id: str
-    payload: dict[str, Any]
-    attempts: int
-
-
-@dataclass(frozen=True)
-class Settled:
-    """What became of one claimed row (``finish`` writes it)."""
-
-    row_id: int
-    status: str  # pending | delivered | skipped | dead
-    attempts: int
-    next_attempt_at: datetime
-    last_error: str
-    entry: TimelineEntry
 
 
 class OutboxRepository:
@@ -79,7 +56,7 @@ class OutboxRepository:
         )
 
         anything = select(outbox.c.id).where(due).limit(1)
-        if await self._db.read(lambda conn: conn.execute(anything).first()) is None:
+        if await read(self._db, lambda conn: conn.execute(anything).first()) is None:
             return []  # nothing due: a read, not a write transaction, per idle poll
 
         def unit(conn: Connection) -> list[OutboxRow]:
@@ -90,7 +67,7 @@ class OutboxRepository:
             ]
             return sorted(claimed, key=lambda row: row.id)
 
-        return await self._db.write(unit, label=LABEL)
+        return await write(self._db, unit, label=LABEL)
 
     async def finish(self, owner: str, settled: Sequence[Settled]) -> list[int]:
         """Record a batch of delivery results, each only where ``owner`` still holds the lease;
@@ -98,7 +75,7 @@ class OutboxRepository:
 
         ids = [item.row_id for item in settled]
         ours = select(outbox.c.id).where(and_(outbox.c.id.in_(ids), outbox.c.lease_owner == owner))
-        write = (
+        record = (
             update(outbox)
             .where(outbox.c.id == bindparam("row_id"))
             .values(
@@ -116,7 +93,7 @@ class OutboxRepository:
             mine = [item for item in settled if item.row_id in held]
             if mine:
                 conn.execute(
-                    write,
+                    record,
                     [
                         {
                             "row_id": item.row_id,
@@ -131,9 +108,9 @@ class OutboxRepository:
             insert_timeline(conn, [item.entry for item in mine])
             return [item.row_id for item in mine]
 
-        return await self._db.write(unit, label=LABEL) if settled else []
+        return await write(self._db, unit, label=LABEL) if settled else []
 
     async def for_order(self, order_no: str) -> list[dict[str, Any]]:
         query = select(outbox).where(outbox.c.order_no == order_no).order_by(outbox.c.id)
-        rows = await self._db.read(lambda conn: conn.execute(query).mappings().all())
+        rows = await read(self._db, lambda conn: conn.execute(query).mappings().all())
         return [dict(row) for row in rows]

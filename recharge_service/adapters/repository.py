@@ -15,15 +15,14 @@ guard instead of relying on a lock taken by an earlier read:
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, bindparam, insert, select, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from rc_common.db import Database
 from rc_common.sql import insert_or_ignore
@@ -31,6 +30,16 @@ from recharge_service.adapters.orm import outbox, payments, recharge_orders, tim
 from recharge_service.domain.followups import followups_for
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TRANSITION, TimelineEntry
+from recharge_service.service_layer.storage import (
+    DuplicateKey,
+    OrderPage,
+    StaleOrder,
+    StorageError,
+    order_page_token,
+    read_order_page_token,
+)
+
+__all__ = ["OrderPage", "StaleOrder"]  # the port's types, for the adapters' users
 
 _ORDER_FIELDS = (
     "order_no",
@@ -53,10 +62,26 @@ _ORDER_FIELDS = (
     "last_error",
 )
 Op = Callable[[Connection], None]
+T = TypeVar("T")
 
 
-class StaleOrder(Exception):
-    """Another writer changed the order since it was read; re-read and decide again."""
+async def read(db: Database, query: Callable[[Connection], T]) -> T:
+    """``db.read`` with the database's failures as the port's ``StorageError``."""
+    try:
+        return await db.read(query)
+    except SQLAlchemyError as exc:
+        raise StorageError(f"read failed: {type(exc).__name__}") from exc
+
+
+async def write(db: Database, unit: Callable[[Connection], T], *, label: str = "") -> T:
+    """``db.write`` with a taken unique key as ``DuplicateKey`` and other database failures as
+    ``StorageError`` (the unit wrote nothing either way)."""
+    try:
+        return await db.write(unit, label=label)
+    except IntegrityError as exc:
+        raise DuplicateKey(f"write refused: {type(exc).__name__}") from exc
+    except SQLAlchemyError as exc:
+        raise StorageError(f"write failed: {type(exc).__name__}") from exc
 
 
 class Staged:
@@ -197,28 +222,6 @@ def _outbox_rows(order: RechargeOrder) -> list[dict[str, Any]]:
     ]
 
 
-@dataclass(frozen=True)
-class OrderPage:
-    orders: list[RechargeOrder]
-    next_page_token: str
-
-
-def encode_page_token(after_order_no: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"before": after_order_no}).encode()).decode()
-
-
-def decode_page_token(token: str) -> str:
-    """The order number to continue below; raises ValueError on a token we did not make."""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        value = data["before"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError("not a page token of this service") from exc
-    if not isinstance(value, str):
-        raise ValueError("not a page token of this service")
-    return value
-
-
 class OrdersRepository:
     def __init__(self, db: Database, staged: Staged) -> None:
         self._db = db
@@ -226,12 +229,12 @@ class OrdersRepository:
 
     async def get(self, order_no: str) -> RechargeOrder | None:
         params = {"order_no": order_no}
-        row = await self._db.read(lambda conn: conn.execute(_GET_ORDER, params).mappings().first())
+        row = await read(self._db, lambda conn: conn.execute(_GET_ORDER, params).mappings().first())
         return order_from_row(row) if row else None
 
     async def get_by_idempotency_key(self, key: str) -> RechargeOrder | None:
         params = {"key": key}
-        row = await self._db.read(lambda conn: conn.execute(_GET_BY_KEY, params).mappings().first())
+        row = await read(self._db, lambda conn: conn.execute(_GET_BY_KEY, params).mappings().first())
         return order_from_row(row) if row else None
 
     async def add(self, order: RechargeOrder, *, actor: str = "system", detail: str = "") -> None:
@@ -296,11 +299,11 @@ class OrdersRepository:
         if channel is not None:
             query = query.where(recharge_orders.c.channel == channel.name)
         if page_token:
-            query = query.where(recharge_orders.c.order_no < decode_page_token(page_token))
+            query = query.where(recharge_orders.c.order_no < read_order_page_token(page_token))
         query = query.order_by(recharge_orders.c.order_no.desc()).limit(page_size + 1)
-        rows = await self._db.read(lambda conn: conn.execute(query).mappings().all())
+        rows = await read(self._db, lambda conn: conn.execute(query).mappings().all())
         orders = [order_from_row(row) for row in rows[:page_size]]
-        token = encode_page_token(orders[-1].order_no) if len(rows) > page_size else ""
+        token = order_page_token(orders[-1].order_no) if len(rows) > page_size else ""
         return OrderPage(orders, token)
 
 
@@ -311,7 +314,7 @@ class PaymentsRepository:
 
     async def exists(self, transaction_id: str) -> bool:
         params = {"transaction_id": transaction_id}
-        return await self._db.read(lambda conn: conn.execute(_PAYMENT_EXISTS, params).first() is not None)
+        return await read(self._db, lambda conn: conn.execute(_PAYMENT_EXISTS, params).first() is not None)
 
     def add_if_absent(
         self,
@@ -337,7 +340,7 @@ class PaymentsRepository:
 
     async def for_order(self, order_no: str) -> list[dict[str, Any]]:
         query = select(payments).where(payments.c.order_no == order_no)
-        rows = await self._db.read(lambda conn: conn.execute(query).mappings().all())
+        rows = await read(self._db, lambda conn: conn.execute(query).mappings().all())
         return [dict(row) for row in rows]
 
 
@@ -376,5 +379,5 @@ class TimelineRepository:
             .where(timeline_events.c.order_no == order_no)
             .order_by(timeline_events.c.id)
         )
-        rows = await self._db.read(lambda conn: conn.execute(query).mappings().all())
+        rows = await read(self._db, lambda conn: conn.execute(query).mappings().all())
         return [_entry_from_row(row) for row in rows]

@@ -16,6 +16,7 @@ from recharge_service.adapters.repository import (
     PaymentsRepository,
     Staged,
     TimelineRepository,
+    write,
 )
 from recharge_service.domain.timeline import TimelineEntry
 from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
@@ -50,7 +51,7 @@ class SqlUnitOfWork(AbstractUnitOfWork):
         def unit(conn: Connection) -> None:
             staged.apply(conn, pending)
 
-        await self._db.write(unit)
+        await write(self._db, unit)
         return staged.after
 
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from rc_common.errors import InvalidArgument
-from recharge_service.adapters.anomalies import decode_anomaly_token
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.queries import page_size_of
+from recharge_service.service_layer.storage import read_anomaly_page_token
 
 S = OrderStatus
 #: Listed when no status is asked for; PAID too once it has sat longer than the hold (a crash
@@ -57,7 +57,7 @@ async def list_anomalies(
         raise InvalidArgument("min_age_seconds", "must not be negative")
     if page_token:
         try:
-            decode_anomaly_token(page_token)
+            read_anomaly_page_token(page_token)
         except ValueError:
             raise InvalidArgument("page.page_token", "not a token from a previous page") from None
     now = deps.clock()

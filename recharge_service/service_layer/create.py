@@ -18,8 +18,6 @@ prepay id is returned only then), so the card system knows every top-up before m
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
-
 from rc_common.errors import Refused, Unavailable
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected
@@ -30,6 +28,7 @@ from recharge_service.service_layer.commands import CreateRechargeOrder
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import change_order, flow
 from recharge_service.service_layer.ports import CREATE_PREPAY, PRE_RECHARGE, VOIDED, CardRecharge
+from recharge_service.service_layer.storage import DuplicateKey
 
 log = get_logger("create")
 
@@ -87,7 +86,7 @@ async def _find_or_insert(
             )
             try:
                 await uow.commit()
-            except IntegrityError:
+            except DuplicateKey:
                 continue  # another request with the same key won the insert: read theirs
             log.info("order_created", order_no=order.order_no, card_no=card_no, pay_amount_fen=pay_amount_fen)
             return order

@@ -18,12 +18,12 @@ from typing import TypeVar
 
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected, Unknown
-from recharge_service.adapters.outbox import OutboxRow, Settled
 from recharge_service.domain.followups import BUSINESS_CALLBACK, CUSTOMER_NOTICE
 from recharge_service.domain.timeline import OUTBOX_DELIVERY, TimelineEntry
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import load_order
 from recharge_service.service_layer.ports import CallbackSender, NoticeSender
+from recharge_service.service_layer.storage import OutboxRow, Settled
 
 log = get_logger("outbox")
 T = TypeVar("T")

@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from rc_common.logs import get_logger
 from recharge_service.domain.answers import RefundState
 from recharge_service.domain.order import OrderStatus
@@ -24,6 +22,8 @@ from recharge_service.service_layer.orders import flow
 from recharge_service.service_layer.payment import PaymentRejected, record_payment_then_confirm
 from recharge_service.service_layer.ports import CONFIRM_RECHARGE, PaymentTransaction
 from recharge_service.service_layer.steps import credit_task_key
+from recharge_service.service_layer.storage import StorageError
+from recharge_service.service_layer.timeline_notes import TimelineNotes
 
 log = get_logger("notify")
 
@@ -71,7 +71,7 @@ async def handle_notification(
             return await _payment(deps, resource)
         if notice.event_type in REFUND_EVENTS:
             return await _refund(deps, notice.event_type, resource)
-    except SQLAlchemyError:
+    except StorageError:
         log.exception("notification_not_recorded", event_type=notice.event_type)
         return Ack(FAIL, "could not record the notification; retry later")
     return await _refuse(deps, resource, f"unsupported event_type {notice.event_type!r}")
@@ -138,7 +138,7 @@ async def _refuse(deps: Deps, resource: dict[str, Any], why: str) -> Ack:
         try:
             async with deps.uow(readonly=True) as uow:
                 known = await uow.orders.get(order_no) is not None
-        except SQLAlchemyError:
+        except StorageError:
             log.exception("notification_order_lookup_failed", order_no=order_no)
             known = False
         if known:
@@ -147,22 +147,10 @@ async def _refuse(deps: Deps, resource: dict[str, Any], why: str) -> Ack:
 
 
 async def _note(deps: Deps, order_no: str, outcome: str, detail: str) -> None:
-    try:
-        async with deps.uow() as uow:
-            await uow.timeline.add(
-                TimelineEntry(
-                    order_no,
-                    deps.clock(),
-                    NOTIFICATION,
-                    method="notify",
-                    outcome=outcome,
-                    actor="wechat",
-                    detail=detail,
-                )
-            )
-            await uow.commit()
-    except SQLAlchemyError:
-        log.exception("timeline_write_failed", order_no=order_no)
+    entry = TimelineEntry(
+        order_no, deps.clock(), NOTIFICATION, method="notify", outcome=outcome, actor="wechat", detail=detail
+    )
+    await TimelineNotes(deps.uow).record(entry)
 
 
 def _int(value: Any) -> int:

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeAlias
 
 from rc_common.errors import NotFound
-from recharge_service.adapters.repository import StaleOrder
 from recharge_service.domain.order import RechargeOrder
 from recharge_service.service_layer.call_log import CallLog, folding
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.storage import StaleOrder
 from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork
 
 MAX_RACES = 5

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rc_common.errors import InvalidArgument, NotFound
-from recharge_service.adapters.repository import OrderPage, decode_page_token
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TimelineEntry
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import load_order
+from recharge_service.service_layer.storage import OrderPage, read_order_page_token
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -46,7 +46,7 @@ async def list_orders(
         raise InvalidArgument("filter.channel", "unknown channel") from None
     if page_token:
         try:
-            decode_page_token(page_token)
+            read_order_page_token(page_token)
         except ValueError:
             raise InvalidArgument("page.page_token", "not a token from a previous page") from None
     async with deps.uow(readonly=True) as uow:

@@ -31,6 +31,7 @@ from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import flow, load_order
 from recharge_service.service_layer.sentinel import SentinelPolicy, visit
 from recharge_service.service_layer.steps import Step
+from recharge_service.service_layer.timeline_notes import write_apart
 from recharge_service.service_layer.unpaid import PAID_STATES, close_then_void, paid_path
 from recharge_service.service_layer.visits import VisitLog
 
@@ -188,16 +189,13 @@ async def confirm_credit(deps: Deps, order_no: str) -> Resolution:
 async def _record(
     deps: Deps, order_no: str, operator: str, action: ResolveAction, outcome: str, detail: str
 ) -> None:
-    async with deps.uow() as uow:
-        await uow.timeline.add(
-            TimelineEntry(
-                order_no,
-                deps.clock(),
-                OPERATOR_ACTION,
-                method=action.name,
-                outcome=outcome,
-                actor=operator,
-                detail=detail,
-            )
-        )
-        await uow.commit()
+    entry = TimelineEntry(
+        order_no,
+        deps.clock(),
+        OPERATOR_ACTION,
+        method=action.name,
+        outcome=outcome,
+        actor=operator,
+        detail=detail,
+    )
+    await write_apart(deps.uow, entry)  # an operator's action must be on record: a failure raises

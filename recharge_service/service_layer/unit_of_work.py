@@ -24,12 +24,10 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from recharge_service.adapters.anomalies import AnomalyPage
-from recharge_service.adapters.outbox import OutboxRow, Settled
-from recharge_service.adapters.repository import OrderPage
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TimelineEntry
 from recharge_service.service_layer import call_log
+from recharge_service.service_layer.storage import AnomalyPage, OrderPage, OutboxRow, Settled
 
 
 class Orders(Protocol):

@@ -12,10 +12,11 @@ from rc_common.outcomes import Done, Rejected, Unknown
 from recharge_service.adapters.card_client import CardClient
 from recharge_service.adapters.payment_client import PaymentClient
 from recharge_service.adapters.retrying import RetryPolicy
-from recharge_service.adapters.timeline import DbTimeline
 from recharge_service.adapters.unit_of_work import SqlUnitOfWork as UnitOfWork
+from recharge_service.adapters.unit_of_work import uow_factory
 from recharge_service.domain.timeline import REMOTE_CALL
 from recharge_service.service_layer.actor import acting_as
+from recharge_service.service_layer.timeline_notes import TimelineNotes
 from tests.integration.recharge_service.grpc_fakes import FakeCardSystem, FakeWechat, serving
 
 FAST = RetryPolicy(attempts=3, deadline=0.3, backoff=0.01, backoff_max=0.02)
@@ -38,7 +39,7 @@ async def test_an_unavailable_card_system_is_retried_and_each_attempt_is_on_the_
     db: Database, fake_card: tuple[FakeCardSystem, grpc.aio.Channel]
 ) -> None:
     fake, channel = fake_card
-    client = CardClient(channel, DbTimeline(db), FAST, FAST)
+    client = CardClient(channel, TimelineNotes(uow_factory(db)), FAST, FAST)
     fake.script("PreRecharge", "unavailable", "hang")
     outcome = await client.pre_recharge("R1", "8800000000000001", 100_000)
     assert isinstance(outcome, Done)
@@ -64,7 +65,7 @@ async def test_a_refusal_is_final_and_not_retried(
     db: Database, fake_card: tuple[FakeCardSystem, grpc.aio.Channel]
 ) -> None:
     fake, channel = fake_card
-    client = CardClient(channel, DbTimeline(db), FAST, FAST)
+    client = CardClient(channel, TimelineNotes(uow_factory(db)), FAST, FAST)
     fake.script("PreRecharge", ("refuse", "CARD_FROZEN"))
     outcome = await client.pre_recharge("R2", "8800000000000001", 100_000)
     assert isinstance(outcome, Rejected)
@@ -77,7 +78,7 @@ async def test_confirm_gives_up_after_its_attempts_as_unknown(
 ) -> None:
     fake, channel = fake_card
     confirm_policy = RetryPolicy(attempts=2, deadline=0.2, backoff=0.01)
-    client = CardClient(channel, DbTimeline(db), FAST, confirm_policy)
+    client = CardClient(channel, TimelineNotes(uow_factory(db)), FAST, confirm_policy)
     await client.pre_recharge("R3", "8800000000000001", 100)
     fake.script("ConfirmRecharge", "hang", "unavailable")
     with acting_as("sentinel"):
@@ -94,7 +95,7 @@ async def test_confirm_gives_up_after_its_attempts_as_unknown(
 async def test_a_refund_request_is_sent_with_the_given_number_and_amounts(db: Database) -> None:
     fake = FakeWechat()
     async with serving(fake) as server, grpc.aio.insecure_channel(server.address) as channel:
-        client = PaymentClient(channel, DbTimeline(db), FAST)
+        client = PaymentClient(channel, TimelineNotes(uow_factory(db)), FAST)
         fake.script("CreateRefund", "unavailable")
         outcome = await client.create_refund("R4", "R4-R1", 500, 500, "card closed")
     assert isinstance(outcome, Done) and outcome.value.status == "PROCESSING"

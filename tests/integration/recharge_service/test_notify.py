@@ -16,7 +16,6 @@ from sqlalchemy.exc import OperationalError
 from rc_common import wechatpay_crypto as crypto
 from rc_common.db import Database
 from recharge_service.adapters.orm import outbox, payments
-from recharge_service.adapters.repository import PaymentsRepository
 from recharge_service.adapters.wechat_notifications import NotificationOpener
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer.deps import Deps
@@ -149,10 +148,11 @@ async def test_a_database_failure_answers_fail_so_wechat_retries(
     order = await new_order(deps)
     before = await snapshot(db, order.order_no)
 
-    def broken(*_args: object, **_kwargs: object) -> None:
+    def broken(_conn: object, *_args: object, **_kwargs: object) -> int:
         raise OperationalError("INSERT INTO payments", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(PaymentsRepository, "add_if_absent", broken)
+    # The payment's insert fails inside the write transaction: the whole unit rolls back.
+    monkeypatch.setattr("recharge_service.adapters.repository.insert_or_ignore", broken)
     ack = await handle_notification(deps, opener, *wechat.paid(order))
     assert ack.code == "FAIL"
     monkeypatch.undo()

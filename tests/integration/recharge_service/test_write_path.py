@@ -13,7 +13,6 @@ from rc_common.db import Database
 from recharge_service.adapters.card_client import CardClient
 from recharge_service.adapters.payment_client import PaymentClient
 from recharge_service.adapters.retrying import RetryPolicy
-from recharge_service.adapters.timeline import DbTimeline
 from recharge_service.adapters.unit_of_work import uow_factory
 from recharge_service.adapters.wechat_notifications import NotificationOpener
 from recharge_service.domain.order import OrderStatus
@@ -21,6 +20,7 @@ from recharge_service.domain.timeline import REMOTE_CALL, TRANSITION
 from recharge_service.service_layer.create import create_recharge_order
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.notifications import handle_notification
+from recharge_service.service_layer.timeline_notes import TimelineNotes
 from tests.integration.recharge_service.conftest import MCHID, Wechat, reload
 from tests.integration.recharge_service.grpc_fakes import FakeCardSystem, FakeWechat, serving
 from tests.integration.recharge_service.test_create import command
@@ -34,7 +34,7 @@ PAY = "/wechatpay.v1.PaymentGateway/"
 async def wired(db: Database) -> AsyncIterator[tuple[Deps, FakeCardSystem, FakeWechat]]:
     card, wechat = FakeCardSystem(), FakeWechat()
     async with serving(card, wechat) as server, grpc.aio.insecure_channel(server.address) as channel:
-        timeline = DbTimeline(db)
+        timeline = TimelineNotes(uow_factory(db))
         deps = Deps(
             uow=uow_factory(db),
             card=CardClient(channel, timeline, FAST, FAST),

@@ -9,9 +9,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from recharge_service.adapters.anomalies import AnomalyPage, decode_anomaly_token, encode_anomaly_token
-from recharge_service.adapters.outbox import OutboxRow, Settled
 from recharge_service.domain.order import OrderStatus, RechargeOrder
+from recharge_service.service_layer.storage import (
+    AnomalyPage,
+    OutboxRow,
+    Settled,
+    anomaly_page_token,
+    read_anomaly_page_token,
+)
 from tests.unit.recharge_service.fake_tables import TEXT_LIMIT, OrderRow, Staged, Store, Tables, copy_order
 
 NEVER = datetime(2000, 1, 1, tzinfo=UTC)  # adapters/leases.py: never visited sorts first
@@ -170,7 +175,7 @@ class FakeAnomalies:
         page_size: int = 50,
         page_token: str = "",
     ) -> AnomalyPage:
-        after = decode_anomaly_token(page_token) if page_token else None
+        after = read_anomaly_page_token(page_token) if page_token else None
 
         def wanted(order: RechargeOrder) -> bool:
             listed = order.status in statuses or (
@@ -190,5 +195,5 @@ class FakeAnomalies:
         orders = [copy_order(order) for order in found[:page_size]]
         token = ""
         if len(found) > page_size:
-            token = encode_anomaly_token(orders[-1].updated_at, orders[-1].order_no)
+            token = anomaly_page_token(orders[-1].updated_at, orders[-1].order_no)
         return AnomalyPage(orders, token)

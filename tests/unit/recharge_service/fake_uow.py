@@ -25,17 +25,16 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
-
-from recharge_service.adapters.repository import (
-    OrderPage,
-    StaleOrder,
-    decode_page_token,
-    encode_page_token,
-)
 from recharge_service.domain.followups import followups_for
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TRANSITION, TimelineEntry
+from recharge_service.service_layer.storage import (
+    DuplicateKey,
+    OrderPage,
+    StaleOrder,
+    order_page_token,
+    read_order_page_token,
+)
 from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 from tests.unit.recharge_service.fake_claims import FakeAnomalies, FakeLeases, FakeOutbox
 from tests.unit.recharge_service.fake_tables import OrderRow, Staged, Tables, copy_order
@@ -130,9 +129,7 @@ class FakeOrders:
         def op(tables: Tables) -> None:
             key_taken = any(r.order.idempotency_key == stored.idempotency_key for r in tables.orders.values())
             if stored.order_no in tables.orders or key_taken:
-                raise IntegrityError(
-                    "INSERT INTO recharge_orders", None, Exception("UNIQUE constraint failed")
-                )
+                raise DuplicateKey("recharge_orders: the order number or idempotency key is taken")
             tables.orders[stored.order_no] = OrderRow(copy_order(stored))
             tables.insert_timeline([created])
 
@@ -198,7 +195,7 @@ class FakeOrders:
         page_size: int = 50,
         page_token: str = "",
     ) -> OrderPage:
-        before = decode_page_token(page_token) if page_token else None
+        before = read_order_page_token(page_token) if page_token else None
 
         def wanted(order: RechargeOrder) -> bool:
             return (
@@ -211,7 +208,7 @@ class FakeOrders:
         found = self._store.read(lambda t: [r.order for r in t.orders.values() if wanted(r.order)])
         found.sort(key=lambda order: order.order_no, reverse=True)
         orders = [copy_order(order) for order in found[:page_size]]
-        token = encode_page_token(orders[-1].order_no) if len(found) > page_size else ""
+        token = order_page_token(orders[-1].order_no) if len(found) > page_size else ""
         return OrderPage(orders, token)
 
 

@@ -1,0 +1,111 @@
+"""What the use cases know of storage besides the unit of work itself: its errors, the pages and
+rows it hands back, and the page tokens. Adapters implement the port with these; the use cases
+never import an adapter or a database library."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from recharge_service.domain.order import RechargeOrder
+from recharge_service.domain.timeline import TimelineEntry
+
+
+class StorageError(Exception):
+    """The database failed (or is unreachable): nothing of the unit of work was written."""
+
+
+class DuplicateKey(StorageError):
+    """A unique key (an idempotency key, an order number) is taken: nothing was written."""
+
+
+class StaleOrder(Exception):
+    """Another writer changed the order since it was read; re-read and decide again."""
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    orders: list[RechargeOrder]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class AnomalyPage:
+    orders: list[RechargeOrder]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A follow-up claimed for delivery."""
+
+    id: int
+    order_no: str
+    topic: str
+    event_id: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What became of one claimed follow-up (``Outbox.finish`` writes it)."""
+
+    row_id: int
+    status: str  # pending | delivered | skipped | dead
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str
+    entry: TimelineEntry
+
+
+# -- page tokens: one codec; each list says what its position is --------------------------------
+
+_MAX_TOKEN = 512
+
+
+def _encode(kind: str, values: list[str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps({kind: values}).encode()).decode()
+
+
+def _decode(kind: str, token: str, size: int) -> list[str]:
+    """The ``size`` strings a token of ``kind`` holds; ValueError for anything we did not make."""
+    try:
+        if len(token) > _MAX_TOKEN:
+            raise ValueError("too long")
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        values = data[kind]
+    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as exc:
+        raise ValueError("not a page token of this list") from exc
+    if not isinstance(values, list) or len(values) != size or not all(isinstance(v, str) for v in values):
+        raise ValueError("not a page token of this list")
+    return values
+
+
+def order_page_token(before_order_no: str) -> str:
+    return _encode("before", [before_order_no])
+
+
+def read_order_page_token(token: str) -> str:
+    """The order number to continue below (ListRechargeOrders, newest first)."""
+    return _decode("before", token, 1)[0]
+
+
+def anomaly_page_token(updated_at: datetime, order_no: str) -> str:
+    return _encode("after", [updated_at.isoformat(), order_no])
+
+
+def read_anomaly_page_token(token: str) -> tuple[datetime, str]:
+    """The position to continue after (ListAnomalies, oldest change first)."""
+    moment, order_no = _decode("after", token, 2)
+    try:
+        at = datetime.fromisoformat(moment)
+    except ValueError as exc:
+        raise ValueError("not a page token of this list") from exc
+    if at.tzinfo is None:
+        raise ValueError("not a page token of this list")
+    return at, order_no
