@@ -1,12 +1,7 @@
-"""The guard shared by the state machines: an illegal move is a bug, never a business answer."""
+"""The guard shared by the state machines (one definition for the three services, in rc_common)."""
 
 from __future__ import annotations
 
+from rc_common.transitions import IllegalTransition
 
-class IllegalTransition(Exception):
-    """Raised when code tries a move the transition table does not allow."""
-
-    def __init__(self, machine: str, source: str, target: str) -> None:
-        super().__init__(f"{machine}: illegal transition {source} -> {target}")
-        self.source = source
-        self.target = target
+__all__ = ["IllegalTransition"]

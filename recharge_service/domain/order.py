@@ -31,6 +31,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rc_common.transitions import IllegalTransition
 from recharge_service.domain import events
 from recharge_service.domain.answers import VoidProof, is_genuine
 from recharge_service.domain.events import Event
@@ -86,13 +87,6 @@ SENTINEL_STATES = frozenset({S.CREATED, S.AWAITING_PAYMENT, S.PAID, S.CREDIT_UNK
 UNDECIDED = frozenset({S.CREATED, S.AWAITING_PAYMENT, S.PAID, S.CREDIT_UNKNOWN})
 #: States a payment notification may find the order in without anything to do.
 PAID_OR_LATER = frozenset({S.PAID, S.CREDIT_UNKNOWN, S.CREDITED, S.REFUNDING, S.REFUNDED})
-
-
-class IllegalTransition(Exception):
-    def __init__(self, order_no: str, current: OrderStatus, target: OrderStatus, why: str = "") -> None:
-        super().__init__(f"order {order_no}: {current.name} -> {target.name} is not allowed{why}")
-        self.current = current
-        self.target = target
 
 
 def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
@@ -177,12 +171,13 @@ class RechargeOrder:
         """Move to ``target`` or raise ``IllegalTransition``; records the change and its event.
         Not to REFUNDING: only ``start_refund`` goes there, with its proof."""
         if target is S.REFUNDING:
-            raise IllegalTransition(self.order_no, self.status, target, ": only with a VoidProof")
+            why = ": only with a VoidProof"
+            raise IllegalTransition(f"order {self.order_no}", self.status.name, target.name, why)
         self._move(target, at, actor, detail)
 
     def _move(self, target: OrderStatus, at: datetime, actor: str, detail: str) -> None:
         if not can_transition(self.status, target):
-            raise IllegalTransition(self.order_no, self.status, target)
+            raise IllegalTransition(f"order {self.order_no}", self.status.name, target.name)
         self.changes.append(Change(self.status, target, actor, detail))
         self.status = target
         self.updated_at = at
@@ -257,7 +252,9 @@ class RechargeOrder:
         """The card system voided the pre-recharge: REFUNDING with the refund number. Raises
         ``IllegalTransition`` without the void's own proof for this order (I1)."""
         if not is_genuine(proof, self.order_no):
-            raise IllegalTransition(self.order_no, self.status, S.REFUNDING, ": no VoidProof for this order")
+            raise IllegalTransition(
+                f"order {self.order_no}", self.status.name, S.REFUNDING.name, ": no VoidProof for this order"
+            )
         if not can_transition(self.status, S.REFUNDING):
             return False
         self.out_refund_no = out_refund_no

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rc_common.errors import InvalidArgument, Refused
+from rc_common.transitions import IllegalTransition
 
 
 class TradeState(enum.StrEnum):
@@ -41,13 +42,9 @@ TRADE_STATE_DESC = {
 PAID_STATES = frozenset({TradeState.SUCCESS, TradeState.REFUND})
 
 
-class IllegalTransition(Exception):
-    """A programming error: the code tried a move the transition table forbids."""
-
-
 def guard(current: TradeState, target: TradeState) -> None:
     if target not in TRADE_TRANSITIONS[current]:
-        raise IllegalTransition(f"trade state {current} -> {target} is not allowed")
+        raise IllegalTransition("trade state", str(current), str(target))
 
 
 @dataclass(frozen=True)
@@ -150,7 +147,8 @@ class PaymentOrder:
     def record_refund(self, refund_fen: int) -> None:
         """A refund of this order succeeded."""
         if self.refunded_fen + refund_fen > self.amount_total_fen:
-            raise IllegalTransition("refunds would exceed the amount paid")
+            why = ": refunds would exceed the amount paid"
+            raise IllegalTransition("refund", "requested", "accepted", why)
         self.refunded_fen += refund_fen
         if self.trade_state is TradeState.SUCCESS:
             self._move(TradeState.REFUND)

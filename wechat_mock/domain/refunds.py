@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rc_common.errors import Refused
-from wechat_mock.domain.payments import IllegalTransition
+from rc_common.transitions import IllegalTransition
 
 
 class RefundStatus(enum.StrEnum):
@@ -50,7 +50,7 @@ USER_RECEIVED_ACCOUNT = "支付用户零钱"
 
 def guard(current: RefundStatus, target: RefundStatus) -> None:
     if target not in REFUND_TRANSITIONS[current]:
-        raise IllegalTransition(f"refund status {current} -> {target} is not allowed")
+        raise IllegalTransition("refund status", str(current), str(target))
 
 
 @dataclass(frozen=True)
