@@ -6,15 +6,12 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from card_service.domain.rules import Limits, RechargeRule
 from card_service.service_layer.locks import KeyedLocks, card_key
 from card_service.service_layer.ports import UnitOfWorkFactory
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+from rc_common.clock import utc_now
 
 
 async def no_hold() -> None:

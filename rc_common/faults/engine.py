@@ -1,4 +1,4 @@
-"""Fault rules and seeded decisions. Pure Python: no gRPC here.
+"""Fault rules and seeded decisions. No gRPC here (only the proto's FaultKind numbers).
 
 A rule matches a method by exact path, ``*``, or a glob (``/card.v1.CardSystem/*``); the WeChat
 simulator's outgoing notifications use the method name ``notify``. Each rule draws from its own
@@ -19,19 +19,22 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from protos.faults.v1 import faults_pb2 as pb
+
 
 class FaultKind(enum.IntEnum):
-    """Mirrors ``faults.v1.FaultKind`` (same numbers)."""
+    """``faults.v1.FaultKind`` without its prefix; what each kind does is written in the proto.
+    Numbers come from the proto; a unit test checks that every proto kind has a member here."""
 
-    UNAVAILABLE = 1
-    DELAY = 2
-    LATE_SUCCESS = 3
-    LOST_RESPONSE = 4
-    OUTAGE = 5
-    DROP = 6
-    DUPLICATE = 7
-    REFUND_PROCESSING = 8
-    REFUND_ABNORMAL = 9
+    UNAVAILABLE = pb.FAULT_KIND_UNAVAILABLE
+    DELAY = pb.FAULT_KIND_DELAY
+    LATE_SUCCESS = pb.FAULT_KIND_LATE_SUCCESS
+    LOST_RESPONSE = pb.FAULT_KIND_LOST_RESPONSE
+    OUTAGE = pb.FAULT_KIND_OUTAGE
+    DROP = pb.FAULT_KIND_DROP
+    DUPLICATE = pb.FAULT_KIND_DUPLICATE
+    REFUND_PROCESSING = pb.FAULT_KIND_REFUND_PROCESSING
+    REFUND_ABNORMAL = pb.FAULT_KIND_REFUND_ABNORMAL
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TypeVar
 
+from rc_common.clock import utc_now
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected, Unknown, call
 from recharge_service.domain.timeline import REMOTE_CALL, TimelineEntry
@@ -71,7 +71,7 @@ async def with_retries(
             sent = sent_entry(
                 order_no,
                 method,
-                datetime.now(UTC),
+                utc_now(),
                 actor(),
                 f"attempt {number}/{policy.attempts}: sent, answer pending",
             )
@@ -86,7 +86,7 @@ async def with_retries(
             error = f"{outcome.code}: {outcome.detail}".strip()
         answer = TimelineEntry(
             order_no,
-            datetime.now(UTC),
+            utc_now(),
             REMOTE_CALL,
             method=method,
             outcome=outcome.outcome,

@@ -10,9 +10,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from rc_common.clock import CHINA, rfc3339_china
-
-__all__ = ["new_order_no", "refund_no", "rfc3339_china"]
+from rc_common.clock import CHINA
 
 
 def new_order_no(now: datetime, random_digits: str | None = None) -> str:

@@ -10,19 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from rc_common.clock import duration
 from recharge_service.domain.order import SENTINEL_STATES, RechargeOrder
-
-
-def duration(delta: timedelta) -> str:
-    """``2h05m``, ``3m07s``, ``12s``."""
-    seconds = max(int(delta.total_seconds()), 0)
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{seconds:02d}s"
-    return f"{seconds}s"
 
 
 def review_reason(

@@ -18,10 +18,11 @@ prepay id is returned only then), so the card system knows every top-up before m
 
 from __future__ import annotations
 
+from rc_common.clock import rfc3339_china
 from rc_common.errors import Refused, Unavailable
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected
-from recharge_service.domain.numbers import new_order_no, rfc3339_china
+from recharge_service.domain.numbers import new_order_no
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.service_layer.actor import actor
 from recharge_service.service_layer.commands import CreateRechargeOrder

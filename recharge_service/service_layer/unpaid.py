@@ -16,10 +16,10 @@ next visit (WeChat says CLOSED -> void again; voids are idempotent).
 
 from __future__ import annotations
 
+from rc_common.clock import duration
 from rc_common.outcomes import Done, Rejected, Unknown
 from recharge_service.domain.answers import NOT_FOUND, PAID_TRADE_STATES, CardState, TradeState
 from recharge_service.domain.order import OrderStatus, RechargeOrder
-from recharge_service.domain.review import duration
 from recharge_service.service_layer import confirm, settle
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.payment import PaymentRejected, record_payment

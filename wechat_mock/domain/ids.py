@@ -7,7 +7,7 @@ import string
 import uuid
 from datetime import datetime
 
-from wechat_mock.domain.times import SHANGHAI
+from rc_common.clock import CHINA
 
 _system = random.SystemRandom()
 
@@ -18,18 +18,18 @@ def _digits(count: int, rng: random.Random) -> str:
 
 def prepay_id(now: datetime, rng: random.Random = _system) -> str:
     """``wx`` + yyyyMMddHHmmss + 20 hex characters (36 in all), like WeChat's prepay ids."""
-    stamp = now.astimezone(SHANGHAI).strftime("%Y%m%d%H%M%S")
+    stamp = now.astimezone(CHINA).strftime("%Y%m%d%H%M%S")
     return "wx" + stamp + "".join(rng.choice("0123456789abcdef") for _ in range(20))
 
 
 def transaction_id(now: datetime, rng: random.Random = _system) -> str:
     """28 digits: ``4200`` + yyyyMMdd + 16 digits (WeChat: 4200000985202103031441826014)."""
-    return "4200" + now.astimezone(SHANGHAI).strftime("%Y%m%d") + _digits(16, rng)
+    return "4200" + now.astimezone(CHINA).strftime("%Y%m%d") + _digits(16, rng)
 
 
 def refund_id(now: datetime, rng: random.Random = _system) -> str:
     """29 digits: ``50`` + ``000`` + yyyyMMdd + 16 digits (WeChat: 50000000382019052709732678859)."""
-    return "50" + "000" + now.astimezone(SHANGHAI).strftime("%Y%m%d") + _digits(16, rng)
+    return "50" + "000" + now.astimezone(CHINA).strftime("%Y%m%d") + _digits(16, rng)
 
 
 def msgid(rng: random.Random = _system) -> str:

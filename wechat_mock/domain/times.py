@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+from rc_common.clock import CHINA, rfc3339_china
 
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
@@ -15,9 +15,7 @@ _BILL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 def format_time(moment: datetime | None) -> str:
     """``2026-11-26T12:00:00+08:00`` (seconds precision, as WeChat), or '' for None."""
-    if moment is None:
-        return ""
-    return moment.astimezone(SHANGHAI).replace(microsecond=0).isoformat()
+    return "" if moment is None else rfc3339_china(moment)
 
 
 def parse_time(text: str) -> datetime:
@@ -39,9 +37,9 @@ def parse_bill_date(text: str) -> date:
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     """The [start, end) instants of a calendar day in Shanghai time, in UTC."""
-    start = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
+    start = datetime(day.year, day.month, day.day, tzinfo=CHINA)
     return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
 
 
 def shanghai_date(moment: datetime) -> date:
-    return moment.astimezone(SHANGHAI).date()
+    return moment.astimezone(CHINA).date()

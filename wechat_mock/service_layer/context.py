@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from rc_common.clock import utc_now
 from rc_common.faults import FaultEngine
 from wechat_mock.service_layer.unit_of_work import UnitOfWorkFactory
 from wechat_mock.service_layer.wire import WireFormat
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -11,25 +11,19 @@ import pytest
 
 from protos.card.v1 import card_pb2
 from protos.faults.v1 import faults_pb2
+from rc_common.faults import FaultKind
 from rc_common.grpc_status import error_reason
 from scripts.stack import ServiceProcess
 from tests.integration.card_service.conftest import Stubs, log_events, start_card_service, wait_for_log
 
 SYSTEM = "/card.v1.CardSystem/"
-UNAVAILABLE = faults_pb2.FAULT_KIND_UNAVAILABLE
-DELAY = faults_pb2.FAULT_KIND_DELAY
-LATE_SUCCESS = faults_pb2.FAULT_KIND_LATE_SUCCESS
-LOST_RESPONSE = faults_pb2.FAULT_KIND_LOST_RESPONSE
-OUTAGE = faults_pb2.FAULT_KIND_OUTAGE
 RECHARGING = card_pb2.PRE_RECHARGE_STATUS_RECHARGING
 SUCCEEDED = card_pb2.PRE_RECHARGE_STATUS_SUCCEEDED
 VOIDED = card_pb2.PRE_RECHARGE_STATUS_VOIDED
 
 
-def rule(
-    method: str, kind: faults_pb2.FaultKind.ValueType, *, delay_ms: int = 0, times: int = 1
-) -> faults_pb2.FaultRule:
-    return faults_pb2.FaultRule(method=method, kind=kind, delay_ms=delay_ms, times=times)
+def rule(method: str, kind: FaultKind, *, delay_ms: int = 0, times: int = 1) -> faults_pb2.FaultRule:
+    return faults_pb2.FaultRule(method=method, kind=kind.value, delay_ms=delay_ms, times=times)
 
 
 async def pre_recharge(stubs: Stubs, order_no: str, card_no: str, pay: int = 10_000) -> card_pb2.PreRecharge:
@@ -56,7 +50,7 @@ async def status_of(stubs: Stubs, order_no: str) -> int:
 
 async def test_unavailable_refuses_before_doing_anything(stubs: Stubs) -> None:
     card_no = await stubs.open_card("6210000000000001")
-    await stubs.set_faults(rule(SYSTEM + "PreRecharge", UNAVAILABLE))
+    await stubs.set_faults(rule(SYSTEM + "PreRecharge", FaultKind.UNAVAILABLE))
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await pre_recharge(stubs, "F1-1", card_no)
     assert error.value.code() is grpc.StatusCode.UNAVAILABLE
@@ -64,7 +58,7 @@ async def test_unavailable_refuses_before_doing_anything(stubs: Stubs) -> None:
         await stubs.system.GetRecharge(card_pb2.GetRechargeRequest(order_no="F1-1"), timeout=10)
     assert missing.value.code() is grpc.StatusCode.NOT_FOUND
     assert (await pre_recharge(stubs, "F1-1", card_no)).status == RECHARGING  # times=1 is spent
-    assert await stubs.fault_counts() == {(SYSTEM + "PreRecharge", UNAVAILABLE): 1}
+    assert await stubs.fault_counts() == {(SYSTEM + "PreRecharge", FaultKind.UNAVAILABLE): 1}
 
 
 async def test_delay_holds_the_card_lock_so_a_second_caller_on_the_card_waits(
@@ -72,7 +66,7 @@ async def test_delay_holds_the_card_lock_so_a_second_caller_on_the_card_waits(
 ) -> None:
     card_no = await stubs.open_card("6210000000000002")
     await pre_recharge(stubs, "F2-1", card_no, pay=10_000)
-    await stubs.set_faults(rule(SYSTEM + "ConfirmRecharge", DELAY, delay_ms=1_500))
+    await stubs.set_faults(rule(SYSTEM + "ConfirmRecharge", FaultKind.DELAY, delay_ms=1_500))
     holds = len(log_events(card_server, "fault_lock_hold"))
     slow_confirm = asyncio.create_task(confirm(stubs, "F2-1", deadline_s=30))
     await wait_for_log(card_server, "fault_lock_hold", holds + 1)  # the confirm now holds the card's lock
@@ -81,7 +75,7 @@ async def test_delay_holds_the_card_lock_so_a_second_caller_on_the_card_waits(
     # Spending 6_000 from an empty card only works after the delayed credit: the spend waited.
     assert consumption.balance_after_fen == 4_000
     assert (await slow_confirm).status == SUCCEEDED
-    assert await stubs.fault_counts() == {(SYSTEM + "ConfirmRecharge", DELAY): 1}
+    assert await stubs.fault_counts() == {(SYSTEM + "ConfirmRecharge", FaultKind.DELAY): 1}
 
 
 async def test_a_late_success_after_a_void_is_refused_and_nothing_is_credited(
@@ -89,7 +83,7 @@ async def test_a_late_success_after_a_void_is_refused_and_nothing_is_credited(
 ) -> None:
     card_no = await stubs.open_card("6210000000000003")
     await pre_recharge(stubs, "F3-1", card_no)
-    await stubs.set_faults(rule(SYSTEM + "ConfirmRecharge", LATE_SUCCESS, delay_ms=2_000))
+    await stubs.set_faults(rule(SYSTEM + "ConfirmRecharge", FaultKind.LATE_SUCCESS, delay_ms=2_000))
     processed = len(log_events(card_server, "fault_late_success_processed"))
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await confirm(stubs, "F3-1", deadline_s=0.3)
@@ -99,7 +93,7 @@ async def test_a_late_success_after_a_void_is_refused_and_nothing_is_credited(
     assert await status_of(stubs, "F3-1") == VOIDED
     assert await stubs.balance(card_no) == 0
     assert not [e for e in log_events(card_server, "recharge_confirmed") if e.get("order_no") == "F3-1"]
-    assert await stubs.fault_counts() == {(SYSTEM + "ConfirmRecharge", LATE_SUCCESS): 1}
+    assert await stubs.fault_counts() == {(SYSTEM + "ConfirmRecharge", FaultKind.LATE_SUCCESS): 1}
 
 
 async def test_a_late_success_before_the_void_wins_and_the_void_reports_it(
@@ -107,7 +101,7 @@ async def test_a_late_success_before_the_void_wins_and_the_void_reports_it(
 ) -> None:
     card_no = await stubs.open_card("6210000000000004")
     await pre_recharge(stubs, "F4-1", card_no)
-    await stubs.set_faults(rule(SYSTEM + "ConfirmRecharge", LATE_SUCCESS, delay_ms=100))
+    await stubs.set_faults(rule(SYSTEM + "ConfirmRecharge", FaultKind.LATE_SUCCESS, delay_ms=100))
     processed = len(log_events(card_server, "fault_late_success_processed"))
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await confirm(stubs, "F4-1", deadline_s=1.0)
@@ -123,7 +117,7 @@ async def test_a_tombstone_refuses_a_pre_recharge_that_lands_late(
     card_no = await stubs.open_card("6210000000000006")
     await pre_recharge(stubs, "F8-0", card_no)
     lost = len(log_events(card_server, "fault_detached_answer_lost"))
-    await stubs.set_faults(rule(SYSTEM + "PreRecharge", LATE_SUCCESS, delay_ms=2_000))
+    await stubs.set_faults(rule(SYSTEM + "PreRecharge", FaultKind.LATE_SUCCESS, delay_ms=2_000))
     request = card_pb2.PreRechargeRequest(order_no="F8-1", card_no=card_no, pay_amount_fen=10_000)
     with pytest.raises(grpc.aio.AioRpcError) as timed_out:
         await stubs.system.PreRecharge(request, timeout=0.3)
@@ -139,18 +133,18 @@ async def test_a_tombstone_refuses_a_pre_recharge_that_lands_late(
 async def test_a_lost_response_was_committed_and_a_retry_credits_nothing_more(stubs: Stubs) -> None:
     card_no = await stubs.open_card("6210000000000005")
     await pre_recharge(stubs, "F5-1", card_no)
-    await stubs.set_faults(rule(SYSTEM + "ConfirmRecharge", LOST_RESPONSE))
+    await stubs.set_faults(rule(SYSTEM + "ConfirmRecharge", FaultKind.LOST_RESPONSE))
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await confirm(stubs, "F5-1")
     assert error.value.code() is grpc.StatusCode.UNAVAILABLE
     assert await status_of(stubs, "F5-1") == SUCCEEDED
     assert (await confirm(stubs, "F5-1")).status == SUCCEEDED
     assert await stubs.balance(card_no) == 10_000
-    assert await stubs.fault_counts() == {(SYSTEM + "ConfirmRecharge", LOST_RESPONSE): 1}
+    assert await stubs.fault_counts() == {(SYSTEM + "ConfirmRecharge", FaultKind.LOST_RESPONSE): 1}
 
 
 async def test_a_lost_refusal_is_still_a_refusal_on_retry(stubs: Stubs) -> None:
-    await stubs.set_faults(rule(SYSTEM + "PreRecharge", LOST_RESPONSE))
+    await stubs.set_faults(rule(SYSTEM + "PreRecharge", FaultKind.LOST_RESPONSE))
     with pytest.raises(grpc.aio.AioRpcError) as lost:
         await pre_recharge(stubs, "F6-1", "6210000000000404")
     assert lost.value.code() is grpc.StatusCode.UNAVAILABLE
@@ -164,17 +158,18 @@ async def test_a_lost_refusal_is_still_a_refusal_on_retry(stubs: Stubs) -> None:
 
 async def test_an_outage_answers_unavailable_until_it_ends_or_is_cleared(stubs: Stubs) -> None:
     card_no = await stubs.open_card("6210000000000007")
-    await stubs.set_faults(rule("*", OUTAGE, delay_ms=60_000, times=0))
+    await stubs.set_faults(rule("*", FaultKind.OUTAGE, delay_ms=60_000, times=0))
     for call in (stubs.balance(card_no), pre_recharge(stubs, "F7-1", card_no)):
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await call
         assert error.value.code() is grpc.StatusCode.UNAVAILABLE
     counts = await stubs.fault_counts()
-    assert counts[(SYSTEM + "GetCard", OUTAGE)] == 1 and counts[(SYSTEM + "PreRecharge", OUTAGE)] == 1
+    assert counts[(SYSTEM + "GetCard", FaultKind.OUTAGE)] == 1
+    assert counts[(SYSTEM + "PreRecharge", FaultKind.OUTAGE)] == 1
     await stubs.faults.ClearFaults(faults_pb2.ClearFaultsRequest(), timeout=5)
     assert await stubs.balance(card_no) == 0
 
-    await stubs.set_faults(rule(SYSTEM + "*", OUTAGE, delay_ms=300, times=0))
+    await stubs.set_faults(rule(SYSTEM + "*", FaultKind.OUTAGE, delay_ms=300, times=0))
     outcomes = []
     for _ in range(200):  # bounded: the outage ends by itself
         try:

@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from protos.wechatpay.v1 import wechatpay_pb2 as pb
+from rc_common.clock import CHINA
 from rc_common.grpc_status import error_field
 from tests.integration.wechat_mock.fakes import Stubs, eventually
-from wechat_mock.domain.times import SHANGHAI
 
 
 async def bill(stubs: Stubs, day: str) -> pb.DownloadTradeBillResponse:
@@ -46,7 +46,7 @@ async def _refund_succeeded(stubs: Stubs, out_refund_no: str) -> bool:
 
 async def test_trade_bill_of_another_day_is_empty(stubs: Stubs) -> None:
     await stubs.paid("TB-0004", 300)
-    yesterday = (datetime.now(UTC).astimezone(SHANGHAI).date() - timedelta(days=1)).isoformat()
+    yesterday = (datetime.now(UTC).astimezone(CHINA).date() - timedelta(days=1)).isoformat()
     answer = await bill(stubs, yesterday)
     assert list(answer.rows) == [] and answer.total_paid_fen == 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from protos.faults.v1 import faults_pb2
 from rc_common.faults import FaultEngine, FaultKind, FaultPlan, FaultRule
 
 CONFIRM = "/card.v1.CardSystem/ConfirmRecharge"
@@ -22,6 +23,11 @@ def decisions(seed: int, calls: int = 200) -> list[bool]:
     engine = FaultEngine()
     engine.set_plan(FaultPlan(seed, (FaultRule("*", FaultKind.UNAVAILABLE, probability=0.3),)))
     return [engine.draw(CONFIRM, ALL) is not None for _ in range(calls)]
+
+
+def test_fault_kinds_are_the_proto_enum() -> None:
+    in_proto = {name: number for name, number in faults_pb2.FaultKind.items() if number}
+    assert {f"FAULT_KIND_{kind.name}": kind.value for kind in FaultKind} == in_proto
 
 
 def test_same_seed_replays_the_same_decisions() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from rc_common.clock import rfc3339_china
 from recharge_service.domain import events
 from recharge_service.domain.followups import followups_for, yuan
-from recharge_service.domain.numbers import new_order_no, refund_no, rfc3339_china
+from recharge_service.domain.numbers import new_order_no, refund_no
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 
 MOMENT = datetime(2026, 11, 26, 16, 30, 5, tzinfo=UTC)  # 00:30:05 next day in Shanghai

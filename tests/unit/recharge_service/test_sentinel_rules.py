@@ -8,7 +8,7 @@ import pytest
 
 from rc_common.settings import parse_settings
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
-from recharge_service.domain.review import duration, review_reason
+from recharge_service.domain.review import review_reason
 from recharge_service.service_layer.sentinel import SentinelReport, categorize
 from recharge_service.settings import RechargeSettings
 
@@ -75,10 +75,6 @@ def test_each_visit_counts_once_in_the_report(
     report = SentinelReport()
     report.count(category)
     assert report.as_dict()[category] == 1 and sum(report.as_dict().values()) == 1
-
-
-def test_durations_read_like_an_operator_would_say_them() -> None:
-    assert [duration(timedelta(seconds=s)) for s in (12, 187, 7500)] == ["12s", "3m07s", "2h05m"]
 
 
 def test_sentinel_settings_have_the_documented_defaults_and_come_from_flags_or_environment(

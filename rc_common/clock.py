@@ -1,0 +1,34 @@
+"""Time as the services tell it: now in UTC, China time (UTC+8) for what people and WeChat read,
+and durations as an operator would say them. Pure Python.
+
+China has one zone, Asia/Shanghai, with no daylight saving, so a fixed +08:00 offset is exact.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def utc_now() -> datetime:
+    """The default clock of every service (tests pass their own)."""
+    return datetime.now(UTC)
+
+
+def rfc3339_china(moment: datetime) -> str:
+    """``2026-11-26T12:00:00+08:00``: seconds precision with the +08:00 offset, as WeChat writes
+    times (a naive ``moment`` is taken as local time, as ``astimezone`` does)."""
+    return moment.astimezone(CHINA).isoformat(timespec="seconds")
+
+
+def duration(delta: timedelta) -> str:
+    """``2h05m``, ``3m07s``, ``12s`` (whole seconds; a negative span reads ``0s``)."""
+    seconds = max(int(delta.total_seconds()), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{seconds}s"
