@@ -23,7 +23,7 @@ protos: $(STAMP) ## regenerate Python code and mypy stubs from protos/*/v1/*.pro
 	  $(PROTO_SRC)
 
 protos-check: $(STAMP) ## fail when checked-in generated code is stale
-	$(BIN)/python scripts/check_protos.py
+	$(BIN)/python -m scripts.check_protos
 
 run: $(STAMP) ## start all three services with SQLite under var/ (Ctrl-C stops them)
 	$(BIN)/python -m scripts.run_stack
@@ -31,18 +31,18 @@ run: $(STAMP) ## start all three services with SQLite under var/ (Ctrl-C stops t
 test: $(STAMP) protos-check ## the whole default suite (starts every server it needs)
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff on the whole tree, strict mypy on the services and scripts (what CI runs)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 bench-card: $(STAMP) ## card system alone: PreRecharge/s and ConfirmRecharge/s
-	$(BIN)/python -m scripts.bench_card
+	$(BIN)/python -m scripts.bench.card
 
 bench: $(STAMP) ## bare chain vs real services, per-service DB work per top-up, goals table (BENCH_ARGS="--db postgresql")
-	$(BIN)/python scripts/bench.py --backlog 10000 $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench --backlog 10000 $(BENCH_ARGS)
 
-chaos: $(STAMP)
-	$(BIN)/python scripts/chaos.py --long
+chaos: $(STAMP) ## every chaos profile x 20 seeds x 200 orders, invariants checked after each run
+	$(BIN)/python -m scripts.chaos --long
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache

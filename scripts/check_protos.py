@@ -1,4 +1,7 @@
-"""Fail when the checked-in generated code under protos/ differs from a fresh `make protos`."""
+"""Fail when the checked-in generated code under protos/ differs from a fresh `make protos`.
+
+    .venv/bin/python -m scripts.check_protos      # `make protos-check`
+"""
 
 from __future__ import annotations
 

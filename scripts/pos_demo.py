@@ -2,8 +2,8 @@
 
 Uses only the generated stubs (``protos.*``) and grpc — copy it as a starting point.
 
-    .venv/bin/python scripts/pos_demo.py                      # against `make run`
-    .venv/bin/python scripts/pos_demo.py --pay-fen 50000 --spend-fen 1200
+    .venv/bin/python -m scripts.pos_demo                      # against `make run`
+    .venv/bin/python -m scripts.pos_demo --pay-fen 50000 --spend-fen 1200
 
 Steps: CardSystem.GetCard (balance before) -> RechargeCenter.CreateRechargeOrder (channel POS, a
 fresh idempotency key; on UNAVAILABLE retry with the SAME key) -> PayerSimulator.Pay (the customer
@@ -39,8 +39,8 @@ def yuan(fen: int) -> str:
     return f"¥{fen / 100:,.2f}"
 
 
-def status_name(status: int) -> str:
-    return recharge_pb2.OrderStatus.Name(status).removeprefix("ORDER_STATUS_")  # type: ignore[arg-type]
+def status_name(status: recharge_pb2.OrderStatus.ValueType) -> str:
+    return recharge_pb2.OrderStatus.Name(status).removeprefix("ORDER_STATUS_")
 
 
 async def create_order(
@@ -119,7 +119,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pos_demo.py", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m scripts.pos_demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recharge", default="127.0.0.1:50051", help="recharge center host:port")
     parser.add_argument("--card", default="127.0.0.1:50052", help="card system host:port")

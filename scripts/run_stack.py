@@ -62,7 +62,7 @@ def banner(notes: list[str], host: str) -> str:
         *[f"  {n}" for n in notes],
         "",
         "Try a top-up:",
-        "  .venv/bin/python scripts/pos_demo.py            # create, pay, wait for the credit, spend",
+        "  .venv/bin/python -m scripts.pos_demo            # create, pay, wait for the credit, spend",
         f"  {grpcurl} {host}:50051 list",
         f"  {grpcurl} -d '{{\"card_no\":\"8800000000000001\",\"pay_amount_fen\":100000,"
         f"\"channel\":\"CHANNEL_POS\",\"idempotency_key\":\"demo-1\",\"payer_openid\":\"o-demo\"}}' "

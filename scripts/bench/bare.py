@@ -8,18 +8,13 @@ answers and posts Notify to the recharge center in the background, as WeChat doe
 against it crosses the same seven RPCs as against the real services, so the bench reports the
 real flow as a share of what this machine can do at all.
 
-  python -m scripts.bench_bare --role card --listen 127.0.0.1:0      # prints "PORT <n>"
+  python -m scripts.bench.bare --role card --listen 127.0.0.1:0      # prints "PORT <n>"
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a file: make `scripts` importable (see scripts/chaos.py)
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import grpc
 
@@ -146,7 +141,7 @@ async def serve(role: str, listen: str, card: str, payment: str, notify: str) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench_bare", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench.bare", description=__doc__)
     parser.add_argument("--role", choices=("card", "recharge", "wechat"), required=True)
     parser.add_argument("--listen", default="127.0.0.1:0")
     parser.add_argument("--card-target", default="")

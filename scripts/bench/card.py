@@ -5,7 +5,7 @@ Starts the card system on 127.0.0.1:0 with a fresh SQLite file, opens cards, pre
 and prints confirms per second. It checks the ledger afterwards (every card's balance equals
 what was confirmed on it), so a fast but wrong run does not count.
 
-    .venv/bin/python -m scripts.bench_card [--orders 2000] [--cards 64] [--concurrency 32] [--db URL]
+    .venv/bin/python -m scripts.bench.card [--orders 2000] [--cards 64] [--concurrency 32] [--db URL]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -49,8 +50,10 @@ async def bench(address: str, orders: int, card_count: int, concurrency: int) ->
         owner = {f"B{index:08d}": cards[index % card_count] for index in range(orders)}
         pre_s = await run_all(
             [
-                lambda o=order_no, c=card_no: system.PreRecharge(
-                    card_pb2.PreRechargeRequest(order_no=o, card_no=c, pay_amount_fen=PAY_FEN), timeout=30
+                partial(
+                    system.PreRecharge,
+                    card_pb2.PreRechargeRequest(order_no=order_no, card_no=card_no, pay_amount_fen=PAY_FEN),
+                    timeout=30,
                 )
                 for order_no, card_no in owner.items()
             ],
@@ -58,8 +61,8 @@ async def bench(address: str, orders: int, card_count: int, concurrency: int) ->
         )
         confirm_s = await run_all(
             [
-                lambda o=order_no: system.ConfirmRecharge(
-                    card_pb2.ConfirmRechargeRequest(order_no=o), timeout=30
+                partial(
+                    system.ConfirmRecharge, card_pb2.ConfirmRechargeRequest(order_no=order_no), timeout=30
                 )
                 for order_no in owner
             ],
@@ -75,7 +78,9 @@ async def bench(address: str, orders: int, card_count: int, concurrency: int) ->
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m scripts.bench.card",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--orders", type=int, default=2000, help="pre-recharges to confirm")
     parser.add_argument("--cards", type=int, default=64, help="cards the orders are spread over")

@@ -1,13 +1,13 @@
 """How fast is a top-up, end to end, on this machine — against what it could be at all — and what
 it costs each service's database.
 
-1. The bare chain (scripts/bench_bare.py: do-nothing grpc.aio servers in three processes making
+1. The bare chain (scripts/bench/bare.py: do-nothing grpc.aio servers in three processes making
    the same seven hops a top-up makes) at each concurrency level.
 2. The real services (started here with their default settings, on SQLite or with --db postgresql
    on a throwaway PostgreSQL) at the same levels: top-ups per second (create -> pay -> notify ->
    CREDITED, seen by polling GetRechargeOrder), p50/p95/p99 of CreateRechargeOrder and of
    pay->credited; per service CPU ms, write transactions (units), commits and SQL statements per
-   top-up (rc_common/db.py's counters, written to RC_DB_STATS_FILE; see scripts/bench_db.py).
+   top-up (rc_common/db.py's counters, written to RC_DB_STATS_FILE; see scripts/bench/db.py).
 3. Open-loop arrivals at half the peak rate: CreateRechargeOrder's p99 there.
 4. The sentinel resolving a backlog of N orders stuck in CREDIT_UNKNOWN (skipped with a note while
    RechargeOps.RunSentinel is UNIMPLEMENTED).
@@ -15,38 +15,31 @@ it costs each service's database.
 Prints a table and the goals of issue 10 (met / NOT met / not measured), writes bench.json and
 bench.png (throughput and p99 against concurrency) to --out. Timings are never asserted anywhere.
 
-  .venv/bin/python scripts/bench.py                     # `make bench` (backlog 10000)
-  .venv/bin/python scripts/bench.py --levels 1,8,32 --duration 5 --backlog 2000
-  .venv/bin/python scripts/bench.py --db postgresql     # the same on PostgreSQL
-  .venv/bin/python scripts/bench.py --quick             # seconds; for the test
+  .venv/bin/python -m scripts.bench                     # `make bench` (backlog 10000)
+  .venv/bin/python -m scripts.bench --levels 1,8,32 --duration 5 --backlog 2000
+  .venv/bin/python -m scripts.bench --db postgresql     # the same on PostgreSQL
+  .venv/bin/python -m scripts.bench --quick             # seconds; for the test
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import pstats
+import shutil
 import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-# `python scripts/bench.py` puts scripts/ first on sys.path, not the repository root, and the
-# `scripts` package is not installed: add the root so `from scripts.x import ...` works.
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import pstats  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
-from typing import Any  # noqa: E402
-
-from protos.card.v1 import card_pb2  # noqa: E402
-from scripts.bench_db import (  # noqa: E402
+from protos.card.v1 import card_pb2
+from scripts.bench.db import (
     CALLS_DIVIDED_BY,
     Databases,
     DbCounters,
@@ -55,14 +48,14 @@ from scripts.bench_db import (  # noqa: E402
     stats_env,
     template_messages,
 )
-from scripts.bench_load import OPENID, LoadResult, TopUps, closed_loop, open_loop  # noqa: E402
-from scripts.bench_procs import BareChain, RssSampler, cpu_seconds, wait_idle  # noqa: E402
-from scripts.bench_report import evaluate_goals, plot, print_table  # noqa: E402
-from scripts.bench_sentinel import build_backlog, resolve_backlog, sentinel_available  # noqa: E402
-from scripts.chaos_driver import BONUS_TIERS  # noqa: E402
-from scripts.chaos_rpc import Stubs  # noqa: E402
-from scripts.chaos_stack import Services, flag_args  # noqa: E402
-from scripts.stack import build_stack, start_stack  # noqa: E402
+from scripts.bench.load import OPENID, LoadResult, TopUps, closed_loop, open_loop
+from scripts.bench.procs import BareChain, RssSampler, cpu_seconds, wait_idle
+from scripts.bench.report import evaluate_goals, plot, print_table
+from scripts.bench.sentinel import build_backlog, resolve_backlog, sentinel_available
+from scripts.chaos.driver import BONUS_TIERS
+from scripts.chaos.rpc import Stubs
+from scripts.chaos.services import Services, flag_args
+from scripts.stack import ROOT, build_stack, start_stack
 
 AMOUNT_FEN = 20_000  # ¥200: gets the ¥20 bonus tier, so the bonus path is measured too
 
@@ -73,7 +66,9 @@ def say(text: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="scripts/bench.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m scripts.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--levels",
@@ -286,7 +281,7 @@ def start_services(
     if args.profile:
         service = getattr(built, args.profile)
         service.env = {**service.env, "PROFILE_MODULE": service.module, "PROFILE_OUT": str(stats_file)}
-        service.module = "scripts.bench_profile"
+        service.module = "scripts.bench.profiled"
     stack = start_stack(built)
     return Services(stack.recharge.address, stack.card.address, stack.wechat.address, stack, missing)
 
@@ -479,7 +474,3 @@ def main(argv: list[str] | None = None) -> int:
     plot(report, out / "bench.png")
     print(f"\nwrote {out / 'bench.json'} and {out / 'bench.png'}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

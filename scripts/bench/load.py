@@ -8,7 +8,7 @@ CreateRechargeOrder took (both queue behind the same work, so that tracks the lo
 later polls when the wait has grown by 25 % (at least 3 ms apart): a reading is at most ~25 % late
 — read pay->credited latencies as upper bounds.
 
-The same code drives the real services and the bare chain (``scripts/bench_bare.py``).
+The same code drives the real services and the bare chain (``scripts/bench/bare.py``).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class LoadResult:
     drain_s: float = 0.0
     #: CPU-seconds per second of each process (and of its event-loop thread, ``name:loop``).
     cpu_busy: dict[str, float] = field(default_factory=dict)
-    #: Per service: database counters' growth and per-top-up figures (scripts/bench_db.py).
+    #: Per service: database counters' growth and per-top-up figures (scripts/bench/db.py).
     db: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property

@@ -28,7 +28,7 @@ def _free_port(host: str) -> int:
 
 def _start_bare(role: str, *args: str) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.bench_bare", "--role", role, *args],
+        [sys.executable, "-m", "scripts.bench.bare", "--role", role, *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

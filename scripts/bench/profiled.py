@@ -1,6 +1,6 @@
-"""Run one service under cProfile (for ``scripts/bench.py --profile SERVICE``).
+"""Run one service under cProfile (for ``python -m scripts.bench --profile SERVICE``).
 
-``python -m scripts.bench_profile ARGS...`` runs ``python -m $PROFILE_MODULE ARGS...`` under
+``python -m scripts.bench.profiled ARGS...`` runs ``python -m $PROFILE_MODULE ARGS...`` under
 cProfile and, when the service returns (SIGTERM stops it gracefully), writes the stats to
 $PROFILE_OUT. cProfile sees the event-loop thread only (aiosqlite's worker thread shows up as
 time waiting for it); it slows the service down, so read it for *where* time goes, not how much.

@@ -18,8 +18,8 @@ import grpc
 
 from protos.faults.v1 import faults_pb2
 from protos.recharge.v1 import recharge_pb2
-from scripts.bench_load import LoadResult, TopUps
-from scripts.chaos_rpc import Stubs
+from scripts.bench.load import LoadResult, TopUps
+from scripts.chaos.rpc import Stubs
 
 CONFIRM = "/card.v1.CardSystem/ConfirmRecharge"
 
@@ -33,12 +33,12 @@ async def sentinel_available(stubs: Stubs) -> str:
     return ""
 
 
-async def count_in(stubs: Stubs, statuses: Sequence[int]) -> int:
+async def count_in(stubs: Stubs, statuses: Sequence[recharge_pb2.OrderStatus.ValueType]) -> int:
     total, token = 0, ""
     while True:
         page = await stubs.center.ListRechargeOrders(
             recharge_pb2.ListRechargeOrdersRequest(
-                filter=recharge_pb2.OrderFilter(statuses=statuses),  # type: ignore[arg-type]
+                filter=recharge_pb2.OrderFilter(statuses=statuses),
                 page=recharge_pb2.PageRequest(page_size=1000, page_token=token),
             ),
             timeout=60,

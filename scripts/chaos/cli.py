@@ -4,48 +4,43 @@ For each (profile, seed): start the three services with short hold/sentinel/noti
 (or use running ones, --targets), set the profile's seeded faults on both simulators, drive N
 top-ups with bounded concurrency (create, pay, spend part of the credit as it lands), clear the
 faults, wait until quiet, observe through public RPCs and WeChat's trade bill, and check with
-scripts/invariants.py. Prints progress, a table (end states, faults by kind, violations) and how
+scripts/chaos/invariants.py. Prints progress, a table (end states, faults by kind, violations) and how
 to replay a failing run; --json writes the report; exits 1 on any violation.
 
 The same seed replays the same driver choices and the same fault decision streams. Under
 concurrency the order in which calls reach a rule can differ from run to run; --concurrency 1
 makes a replay exact up to timing.
 
-  .venv/bin/python scripts/chaos.py --profile refund-chaos --seed 7 --orders 200
-  .venv/bin/python scripts/chaos.py --long            # every profile x 20 seeds x 200 orders
+  .venv/bin/python -m scripts.chaos --profile refund-chaos --seed 7 --orders 200
+  .venv/bin/python -m scripts.chaos --long            # every profile x 20 seeds x 200 orders
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import shutil
 import sys
+import tempfile
+import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
-# `python scripts/chaos.py` puts scripts/ first on sys.path, not the repository root, and the
-# `scripts` package is not installed: add the root so `from scripts.x import ...` works.
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from typing import Any  # noqa: E402
-
-from scripts.chaos_profiles import PROFILES  # noqa: E402
-from scripts.chaos_run import RunConfig, RunResult, execute  # noqa: E402
-from scripts.chaos_stack import Services, attach, start_fresh  # noqa: E402
+from scripts.chaos.profiles import PROFILES
+from scripts.chaos.run import RunConfig, RunResult, execute
+from scripts.chaos.services import Services, attach, start_fresh
 
 END_STATES = ("CREDITED", "REFUNDED", "CLOSED", "REJECTED", "MANUAL_REVIEW")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="scripts/chaos.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m scripts.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--profile", action="append", default=None,
                         help=f"comma separated or repeated; default: all of {', '.join(PROFILES)}")
@@ -85,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def replay_command(result: RunResult) -> str:
     c = result.config
-    return (f".venv/bin/python scripts/chaos.py --profile {c.profile.name} --seed {c.seed} "
+    return (f".venv/bin/python -m scripts.chaos --profile {c.profile.name} --seed {c.seed} "
             f"--orders {c.orders} --concurrency {c.concurrency}")
 
 
@@ -134,7 +129,7 @@ def report_json(
     args: argparse.Namespace, results: list[RunResult], errors: list[dict[str, Any]]
 ) -> dict[str, Any]:
     return {
-        "command": " ".join(["scripts/chaos.py", *sys.argv[1:]]),
+        "command": " ".join(["python -m scripts.chaos", *sys.argv[1:]]),
         "seed": args.seed,
         "seeds": args.seeds,
         "profiles": args.profiles,
@@ -223,7 +218,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(results)} run(s), {sum(len(r.observation.orders) for r in results)} orders, "
           f"{total} violation(s), {len(errors)} run(s) that could not run; seed {args.seed}")
     return 1 if total or errors else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

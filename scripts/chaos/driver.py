@@ -6,7 +6,7 @@ driver. Each top-up: ``CreateRechargeOrder`` with a deterministic idempotency ke
 the same key while the outcome is unknown), optionally ``FreezeCard`` (a *doomed* order: its
 credit will be refused, so the refund path must run), ``PayerSimulator.Pay``, and for spenders a
 watcher that polls the card system's ``GetRecharge`` and calls ``Consume`` as soon as it says
-SUCCEEDED. What the driver did and saw goes to a :class:`scripts.invariants.DriverLog`.
+SUCCEEDED. What the driver did and saw goes to a :class:`scripts.chaos.invariants.DriverLog`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from protos.card.v1 import card_pb2
 from protos.recharge.v1 import recharge_pb2
 from protos.wechatpay.v1 import wechatpay_pb2
 from rc_common.outcomes import Done, Rejected
-from scripts.chaos_rpc import Stubs, retrying
-from scripts.invariants import DriverLog, Spend
+from scripts.chaos.invariants import DriverLog, Spend
+from scripts.chaos.rpc import Stubs, retrying
 
 AMOUNTS_FEN = (100, 500, 1_000, 5_000, 20_000, 20_000, 50_000, 100_000, 150_000)
 #: Below the card system's default minimum top-up: the pre-recharge is refused -> REJECTED.
@@ -42,7 +42,7 @@ class OrderPlan:
     key: str
     card_no: str
     amount_fen: int
-    channel: int
+    channel: recharge_pb2.Channel.ValueType
     pay: bool
     doomed: bool
     spend_share: float  # 0 = does not spend
@@ -183,7 +183,7 @@ class Driver:
         request = recharge_pb2.CreateRechargeOrderRequest(
             card_no=plan.card_no,
             pay_amount_fen=plan.amount_fen,
-            channel=plan.channel,  # type: ignore[arg-type]  # an int of the Channel enum
+            channel=plan.channel,
             idempotency_key=plan.key,
             payer_openid=f"o-chaos-{plan.card_no[-6:]}",
         )

@@ -1,7 +1,7 @@
 """The promises of DESIGN.md §4, checked from outside on one observation of a quiet system.
 
 An :class:`Observation` is plain data, gathered through public RPCs only (see
-``scripts/chaos_observe.py``): the recharge orders and their timelines, each order's pre-recharge
+``scripts/chaos/observe.py``): the recharge orders and their timelines, each order's pre-recharge
 and each card's journal at the card system, WeChat's trade bill and per-order queries, and the
 driver's own log of what it paid and spent. Enum values are their short names (``CREDITED``,
 ``SUCCEEDED``, ``SUCCESS``, ``RECHARGE_PRINCIPAL`` ...), so this module imports no generated code

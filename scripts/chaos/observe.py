@@ -1,4 +1,4 @@
-"""Observe a quiet system through public RPCs only, into a :class:`scripts.invariants.Observation`.
+"""Observe a quiet system through public RPCs only, into a :class:`scripts.chaos.invariants.Observation`.
 
 Orders (``ListRechargeOrders``, kept to the run's cards), each order's timeline, its pre-recharge
 (``GetRecharge``) and WeChat's view (``QueryOrder``); each card and its whole journal; WeChat's
@@ -18,15 +18,15 @@ from protos.card.v1 import card_pb2
 from protos.recharge.v1 import recharge_pb2
 from protos.wechatpay.v1 import wechatpay_pb2
 from rc_common.outcomes import Done, Rejected
-from scripts import invariants as inv
-from scripts.chaos_rpc import Stubs, retrying
+from scripts.chaos import invariants as inv
+from scripts.chaos.rpc import Stubs, retrying
 
 T = TypeVar("T")
 SHANGHAI = timezone(timedelta(hours=8))
 
 
-def order_status(value: int) -> str:
-    return recharge_pb2.OrderStatus.Name(value).removeprefix("ORDER_STATUS_")  # type: ignore[arg-type]
+def order_status(value: recharge_pb2.OrderStatus.ValueType) -> str:
+    return recharge_pb2.OrderStatus.Name(value).removeprefix("ORDER_STATUS_")
 
 
 async def list_orders(stubs: Stubs, cards: Collection[str] | None = None) -> list[recharge_pb2.RechargeOrder]:

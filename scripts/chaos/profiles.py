@@ -24,7 +24,7 @@ K = faults_pb2.FaultKind
 @dataclass(frozen=True)
 class Rule:
     method: str
-    kind: int
+    kind: faults_pb2.FaultKind.ValueType
     probability: float
     delay_ms: int = 0
     times: int = 0
@@ -32,7 +32,7 @@ class Rule:
     def to_proto(self) -> faults_pb2.FaultRule:
         return faults_pb2.FaultRule(
             method=self.method,
-            kind=self.kind,  # type: ignore[arg-type]  # an int of the FaultKind enum
+            kind=self.kind,
             probability=self.probability,
             delay_ms=self.delay_ms,
             times=self.times,
@@ -56,7 +56,10 @@ class Profile:
 
 
 def _card(
-    kind: int, probability: float, delay_ms: int = 0, methods: tuple[str, ...] = CARD_FLOW
+    kind: faults_pb2.FaultKind.ValueType,
+    probability: float,
+    delay_ms: int = 0,
+    methods: tuple[str, ...] = CARD_FLOW,
 ) -> list[Rule]:
     return [Rule(CARD + m, kind, probability, delay_ms) for m in methods]
 

@@ -1,10 +1,10 @@
 """One chaos run: set the profile's faults, drive the top-ups, clear, wait until quiet, check.
 
-``execute`` is what ``scripts/chaos.py`` calls per (profile, seed) and what the test matrix calls
-directly. Phases: prepare (bonus rule, cards) -> set faults with the seed -> drive (with the crash
-monkey killing and restarting the recharge center if the profile says so) -> read fault stats,
-clear faults -> wait until every order of the run is settled (terminal or MANUAL_REVIEW), nudging
-the sentinel -> wait out late work (the longest injected delay) -> observe -> check.
+``execute`` is what ``python -m scripts.chaos`` calls per (profile, seed) and what the test matrix
+calls directly. Phases: prepare (bonus rule, cards) -> set faults with the seed -> drive (with the
+crash monkey killing and restarting the recharge center if the profile says so) -> read fault
+stats, clear faults -> wait until every order of the run is settled (terminal or MANUAL_REVIEW),
+nudging the sentinel -> wait out late work (the longest injected delay) -> observe -> check.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import grpc
 
 from protos.faults.v1 import faults_pb2
 from protos.recharge.v1 import recharge_pb2
-from scripts.chaos_driver import Driver, OrderPlan, Progress, Shares, plan_orders, run_tag
-from scripts.chaos_observe import list_orders, observe, order_status
-from scripts.chaos_profiles import FaultTally, Profile
-from scripts.chaos_rpc import Stubs
-from scripts.chaos_stack import Services
-from scripts.invariants import SETTLED, CheckResult, Observation, check
+from scripts.chaos.driver import Driver, OrderPlan, Progress, Shares, plan_orders, run_tag
+from scripts.chaos.invariants import SETTLED, CheckResult, Observation, check
+from scripts.chaos.observe import list_orders, observe, order_status
+from scripts.chaos.profiles import FaultTally, Profile
+from scripts.chaos.rpc import Stubs
+from scripts.chaos.services import Services
 
 
 @dataclass(frozen=True)

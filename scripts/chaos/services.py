@@ -120,7 +120,7 @@ def start_fresh(
     extra: Mapping[str, Sequence[str]] | None = None,
     profile: tuple[str, Path] | None = None,
 ) -> Services:
-    """``profile=(name, stats_file)`` runs that service under cProfile (scripts/bench_profile.py)."""
+    """``profile=(name, stats_file)`` runs that service under cProfile (scripts/bench/profiled.py)."""
     missing: list[str] = []
     extra = extra or {}
     card_args = flag_args("card_service", card_flags, missing) + list(extra.get("card", ()))
@@ -131,7 +131,7 @@ def start_fresh(
         name, stats_file = profile
         service = getattr(built, name)
         service.env = {**service.env, "PROFILE_MODULE": service.module, "PROFILE_OUT": str(stats_file)}
-        service.module = "scripts.bench_profile"
+        service.module = "scripts.bench.profiled"
     stack = start_stack(built)
     settings = {
         "card": {k: v for k, v in card_flags.items() if f"card_service --{k}" not in missing},

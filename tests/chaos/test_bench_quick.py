@@ -1,4 +1,4 @@
-"""`scripts/bench.py --quick` runs the whole bench in seconds and writes its table, JSON and PNG.
+"""`python -m scripts.bench --quick` runs the whole bench in seconds and writes its table, JSON and PNG.
 
 No timing is asserted: only that every figure the report promises is there — throughput and
 latencies per level, the bare chain beside them, per service the database work per top-up
@@ -34,7 +34,7 @@ GOALS = {
 
 def run_quick(out: Path, *extra: str) -> tuple[str, dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, "scripts/bench.py", "--quick", "--out", str(out), *extra],
+        [sys.executable, "-m", "scripts.bench", "--quick", "--out", str(out), *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -2,7 +2,7 @@
 top-ups, zero violations, and faults really injected. Then a planted bug (a refund nobody voided,
 made behind the recharge center's back) that the checker must catch.
 
-The services run once for the module with the chaos time scale (scripts/chaos_stack.py); each
+The services run once for the module with the chaos time scale (scripts/chaos/services.py); each
 profile drives its own cards, so runs do not see each other's orders.
 """
 
@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from protos.wechatpay.v1 import wechatpay_pb2
-from scripts.chaos_observe import observe
-from scripts.chaos_profiles import PROFILES
-from scripts.chaos_rpc import Stubs
-from scripts.chaos_run import RunConfig, execute
-from scripts.chaos_stack import Services, start_fresh
-from scripts.invariants import check
+from scripts.chaos.invariants import check
+from scripts.chaos.observe import observe
+from scripts.chaos.profiles import PROFILES
+from scripts.chaos.rpc import Stubs
+from scripts.chaos.run import RunConfig, execute
+from scripts.chaos.services import Services, start_fresh
 
 SEED = 11
 ORDERS = 24

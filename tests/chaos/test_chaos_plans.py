@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from scripts.chaos_driver import Shares, plan_orders, run_tag
-from scripts.chaos_profiles import PROFILES
-from scripts.invariants import Observation, check
+from scripts.chaos.driver import Shares, plan_orders, run_tag
+from scripts.chaos.invariants import Observation, check
+from scripts.chaos.profiles import PROFILES
 
 
 def test_the_same_seed_plans_the_same_top_ups() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from scripts.invariants import (
+from scripts.chaos.invariants import (
     BillRow,
     Card,
     JournalEntry,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from scripts.invariants import (
+from scripts.chaos.invariants import (
     BillRow,
     Card,
     DriverLog,
