@@ -76,9 +76,13 @@ async def test_the_scheduled_sentinel_credits_a_credit_unknown_order_without_bei
 ) -> None:
     order_no = await credit_unknown(running, wechat, "job-1")
     await wait_for_status(running, order_no, recharge_pb2.ORDER_STATUS_CREDITED)
-    timeline = await running.ops.GetOrderTimeline(recharge_pb2.GetOrderTimelineRequest(order_no=order_no))
-    kinds = [(e.kind, e.actor) for e in timeline.events]
-    assert ("sentinel_visit", "sentinel") in kinds
+    request = recharge_pb2.GetOrderTimelineRequest(order_no=order_no)
+    async with asyncio.timeout(10):  # the visit's row is written with its run's batch, after the credit
+        while True:
+            timeline = await running.ops.GetOrderTimeline(request)
+            if ("sentinel_visit", "sentinel") in [(e.kind, e.actor) for e in timeline.events]:
+                break
+            await asyncio.sleep(0.05)
     assert [e.actor for e in timeline.events if e.method.endswith("GetRecharge")] == ["sentinel"]
 
 
