@@ -75,7 +75,14 @@ async def with_retries(
                 actor(),
                 f"attempt {number}/{policy.attempts}: sent, answer pending",
             )
-            await timeline.record(*(flow.take_pending() if flow is not None else ()), sent)
+            pending = flow.take_pending() if flow is not None else []
+            try:
+                await timeline.record(*pending, sent, required=True)
+            except Exception as exc:  # not on record -> not sent (I6); the outcome stays open
+                if flow is not None:
+                    flow.put_back(pending)
+                log.warning("remote_attempt_not_recorded", order_no=order_no, method=method, error=str(exc))
+                return Unknown("UNAVAILABLE", "the attempt could not be put on the timeline; not sent", 0.0)
         outcome = await call(attempt(policy.deadline))
         error, said = "", ""
         if isinstance(outcome, Done) and describe is not None:

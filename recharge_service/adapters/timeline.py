@@ -10,5 +10,5 @@ class MemoryTimeline:
     def __init__(self) -> None:
         self.entries: list[TimelineEntry] = []
 
-    async def record(self, *entries: TimelineEntry) -> None:
+    async def record(self, *entries: TimelineEntry, required: bool = False) -> None:
         self.entries.extend(entries)

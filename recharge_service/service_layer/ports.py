@@ -111,4 +111,7 @@ class CallbackSender(Protocol):
 class Timeline(Protocol):
     """Writes timeline entries together in their own short transaction (never the caller's)."""
 
-    async def record(self, *entries: TimelineEntry) -> None: ...
+    async def record(self, *entries: TimelineEntry, required: bool = False) -> None:
+        """``required``: raise when the write fails (a ``sent`` row must be on record before its
+        call leaves); otherwise a failure is logged and swallowed."""
+        ...

@@ -27,10 +27,12 @@ class TimelineNotes:
     def __init__(self, uow: UowFactory) -> None:
         self._uow = uow
 
-    async def record(self, *entries: TimelineEntry) -> None:
+    async def record(self, *entries: TimelineEntry, required: bool = False) -> None:
         try:
             await write_apart(self._uow, *entries)
         except Exception:  # the log keeps what the timeline could not
+            if required:
+                raise
             for entry in entries:
                 log.exception(
                     "timeline_write_failed", order_no=entry.order_no, kind=entry.kind, method=entry.method

@@ -112,3 +112,20 @@ async def test_a_call_that_changes_something_is_on_record_before_each_attempt_is
         ("sent", "attempt 2/3: sent, answer pending"),
         ("done", "attempt 2/3: VOIDED"),
     ]
+
+
+class BrokenTimeline(MemoryTimeline):
+    """The database refuses every write."""
+
+    async def record(self, *entries: object, required: bool = False) -> None:
+        if required:
+            raise OSError("disk I/O error")
+
+
+async def test_a_call_whose_sent_row_cannot_be_recorded_is_not_sent_and_stays_unknown() -> None:
+    deadlines, attempt = script("ok")
+    outcome = await with_retries(
+        "/x/Y", "R1", attempt, RetryPolicy(3, 1.0), BrokenTimeline(), announce=True, sleep=no_sleep  # type: ignore[arg-type]
+    )
+    assert outcome.outcome == "unknown"  # never a refusal: nothing was decided
+    assert deadlines == []  # and nothing left without being on the order's timeline (I6)
