@@ -28,16 +28,21 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rc_common.clock import utc_now
 from recharge_service.domain.timeline import REMOTE_CALL, TimelineEntry
 
 #: Outcome of the row written before a call that changes something (its answer follows).
 SENT = "sent"
+#: Outcome of the row closing an announced call the flow never made.
+NOT_SENT = "not_sent"
 
 
 @dataclass
 class CallLog:
     pending: list[TimelineEntry] = field(default_factory=list)
     announced: Counter[str] = field(default_factory=Counter)
+    #: The order the announcements were made for.
+    order_no: str = ""
 
     def take_pending(self) -> list[TimelineEntry]:
         taken, self.pending = self.pending, []
@@ -68,17 +73,31 @@ def sent_entry(order_no: str, method: str, at: datetime, actor: str, detail: str
 
 @contextlib.asynccontextmanager
 async def folding(
-    flush: Callable[[], Awaitable[None]], *, announced: Iterable[str] = ()
+    flush: Callable[[], Awaitable[None]], *, announced: Iterable[str] = (), order_no: str = ""
 ) -> AsyncIterator[CallLog]:
     """Run a flow whose remote attempts ride in its commits; ``flush()`` (a commit of an empty unit
     of work) writes what is left at the end. ``announced``: calls whose first sent row an earlier
-    flow already committed for this one (the payment's unit announces the confirm)."""
-    log = CallLog(announced=Counter(announced))
+    flow already committed for this one (the payment's unit announces the confirm). A call that was
+    announced but never attempted (the pre-recharge was refused, so no CreatePrepay) gets a
+    ``not_sent`` row at the end, so its ``sent`` row does not stand alone."""
+    log = CallLog(announced=Counter(announced), order_no=order_no)
     token = _current.set(log)
     try:
         yield log
     finally:
         try:
+            for method, count in log.announced.items():
+                if count > 0 and log.order_no:
+                    log.pending.append(
+                        TimelineEntry(
+                            log.order_no,
+                            utc_now(),
+                            REMOTE_CALL,
+                            method=method,
+                            outcome=NOT_SENT,
+                            detail="announced, never sent: the flow ended before this call",
+                        )
+                    )
             if log.pending:
                 await flush()
         finally:

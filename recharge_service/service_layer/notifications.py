@@ -100,7 +100,7 @@ def start_credit(deps: Deps, order_no: str, *, announced: bool = False) -> None:
     the payment's transaction already holds the confirm's first ``sent`` row."""
 
     async def credit() -> None:
-        async with flow(deps, announced=[CONFIRM_RECHARGE] if announced else []):
+        async with flow(deps, announced=[CONFIRM_RECHARGE] if announced else [], order_no=order_no):
             await confirm.credit(deps, order_no)
 
     deps.background.spawn(credit_task_key(order_no), credit)

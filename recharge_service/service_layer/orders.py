@@ -27,14 +27,14 @@ MAX_RACES = 5
 
 
 @contextlib.asynccontextmanager
-async def flow(deps: Deps, *, announced: Iterable[str] = ()) -> AsyncIterator[CallLog]:
+async def flow(deps: Deps, *, announced: Iterable[str] = (), order_no: str = "") -> AsyncIterator[CallLog]:
     """One flow on one order: its remote attempts ride in its own commits (``call_log``)."""
 
     async def flush() -> None:
         async with deps.uow() as uow:
             await uow.commit()
 
-    async with folding(flush, announced=announced) as log:
+    async with folding(flush, announced=announced, order_no=order_no) as log:
         yield log
 
 

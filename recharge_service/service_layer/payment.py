@@ -46,8 +46,6 @@ async def record_payment_then_confirm(
         raise PaymentRejected(f"trade_state {payment.trade_state!r} is not SUCCESS")
     if not payment.transaction_id:
         raise PaymentRejected("no transaction_id")
-    async with deps.uow(readonly=True) as uow:
-        first = not await uow.payments.exists(payment.transaction_id)  # for the timeline's label
     announced = False
 
     def decide(order: RechargeOrder, uow: AbstractUnitOfWork) -> Write:
@@ -62,7 +60,9 @@ async def record_payment_then_confirm(
         effect = order.accept_payment(
             payment.transaction_id, _parse_time(payment.success_time) or now, now, who
         )
-        outcome = "accepted" if first else "duplicate"
+        # The label follows what the payment did, decided under the order's version: of two copies
+        # of one notification at once, exactly one is "accepted".
+        outcome = "accepted" if effect.changed else "duplicate"
         if effect is PaymentEffect.ANOMALY:
             outcome = "anomaly"
             log.error("payment_for_finished_order", order_no=order.order_no, status=order.status.name)

@@ -19,7 +19,8 @@ from recharge_service.domain.timeline import TimelineEntry
 RECHARGING, SUCCEEDED, VOIDED = "RECHARGING", "SUCCEEDED", "VOIDED"
 
 #: The remote calls that change something elsewhere, as the timeline names them (the contract's
-#: method paths); a flow announces one of them before it calls it (``call_log``).
+#: method paths); a flow announces one of them before it calls it (``call_log``), and the adapter
+#: that makes the call takes that announcement instead of writing the first ``sent`` row itself.
 CARD_METHODS = "/card.v1.CardSystem/"
 PAYMENT_METHODS = "/wechatpay.v1.PaymentGateway/"
 PRE_RECHARGE = CARD_METHODS + "PreRecharge"

@@ -156,6 +156,7 @@ class AbstractUnitOfWork(abc.ABC):
 
         def noted() -> None:
             log.announced[method] += 1
+            log.order_no = order_no
 
         self._stage_entry(call_log.sent_entry(order_no, method, at, actor, detail), noted)
 

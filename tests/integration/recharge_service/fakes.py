@@ -12,7 +12,12 @@ from typing import Any
 
 from rc_common.outcomes import Done, Rejected, Unknown
 from recharge_service.domain.order import RechargeOrder
+from recharge_service.service_layer import call_log
 from recharge_service.service_layer.ports import (
+    CONFIRM_RECHARGE,
+    CREATE_PREPAY,
+    CREATE_REFUND,
+    PRE_RECHARGE,
     RECHARGING,
     SUCCEEDED,
     VOIDED,
@@ -22,6 +27,14 @@ from recharge_service.service_layer.ports import (
 )
 
 Outcome = Done[Any] | Rejected | Unknown
+
+
+def made(method: str) -> None:
+    """What a real adapter does as it makes a call: take the flow's announcement of it (its
+    ``sent`` row is already committed), as ``adapters/retrying.py`` does."""
+    log = call_log.current()
+    if log is not None:
+        log.take_announced(method)
 
 
 @dataclass
@@ -68,6 +81,7 @@ class FakeCard:
 
     async def pre_recharge(self, order_no: str, card_no: str, pay_amount_fen: int) -> Outcome:
         self.calls.append(("PreRecharge", order_no))
+        made(PRE_RECHARGE)
         scripted = self._next("PreRecharge")
         if scripted is not None:
             if isinstance(scripted, Done):  # a scripted success also records the pre-recharge
@@ -81,6 +95,7 @@ class FakeCard:
 
     async def confirm_recharge(self, order_no: str) -> Outcome:
         self.calls.append(("ConfirmRecharge", order_no))
+        made(CONFIRM_RECHARGE)
         if self.confirm_gate is not None:
             await self.confirm_gate.wait()
         scripted = self._next("ConfirmRecharge")
@@ -136,6 +151,7 @@ class FakePayments:
     async def create_prepay(
         self, out_trade_no: str, description: str, amount_total_fen: int, payer_openid: str, time_expire: str
     ) -> Outcome:
+        made(CREATE_PREPAY)
         self.calls.append(
             (
                 "CreatePrepay",
@@ -160,6 +176,7 @@ class FakePayments:
     async def create_refund(
         self, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int, reason: str
     ) -> Outcome:
+        made(CREATE_REFUND)
         self.calls.append(
             (
                 "CreateRefund",

@@ -196,3 +196,17 @@ async def test_creation_is_on_the_timeline_with_both_calls_announced_in_the_firs
         ("remote_call", "", "", "/wechatpay.v1.PaymentGateway/CreatePrepay", "sent"),
         ("transition", "CREATED", "AWAITING_PAYMENT", "", ""),
     ]
+
+
+async def test_a_prepay_announced_but_never_sent_is_closed_on_the_timeline(
+    deps: Deps, card: FakeCard, payments: FakePayments
+) -> None:
+    card.script("PreRecharge", refused("CARD_FROZEN"))
+    with pytest.raises(Refused):
+        await create_recharge_order(command(), deps)
+    assert payments.of("CreatePrepay") == []
+    async with deps.uow(readonly=True) as uow:
+        page = await uow.orders.list()
+        entries = await uow.timeline.for_order(page.orders[0].order_no)
+    prepay = [e.outcome for e in entries if e.method.endswith("/CreatePrepay")]
+    assert prepay == ["sent", "not_sent"]  # its sent row does not stand alone
