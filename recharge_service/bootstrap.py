@@ -62,69 +62,36 @@ def node_name(settings: RechargeSettings) -> str:
 
 
 def sentinel_policy(settings: RechargeSettings) -> SentinelPolicy:
-    return SentinelPolicy(
-        owner=node_name(settings),
-        hold=timedelta(seconds=settings.hold),
-        lease=timedelta(seconds=settings.lease),
-        batch=settings.sentinel_batch,
-        concurrency=settings.sentinel_concurrency,
-        max_attempts=settings.max_attempts,
-        max_age=timedelta(seconds=settings.max_age),
-        on_pending=settings.on_pending,
-    )
+    return SentinelPolicy.from_settings(settings.sentinel, node_name(settings))
 
 
 async def build_app(settings: RechargeSettings) -> App:
-    db = Database(settings.db)
+    db = Database(settings.database.url)
     await create_schema(db)
     uow = uow_factory(db)
     timeline = TimelineNotes(uow)
-    card_channel = grpc.aio.insecure_channel(settings.card_target)
-    payment_channel = grpc.aio.insecure_channel(settings.payment_target)
-    remote = RetryPolicy(
-        settings.remote_attempts,
-        settings.remote_deadline,
-        settings.remote_backoff,
-        settings.remote_backoff_max,
-    )
-    confirm = RetryPolicy(
-        settings.confirm_attempts,
-        settings.confirm_deadline,
-        settings.confirm_backoff,
-        settings.remote_backoff_max,
-    )
+    card_channel = grpc.aio.insecure_channel(settings.remote.card_target)
+    payment_channel = grpc.aio.insecure_channel(settings.remote.payment_target)
+    remote = RetryPolicy.from_settings(settings.remote)
+    confirm = RetryPolicy.from_settings(settings.confirm)
     deps = Deps(
         uow=uow,
         card=CardClient(card_channel, timeline, remote, confirm),
         payments=PaymentClient(payment_channel, timeline, remote),
-        order_expiry=timedelta(seconds=settings.order_expiry),
-        mchid=settings.wechat_mchid,
+        order_expiry=timedelta(seconds=settings.notify.order_expiry),
+        mchid=settings.notify.wechat_mchid,
     )
-    opener = NotificationOpener(settings.wechat_keys_dir, settings.notify_max_skew)
-    callbacks = CallbackClient(
-        {
-            "OFFICIAL_ACCOUNT": settings.callback_official_account,
-            "POS": settings.callback_pos,
-            "THIRD_PARTY": settings.callback_third_party,
-        },
-        settings.outbox_deadline,
-    )
+    opener = NotificationOpener(settings.notify.wechat_keys_dir, settings.notify.max_skew)
+    callbacks = CallbackClient(settings.outbox.callbacks(), settings.outbox.deadline)
     dispatcher = OutboxDispatcher(
         deps,
-        NoticeClient(payment_channel, settings.outbox_deadline),
+        NoticeClient(payment_channel, settings.outbox.deadline),
         callbacks,
-        OutboxPolicy(
-            owner=node_name(settings),
-            lease=timedelta(seconds=settings.outbox_lease),
-            batch=settings.outbox_batch,
-            backoff=settings.outbox_backoff,
-            backoff_max=settings.outbox_backoff_max,
-            max_attempts=settings.outbox_max_attempts,
-        ),
-        settings.outbox_interval,
+        OutboxPolicy.from_settings(settings.outbox, node_name(settings)),
+        settings.outbox.interval,
     )
     sentinel = Sentinel(deps, sentinel_policy(settings))
-    sentinel_job = SentinelJob(sentinel, settings.sentinel_interval)
+    sentinel_job = SentinelJob(sentinel, settings.sentinel.interval)
     server = create_server(
         settings.listen,
         [center.registrar(deps), ops.registrar(deps, sentinel), notifications.registrar(deps, opener)],

@@ -1,141 +1,236 @@
-"""Recharge center settings (see ``python -m recharge_service --help``).
+"""Recharge center settings (see ``python -m recharge_service --help``), grouped by concern.
 
-Every duration is a setting, so tests and chaos runs can shrink them to fractions of a second.
+Every duration is a setting, so tests and chaos runs can shrink them to fractions of a second. The
+defaults live here and nowhere else: each policy object (``RetryPolicy``, ``SentinelPolicy``,
+``OutboxPolicy``) is built only from its group by its ``from_settings``.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-from rc_common.settings import parse_listen, setting
+from rc_common.settings import (
+    InvalidSetting,
+    group,
+    parse_listen,
+    require_at_least_one,
+    require_positive,
+    setting,
+)
+
+
+class OnPending(enum.StrEnum):
+    """What the sentinel does with a paid order whose pre-recharge is still RECHARGING."""
+
+    CREDIT = "credit"  # confirm again: the customer paid to top up
+    REFUND = "refund"  # void first, then refund
 
 
 @dataclass(frozen=True)
-class RechargeSettings:
-    listen: str = setting("127.0.0.1:50051", env="RECHARGE_LISTEN", help="host:port to serve gRPC on")
-    db: str = setting(
-        "sqlite+aiosqlite:///var/recharge.db", env="RECHARGE_DB", help="SQLAlchemy async database URL"
+class DatabaseSettings:
+    url: str = setting(
+        "sqlite+aiosqlite:///var/recharge.db",
+        env="RECHARGE_DB",
+        flag="db",
+        help="SQLAlchemy async database URL",
     )
-    card_target: str = setting("127.0.0.1:50052", env="RECHARGE_CARD_TARGET", help="card system host:port")
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """Calls to the card system and WeChat Pay (other than the confirm after a payment)."""
+
+    card_target: str = setting(
+        "127.0.0.1:50052", env="RECHARGE_CARD_TARGET", flag="card_target", help="card system host:port"
+    )
     payment_target: str = setting(
-        "127.0.0.1:50053", env="RECHARGE_PAYMENT_TARGET", help="WeChat Pay (simulator) host:port"
+        "127.0.0.1:50053",
+        env="RECHARGE_PAYMENT_TARGET",
+        flag="payment_target",
+        help="WeChat Pay (simulator) host:port",
     )
+    attempts: int = setting(
+        3, env="RECHARGE_REMOTE_ATTEMPTS", help="attempts per remote call whose outcome stays unknown"
+    )
+    deadline: float = setting(
+        3.0, env="RECHARGE_REMOTE_DEADLINE", help="seconds per attempt of a remote call (deadline)"
+    )
+    backoff: float = setting(
+        0.2,
+        env="RECHARGE_REMOTE_BACKOFF",
+        help="seconds before the 2nd attempt; doubled each time, with jitter",
+    )
+    backoff_max: float = setting(
+        5.0, env="RECHARGE_REMOTE_BACKOFF_MAX", help="upper bound of one retry backoff, seconds"
+    )
+
+    def validate(self) -> None:
+        parse_listen(self.card_target)
+        parse_listen(self.payment_target)
+        require_at_least_one(self, "attempts")
+        require_positive(self, "deadline")
+
+
+@dataclass(frozen=True)
+class ConfirmSettings:
+    """ConfirmRecharge right after a payment (the notification path)."""
+
+    attempts: int = setting(
+        3,
+        env="RECHARGE_CONFIRM_ATTEMPTS",
+        help="ConfirmRecharge attempts after a payment before CREDIT_UNKNOWN",
+    )
+    deadline: float = setting(
+        2.0, env="RECHARGE_CONFIRM_DEADLINE", help="seconds per ConfirmRecharge attempt (deadline)"
+    )
+    backoff: float = setting(
+        0.2,
+        env="RECHARGE_CONFIRM_BACKOFF",
+        help="seconds before the 2nd confirm attempt; doubled, with jitter",
+    )
+    backoff_max: float = setting(
+        5.0, env="RECHARGE_CONFIRM_BACKOFF_MAX", help="upper bound of one confirm backoff, seconds"
+    )
+
+    def validate(self) -> None:
+        require_at_least_one(self, "attempts")
+        require_positive(self, "deadline")
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Payment notifications from WeChat Pay, and the orders they pay for."""
+
     wechat_keys_dir: str = setting(
         "var/wechat-keys",
         env="RECHARGE_WECHAT_KEYS_DIR",
+        flag="wechat_keys_dir",
         help="directory with WeChat's platform public key (platform_public_key.pem), its id "
         "(public_key_id.txt) and the APIv3 key (apiv3_key.txt)",
     )
     wechat_mchid: str = setting(
         "1900000109",
         env="RECHARGE_WECHAT_MCHID",
+        flag="wechat_mchid",
         help="our WeChat Pay merchant id (notifications must match)",
     )
-    order_expiry: float = setting(
-        1800.0,
-        env="RECHARGE_ORDER_EXPIRY",
-        help="seconds an order may wait for payment; sent to WeChat as time_expire",
-    )
-    notify_max_skew: float = setting(
+    max_skew: float = setting(
         300.0,
         env="RECHARGE_NOTIFY_MAX_SKEW",
         help="seconds a notification's Wechatpay-Timestamp may differ from our clock",
     )
-    remote_attempts: int = setting(
-        3, env="RECHARGE_REMOTE_ATTEMPTS", help="attempts per remote call whose outcome stays unknown"
+    order_expiry: float = setting(
+        1800.0,
+        env="RECHARGE_ORDER_EXPIRY",
+        flag="order_expiry",
+        help="seconds an order may wait for payment; sent to WeChat as time_expire",
     )
-    remote_deadline: float = setting(
-        3.0, env="RECHARGE_REMOTE_DEADLINE", help="seconds per attempt of a remote call (deadline)"
-    )
-    remote_backoff: float = setting(
-        0.2,
-        env="RECHARGE_REMOTE_BACKOFF",
-        help="seconds before the 2nd attempt; doubled each time, with jitter",
-    )
-    remote_backoff_max: float = setting(
-        5.0, env="RECHARGE_REMOTE_BACKOFF_MAX", help="upper bound of one retry backoff, seconds"
-    )
-    confirm_attempts: int = setting(
-        3,
-        env="RECHARGE_CONFIRM_ATTEMPTS",
-        help="ConfirmRecharge attempts after a payment before CREDIT_UNKNOWN",
-    )
-    confirm_backoff: float = setting(
-        0.2,
-        env="RECHARGE_CONFIRM_BACKOFF",
-        help="seconds before the 2nd confirm attempt; doubled, with jitter",
-    )
-    confirm_deadline: float = setting(
-        2.0, env="RECHARGE_CONFIRM_DEADLINE", help="seconds per ConfirmRecharge attempt (deadline)"
-    )
-    outbox_interval: float = setting(
+
+    def validate(self) -> None:
+        require_positive(self, "max_skew", "order_expiry")
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    """Follow-ups after a credit or refund: template messages and callbacks to the channels."""
+
+    interval: float = setting(
         0.5, env="RECHARGE_OUTBOX_INTERVAL", help="seconds between outbox dispatcher polls"
     )
-    outbox_backoff: float = setting(
+    backoff: float = setting(
         1.0,
         env="RECHARGE_OUTBOX_BACKOFF",
         help="seconds before a failed follow-up is retried; doubled each time",
     )
-    outbox_backoff_max: float = setting(
+    backoff_max: float = setting(
         300.0, env="RECHARGE_OUTBOX_BACKOFF_MAX", help="upper bound of the follow-up retry backoff, seconds"
     )
-    outbox_max_attempts: int = setting(
+    max_attempts: int = setting(
         12, env="RECHARGE_OUTBOX_MAX_ATTEMPTS", help="delivery attempts before a follow-up is marked dead"
     )
-    outbox_deadline: float = setting(
+    deadline: float = setting(
         3.0, env="RECHARGE_OUTBOX_DEADLINE", help="seconds per follow-up delivery attempt (deadline)"
     )
-    outbox_lease: float = setting(
+    lease: float = setting(
         30.0,
         env="RECHARGE_OUTBOX_LEASE",
         help="seconds a claimed follow-up stays reserved to this process (then another may take it)",
     )
-    outbox_batch: int = setting(
-        20, env="RECHARGE_OUTBOX_BATCH", help="follow-ups claimed per dispatcher poll"
-    )
+    batch: int = setting(20, env="RECHARGE_OUTBOX_BATCH", help="follow-ups claimed per dispatcher poll")
     callback_official_account: str = setting(
         "",
         env="RECHARGE_CALLBACK_OFFICIAL_ACCOUNT",
+        flag="callback_official_account",
         help="host:port of the official account's RechargeCallbacks; empty = skip (recorded)",
     )
     callback_pos: str = setting(
-        "", env="RECHARGE_CALLBACK_POS", help="host:port of the POS gateway's RechargeCallbacks; empty = skip"
+        "",
+        env="RECHARGE_CALLBACK_POS",
+        flag="callback_pos",
+        help="host:port of the POS gateway's RechargeCallbacks; empty = skip",
     )
     callback_third_party: str = setting(
         "",
         env="RECHARGE_CALLBACK_THIRD_PARTY",
+        flag="callback_third_party",
         help="host:port of the partner's RechargeCallbacks; empty = skip",
     )
-    sentinel_interval: float = setting(
+
+    def callbacks(self) -> dict[str, str]:
+        """Callback target per channel name (empty: that channel is not called back)."""
+        return {
+            "OFFICIAL_ACCOUNT": self.callback_official_account,
+            "POS": self.callback_pos,
+            "THIRD_PARTY": self.callback_third_party,
+        }
+
+    def validate(self) -> None:
+        for target in self.callbacks().values():
+            if target:
+                parse_listen(target)
+        require_at_least_one(self, "max_attempts", "batch")
+        require_positive(self, "interval", "deadline", "lease")
+
+
+@dataclass(frozen=True)
+class SentinelSettings:
+    """The sentinel: the periodic pass over orders nobody finished."""
+
+    interval: float = setting(
         600.0, env="RECHARGE_SENTINEL_INTERVAL", help="seconds between sentinel runs (no overlap, coalesced)"
     )
     hold: float = setting(
         3600.0,
         env="RECHARGE_HOLD",
+        flag="hold",
         help="seconds an order must sit unchanged before the sentinel touches it (the article's 1 hour)",
     )
-    on_pending: str = setting(
-        "credit",
+    on_pending: OnPending = setting(
+        OnPending.CREDIT,
         env="RECHARGE_ON_PENDING",
+        flag="on_pending",
         help="a paid order whose pre-recharge is still RECHARGING: 'credit' (confirm again, the "
         "customer paid to top up) or 'refund' (void first, then refund)",
     )
     max_attempts: int = setting(
         10,
         env="RECHARGE_MAX_ATTEMPTS",
+        flag="max_attempts",
         help="undecided processing visits (notify path and sentinel) before MANUAL_REVIEW",
     )
     max_age: float = setting(
         86400.0,
         env="RECHARGE_MAX_AGE",
+        flag="max_age",
         help="seconds after creation an order still undecided goes to MANUAL_REVIEW",
     )
-    sentinel_batch: int = setting(
+    batch: int = setting(
         500,
         env="RECHARGE_SENTINEL_BATCH",
         help="orders a sentinel run claims at a time (it claims again while batches come back full)",
     )
-    sentinel_concurrency: int = setting(
+    concurrency: int = setting(
         64,
         env="RECHARGE_SENTINEL_CONCURRENCY",
         help="orders processed at once within one sentinel run (their writes share group commits)",
@@ -143,9 +238,21 @@ class RechargeSettings:
     lease: float = setting(
         60.0,
         env="RECHARGE_LEASE",
+        flag="lease",
         help="seconds a sentinel claim on an order lasts (renewed before an order is worked on once "
         "half of it has passed; a crashed or cancelled run's claims simply expire)",
     )
+
+    def validate(self) -> None:
+        require_at_least_one(self, "max_attempts", "batch", "concurrency")
+        require_positive(self, "interval", "max_age", "lease")
+        if self.hold < 0:
+            raise InvalidSetting("hold", "must not be negative")
+
+
+@dataclass(frozen=True)
+class RechargeSettings:
+    listen: str = setting("127.0.0.1:50051", env="RECHARGE_LISTEN", help="host:port to serve gRPC on")
     node_id: str = setting(
         "",
         env="RECHARGE_NODE_ID",
@@ -154,41 +261,12 @@ class RechargeSettings:
     grace: float = setting(5.0, env="RECHARGE_GRACE", help="seconds to finish in-flight RPCs on shutdown")
     log_level: str = setting("info", env="RECHARGE_LOG_LEVEL", help="debug, info, warning, error")
     log_format: str = setting("console", env="RECHARGE_LOG_FORMAT", help="console or json")
+    database: DatabaseSettings = group(DatabaseSettings, title="database")
+    remote: RemoteSettings = group(RemoteSettings, prefix="remote", title="remote calls")
+    confirm: ConfirmSettings = group(ConfirmSettings, prefix="confirm", title="confirm after payment")
+    notify: NotifySettings = group(NotifySettings, prefix="notify", title="payment notifications")
+    outbox: OutboxSettings = group(OutboxSettings, prefix="outbox", title="follow-ups (outbox)")
+    sentinel: SentinelSettings = group(SentinelSettings, prefix="sentinel", title="sentinel")
 
     def validate(self) -> None:
         parse_listen(self.listen)
-        parse_listen(self.card_target)
-        parse_listen(self.payment_target)
-        for name in ("callback_official_account", "callback_pos", "callback_third_party"):
-            target = getattr(self, name)
-            if target:
-                parse_listen(target)
-        if self.on_pending not in ("credit", "refund"):
-            raise ValueError("--on-pending: must be 'credit' or 'refund'")
-        for name in (
-            "remote_attempts",
-            "confirm_attempts",
-            "outbox_max_attempts",
-            "outbox_batch",
-            "max_attempts",
-            "sentinel_batch",
-            "sentinel_concurrency",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')}: must be at least 1")
-        for name in (
-            "order_expiry",
-            "notify_max_skew",
-            "remote_deadline",
-            "confirm_deadline",
-            "outbox_interval",
-            "outbox_deadline",
-            "outbox_lease",
-            "sentinel_interval",
-            "max_age",
-            "lease",
-        ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')}: must be positive")
-        if self.hold < 0:
-            raise ValueError("--hold: must not be negative")

@@ -30,6 +30,7 @@ from recharge_service.service_layer import call_log
 from recharge_service.service_layer.actor import actor
 from recharge_service.service_layer.call_log import SENT, sent_entry
 from recharge_service.service_layer.ports import Timeline
+from recharge_service.settings import ConfirmSettings, RemoteSettings
 
 T = TypeVar("T")
 __all__ = ["SENT", "RetryPolicy", "with_retries"]
@@ -39,10 +40,15 @@ log = get_logger("remote")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 3
-    deadline: float = 3.0
-    backoff: float = 0.2
-    backoff_max: float = 5.0
+    attempts: int
+    deadline: float
+    backoff: float
+    backoff_max: float
+
+    @classmethod
+    def from_settings(cls, settings: RemoteSettings | ConfirmSettings) -> RetryPolicy:
+        """The remote-call policy, or the confirm-after-payment one (defaults: ``settings.py``)."""
+        return cls(settings.attempts, settings.deadline, settings.backoff, settings.backoff_max)
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""

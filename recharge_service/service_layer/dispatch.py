@@ -24,6 +24,7 @@ from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import load_order
 from recharge_service.service_layer.ports import CallbackSender, NoticeSender
 from recharge_service.service_layer.storage import OutboxRow, Settled
+from recharge_service.settings import OutboxSettings
 
 log = get_logger("outbox")
 T = TypeVar("T")
@@ -32,11 +33,23 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class OutboxPolicy:
     owner: str
-    lease: timedelta = timedelta(seconds=30)
-    batch: int = 20
-    backoff: float = 1.0
-    backoff_max: float = 300.0
-    max_attempts: int = 12
+    lease: timedelta
+    batch: int
+    backoff: float
+    backoff_max: float
+    max_attempts: int
+
+    @classmethod
+    def from_settings(cls, settings: OutboxSettings, owner: str) -> OutboxPolicy:
+        """``owner`` names this process on its leases (defaults: ``settings.py``)."""
+        return cls(
+            owner=owner,
+            lease=timedelta(seconds=settings.lease),
+            batch=settings.batch,
+            backoff=settings.backoff,
+            backoff_max=settings.backoff_max,
+            max_attempts=settings.max_attempts,
+        )
 
     def delay(self, attempts: int) -> timedelta:
         base = min(self.backoff * 2 ** (attempts - 1), self.backoff_max)

@@ -27,9 +27,10 @@ from recharge_service.service_layer import settle
 from recharge_service.service_layer.actor import acting_as
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import flow, load_order
-from recharge_service.service_layer.steps import CREDIT, Step, credit_step, refund_step
+from recharge_service.service_layer.steps import Step, credit_step, refund_step
 from recharge_service.service_layer.unpaid import awaiting_payment_step, created_step
 from recharge_service.service_layer.visits import VisitLog
+from recharge_service.settings import OnPending, SentinelSettings
 
 log = get_logger("sentinel")
 S = OrderStatus
@@ -38,13 +39,27 @@ S = OrderStatus
 @dataclass(frozen=True)
 class SentinelPolicy:
     owner: str
-    hold: timedelta = timedelta(hours=1)
-    lease: timedelta = timedelta(seconds=60)
-    batch: int = 500
-    concurrency: int = 64
-    max_attempts: int = 10
-    max_age: timedelta = timedelta(hours=24)
-    on_pending: str = CREDIT
+    hold: timedelta
+    lease: timedelta
+    batch: int
+    concurrency: int
+    max_attempts: int
+    max_age: timedelta
+    on_pending: OnPending
+
+    @classmethod
+    def from_settings(cls, settings: SentinelSettings, owner: str) -> SentinelPolicy:
+        """``owner`` names this process on its leases (defaults: ``settings.py``)."""
+        return cls(
+            owner=owner,
+            hold=timedelta(seconds=settings.hold),
+            lease=timedelta(seconds=settings.lease),
+            batch=settings.batch,
+            concurrency=settings.concurrency,
+            max_attempts=settings.max_attempts,
+            max_age=timedelta(seconds=settings.max_age),
+            on_pending=settings.on_pending,
+        )
 
 
 @dataclass
@@ -89,7 +104,7 @@ def categorize(before: RechargeOrder, after: RechargeOrder, waiting: bool) -> st
     return "skipped" if waiting else "still_unknown"
 
 
-async def advance(deps: Deps, order: RechargeOrder, on_pending: str) -> Step:
+async def advance(deps: Deps, order: RechargeOrder, on_pending: OnPending) -> Step:
     """The step for the order's state (nothing for states the sentinel leaves alone)."""
     if order.status in (S.PAID, S.CREDIT_UNKNOWN):
         return await credit_step(deps, order, on_pending)

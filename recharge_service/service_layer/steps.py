@@ -21,10 +21,9 @@ from recharge_service.domain.answers import NOT_FOUND, CardState
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer import confirm, refund, settle
 from recharge_service.service_layer.deps import Deps
+from recharge_service.settings import OnPending
 
 S = OrderStatus
-CREDIT = "credit"
-REFUND = "refund"
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ def credit_task_key(order_no: str) -> str:
     return f"credit:{order_no}"
 
 
-async def credit_step(deps: Deps, order: RechargeOrder, on_pending: str) -> Step:
+async def credit_step(deps: Deps, order: RechargeOrder, on_pending: OnPending) -> Step:
     order_no = order.order_no
     if order.status is S.PAID and deps.background.running(credit_task_key(order_no)):
         return Step(order, "the credit step after the notification is still running here", waiting=True)
@@ -53,7 +52,7 @@ async def credit_step(deps: Deps, order: RechargeOrder, on_pending: str) -> Step
         if status == CardState.SUCCEEDED:
             ended = await settle.mark_credited(deps, order_no, "card system says SUCCEEDED", known=order)
             return Step(ended, "card: SUCCEEDED")
-        if status == CardState.RECHARGING and on_pending == REFUND:
+        if status == CardState.RECHARGING and on_pending is OnPending.REFUND:
             why = "pre-recharge still RECHARGING (--on-pending refund)"
             ended = await refund.refund_path(deps, order_no, why, known=order)
             return Step(ended, f"card: RECHARGING; refund path -> {ended.status.name}")

@@ -11,6 +11,7 @@ from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.payment import record_payment
 from recharge_service.service_layer.ports import PaymentTransaction
 from recharge_service.service_layer.sentinel import SentinelPolicy
+from recharge_service.settings import SentinelSettings
 from tests.integration.recharge_service.conftest import new_order, reload
 from tests.integration.recharge_service.fakes import FakeCard, unknown
 
@@ -19,10 +20,11 @@ HOLD = timedelta(minutes=60)
 EXPIRY = timedelta(minutes=30)
 
 
-def policy(**changes: object) -> SentinelPolicy:
-    values: dict[str, object] = {"owner": "node-a", "hold": HOLD, "lease": timedelta(seconds=60)}
+def policy(owner: str = "node-a", **changes: object) -> SentinelPolicy:
+    """The sentinel's policy from its settings (hold: one hour), with ``changes`` to them."""
+    values: dict[str, object] = {"hold": HOLD.total_seconds()}
     values.update(changes)
-    return SentinelPolicy(**values)  # type: ignore[arg-type]
+    return SentinelPolicy.from_settings(SentinelSettings(**values), owner)  # type: ignore[arg-type]
 
 
 def payment_of(order: RechargeOrder) -> PaymentTransaction:

@@ -77,7 +77,7 @@ async def test_confirm_gives_up_after_its_attempts_as_unknown(
     db: Database, fake_card: tuple[FakeCardSystem, grpc.aio.Channel]
 ) -> None:
     fake, channel = fake_card
-    confirm_policy = RetryPolicy(attempts=2, deadline=0.2, backoff=0.01)
+    confirm_policy = RetryPolicy(attempts=2, deadline=0.2, backoff=0.01, backoff_max=0.02)
     client = CardClient(channel, TimelineNotes(uow_factory(db)), FAST, confirm_policy)
     await client.pre_recharge("R3", "8800000000000001", 100)
     fake.script("ConfirmRecharge", "hang", "unavailable")

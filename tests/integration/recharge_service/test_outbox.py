@@ -14,12 +14,13 @@ from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.dispatch import OutboxPolicy, dispatch_once
 from recharge_service.service_layer.payment import record_payment
 from recharge_service.service_layer.ports import PaymentTransaction
+from recharge_service.settings import OutboxSettings
 from tests.integration.recharge_service.conftest import new_order
 from tests.integration.recharge_service.fakes import FakeCallbacks as MemoryCallbacks
 from tests.integration.recharge_service.fakes import FakeNotices, unknown
 from tests.integration.recharge_service.grpc_fakes import FakeCallbacks, FakeMessages, serving
 
-NO_BACKOFF = OutboxPolicy(owner="test", backoff=0.0, backoff_max=0.0, max_attempts=3)
+NO_BACKOFF = OutboxPolicy.from_settings(OutboxSettings(backoff=0.0, backoff_max=0.0, max_attempts=3), "test")
 
 
 async def credited_order(deps: Deps) -> str:
@@ -108,7 +109,7 @@ async def test_a_failed_delivery_waits_for_its_backoff(deps: Deps) -> None:
     order_no = await credited_order(deps)
     notices = FakeNotices()
     notices.scripted.append(unknown())
-    slow = OutboxPolicy(owner="test", backoff=3600.0, backoff_max=3600.0)
+    slow = OutboxPolicy.from_settings(OutboxSettings(backoff=3600.0, backoff_max=3600.0), "test")
     await dispatch_once(deps, notices, MemoryCallbacks(), slow)
     await dispatch_once(deps, notices, MemoryCallbacks(), slow)
     assert len(notices.sent) == 1

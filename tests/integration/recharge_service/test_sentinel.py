@@ -18,6 +18,7 @@ from recharge_service.service_layer.ports import (
     RefundResult,
 )
 from recharge_service.service_layer.sentinel import run_sentinel
+from recharge_service.settings import OnPending
 from tests.integration.recharge_service.conftest import new_order, reload
 from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments, refused, unknown
 from tests.integration.recharge_service.sentinel_support import (
@@ -88,7 +89,7 @@ async def test_with_on_pending_refund_a_recharging_order_is_voided_before_it_is_
 ) -> None:
     order = await credit_unknown_order(timed, card)
     clock.advance(LATER)
-    report = await run_sentinel(timed, policy(on_pending="refund"))
+    report = await run_sentinel(timed, policy(on_pending=OnPending.REFUND))
     assert report.refunding == 1
     assert card.methods()[-2:] == ["GetRecharge", "VoidRecharge"]
     assert [c["out_refund_no"] for c in payments.of("CreateRefund")] == [f"{order.order_no}-R1"]

@@ -14,7 +14,14 @@ import pytest
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
 from recharge_service.bootstrap import App, build_app
-from recharge_service.settings import RechargeSettings
+from recharge_service.settings import (
+    ConfirmSettings,
+    DatabaseSettings,
+    NotifySettings,
+    RechargeSettings,
+    RemoteSettings,
+    SentinelSettings,
+)
 from tests.integration.recharge_service.conftest import Wechat
 from tests.integration.recharge_service.grpc_fakes import FakeCardSystem, FakeMessages, FakeWechat, serving
 from tests.integration.recharge_service.test_server import (
@@ -41,17 +48,17 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
     async with serving(card) as card_server, serving(wechat, messages) as wechat_server:
         settings = RechargeSettings(
             listen="127.0.0.1:0",
-            db=f"sqlite+aiosqlite:///{tmp_path / 'r.db'}",
-            card_target=card_server.address,
-            payment_target=wechat_server.address,
-            wechat_keys_dir=str(platform_keys[0]),
-            remote_attempts=1,
-            confirm_attempts=1,
-            remote_deadline=0.3,
-            confirm_deadline=0.3,
-            sentinel_interval=0.2,
-            hold=0.0,
             grace=0.5,
+            database=DatabaseSettings(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"),
+            remote=RemoteSettings(
+                card_target=card_server.address,
+                payment_target=wechat_server.address,
+                attempts=1,
+                deadline=0.3,
+            ),
+            confirm=ConfirmSettings(attempts=1, deadline=0.3),
+            notify=NotifySettings(wechat_keys_dir=str(platform_keys[0])),
+            sentinel=SentinelSettings(interval=0.2, hold=0.0),
         )
         app = await build_app(settings)
         await app.server.start()

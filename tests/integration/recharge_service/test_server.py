@@ -15,7 +15,14 @@ from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
 from rc_common.grpc_status import error_field, error_info
 from recharge_service.bootstrap import App, build_app
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
-from recharge_service.settings import RechargeSettings
+from recharge_service.settings import (
+    ConfirmSettings,
+    DatabaseSettings,
+    NotifySettings,
+    OutboxSettings,
+    RechargeSettings,
+    RemoteSettings,
+)
 from tests.integration.recharge_service.conftest import CARD_NO, Wechat
 from tests.integration.recharge_service.grpc_fakes import (
     FakeCallbacks,
@@ -49,20 +56,20 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
     ):
         settings = RechargeSettings(
             listen="127.0.0.1:0",
-            db=f"sqlite+aiosqlite:///{tmp_path / 'r.db'}",
-            card_target=card_server.address,
-            payment_target=wechat_server.address,
-            wechat_keys_dir=str(platform_keys[0]),
-            remote_attempts=2,
-            remote_deadline=0.5,
-            remote_backoff=0.01,
-            confirm_backoff=0.01,
-            confirm_deadline=0.5,
-            outbox_interval=0.05,
-            outbox_backoff=0.01,
-            outbox_backoff_max=0.05,
-            callback_pos=pos_server.address,
             grace=1.0,
+            database=DatabaseSettings(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"),
+            remote=RemoteSettings(
+                card_target=card_server.address,
+                payment_target=wechat_server.address,
+                attempts=2,
+                deadline=0.5,
+                backoff=0.01,
+            ),
+            confirm=ConfirmSettings(backoff=0.01, deadline=0.5),
+            notify=NotifySettings(wechat_keys_dir=str(platform_keys[0])),
+            outbox=OutboxSettings(
+                interval=0.05, backoff=0.01, backoff_max=0.05, callback_pos=pos_server.address
+            ),
         )
         app = await build_app(settings)
         await app.server.start()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import grpc
 import pytest
 
 from rc_common.outcomes import Done, Rejected, Unknown, call
-from rc_common.settings import parse_settings, setting
+from rc_common.settings import InvalidSetting, group, parse_settings, require_positive, setting
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,61 @@ def test_help_documents_flag_environment_variable_and_default(capsys: pytest.Cap
         parse_settings(Sample, ["--help"], prog="t", description="")
     out = capsys.readouterr().out
     assert "--interval" in out and "SAMPLE_INTERVAL" in out and "600.0" in out
+
+
+class Mode(enum.StrEnum):
+    FAST = "fast"
+    SAFE = "safe"
+
+
+@dataclass(frozen=True)
+class Retry:
+    attempts: int = setting(3, env="SAMPLE_RETRY_ATTEMPTS", help="tries")
+    hold: float = setting(60.0, env="SAMPLE_HOLD", flag="hold", help="seconds")
+    mode: Mode = setting(Mode.SAFE, env="SAMPLE_MODE", flag="mode", help="how")
+
+    def validate(self) -> None:
+        require_positive(self, "attempts")
+        if self.hold < 0:
+            raise InvalidSetting("hold", "must not be negative")
+
+
+@dataclass(frozen=True)
+class Grouped:
+    listen: str = setting("127.0.0.1:1", env="SAMPLE_LISTEN", help="where")
+    retry: Retry = group(Retry, prefix="retry", title="retries")
+
+
+def test_a_group_keeps_flat_flags_prefixed_or_named_and_its_own_defaults() -> None:
+    assert parse_settings(Grouped, [], prog="t", description="").retry == Retry()
+    parsed = parse_settings(
+        Grouped, ["--retry-attempts", "5", "--hold", "1.5", "--mode", "FAST"], prog="t", description=""
+    )
+    assert parsed.retry == Retry(attempts=5, hold=1.5, mode=Mode.FAST)
+    assert parsed.retry.mode is Mode.FAST
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--retry-attempts", "0"], "--retry-attempts: must be positive"),
+        (["--hold", "-1"], "--hold: must not be negative"),
+        (["--mode", "reckless"], "--mode: must be one of fast, safe"),
+    ],
+)
+def test_a_refused_group_value_names_its_flag(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(Grouped, argv, prog="t", description="")
+    assert named in capsys.readouterr().err
+
+
+def test_help_lists_an_enum_setting_s_choices_under_its_group(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(Grouped, ["--help"], prog="t", description="")
+    out = capsys.readouterr().out
+    assert "retries:" in out and "{fast, safe}" in out and "(default: safe)" in out
 
 
 class FakeRpcError(grpc.aio.AioRpcError):

@@ -16,6 +16,7 @@ from recharge_service.service_layer.create import create_recharge_order
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.dispatch import OutboxPolicy, dispatch_once
 from recharge_service.service_layer.sentinel import SentinelPolicy, run_sentinel
+from recharge_service.settings import OutboxSettings, SentinelSettings
 from tests.integration.recharge_service.fakes import (
     Clock,
     FakeCallbacks,
@@ -29,7 +30,7 @@ from tests.unit.recharge_service.fake_uow import MemoryStore
 
 S = OrderStatus
 HOUR = timedelta(hours=1)
-POLICY = SentinelPolicy(owner="sentinel-a", hold=HOUR, lease=timedelta(seconds=60))
+POLICY = SentinelPolicy.from_settings(SentinelSettings(hold=HOUR.total_seconds(), lease=60.0), "sentinel-a")
 
 
 async def credit_unknown_order(deps: Deps, card: FakeCard, key: str = "key-1") -> str:
@@ -84,7 +85,9 @@ async def test_a_run_visits_every_due_order_once_even_when_batches_come_back_ful
     orders = [await credit_unknown_order(deps, card, key=f"key-{n}") for n in range(3)]
     clock.advance(2 * HOUR)
     card.script("GetRecharge", *(unknown() for _ in orders))
-    report = await run_sentinel(deps, SentinelPolicy(owner="sentinel-a", hold=HOUR, batch=1))
+    report = await run_sentinel(
+        deps, SentinelPolicy.from_settings(SentinelSettings(hold=HOUR.total_seconds(), batch=1), "sentinel-a")
+    )
     assert (report.examined, report.still_unknown) == (3, 3)
     assert card.methods().count("GetRecharge") == 3
     assert [(await reload(deps, order_no)).attempts for order_no in orders] == [2, 2, 2]
@@ -112,7 +115,7 @@ async def test_the_sentinel_leaves_a_created_order_alone_until_it_expires_then_v
     with pytest.raises(Unavailable) as unavailable:
         await create_recharge_order(command(), deps)
     order_no = unavailable.value.metadata["order_no"]
-    policy = SentinelPolicy(owner="sentinel-a", hold=timedelta(minutes=10))
+    policy = SentinelPolicy.from_settings(SentinelSettings(hold=600.0), "sentinel-a")
     clock.advance(timedelta(minutes=15))  # past the hold, not yet past the 30-minute expiry
     assert (await run_sentinel(deps, policy)).examined == 0
     clock.advance(timedelta(minutes=20))
@@ -132,9 +135,13 @@ async def test_dispatch_delivers_each_followup_once_and_records_it_in_two_transa
     await confirm.credit(deps, order.order_no)
     notices, callbacks = FakeNotices(), FakeCallbacks(targets={"POS": "127.0.0.1:50051"})
     units = store.units
-    assert await dispatch_once(deps, notices, callbacks, OutboxPolicy(owner="d1")) == 2
+    assert (
+        await dispatch_once(deps, notices, callbacks, OutboxPolicy.from_settings(OutboxSettings(), "d1")) == 2
+    )
     assert store.units - units == 2  # the claim and the results
-    assert await dispatch_once(deps, notices, callbacks, OutboxPolicy(owner="d1")) == 0
+    assert (
+        await dispatch_once(deps, notices, callbacks, OutboxPolicy.from_settings(OutboxSettings(), "d1")) == 0
+    )
     assert [key for *_, key in notices.sent] == [f"{order.order_no}.credited.notice"]
     assert callbacks.sent == [("127.0.0.1:50051", f"{order.order_no}.credited.callback", "CREDITED")]
     async with deps.uow(readonly=True) as uow:
@@ -153,7 +160,7 @@ async def test_a_failed_notice_waits_for_its_backoff_before_it_is_claimed_again(
     await confirm.credit(deps, order.order_no)
     notices, callbacks = FakeNotices(), FakeCallbacks()
     notices.scripted.append(unknown())
-    policy = OutboxPolicy(owner="d1", backoff=10.0)
+    policy = OutboxPolicy.from_settings(OutboxSettings(backoff=10.0), "d1")
     assert await dispatch_once(deps, notices, callbacks, policy) == 2  # notice failed, callback skipped
     assert await dispatch_once(deps, notices, callbacks, policy) == 0
     clock.advance(timedelta(seconds=11))

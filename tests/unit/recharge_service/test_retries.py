@@ -9,11 +9,17 @@ import pytest
 
 from recharge_service.adapters.retrying import RetryPolicy, with_retries
 from recharge_service.adapters.timeline import MemoryTimeline
+from recharge_service.settings import RemoteSettings
 
 
 class Failure(grpc.aio.AioRpcError):  # type: ignore[misc]
     def __init__(self, code: grpc.StatusCode) -> None:
         super().__init__(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=code.name)
+
+
+def remote(**changes: object) -> RetryPolicy:
+    """The remote-call policy built from its settings, with ``changes`` to them."""
+    return RetryPolicy.from_settings(RemoteSettings(**changes))  # type: ignore[arg-type]
 
 
 def script(*steps: object) -> tuple[list[float], object]:
@@ -47,7 +53,9 @@ async def no_sleep(_seconds: float) -> None:
 async def test_unknown_outcomes_are_retried_until_done(code: grpc.StatusCode) -> None:
     timeline = MemoryTimeline()
     deadlines, attempt = script(Failure(code), Failure(code), "ok")
-    outcome = await with_retries("/x/Y", "R1", attempt, RetryPolicy(3, 1.5), timeline, sleep=no_sleep)  # type: ignore[arg-type]
+    outcome = await with_retries(
+        "/x/Y", "R1", attempt, remote(attempts=3, deadline=1.5), timeline, sleep=no_sleep
+    )  # type: ignore[arg-type]
     assert outcome.outcome == "done"
     assert deadlines == [1.5, 1.5, 1.5]
     assert [(e.method, e.outcome, e.detail) for e in timeline.entries] == [
@@ -61,7 +69,7 @@ async def test_unknown_outcomes_are_retried_until_done(code: grpc.StatusCode) ->
 async def test_a_definitive_answer_stops_at_once(code: grpc.StatusCode) -> None:
     timeline = MemoryTimeline()
     deadlines, attempt = script(Failure(code), "never")
-    outcome = await with_retries("/x/Y", "R1", attempt, RetryPolicy(3), timeline, sleep=no_sleep)  # type: ignore[arg-type]
+    outcome = await with_retries("/x/Y", "R1", attempt, remote(attempts=3), timeline, sleep=no_sleep)  # type: ignore[arg-type]
     assert outcome.outcome == "refused"
     assert len(deadlines) == 1 and len(timeline.entries) == 1
 
@@ -74,7 +82,12 @@ async def test_unknown_after_every_attempt_says_how_many_and_sleeps_between() ->
 
     _deadlines, attempt = script(*(Failure(grpc.StatusCode.UNAVAILABLE) for _ in range(3)))
     outcome = await with_retries(
-        "/x/Y", "R1", attempt, RetryPolicy(3, 1.0, 0.2, 5.0), MemoryTimeline(), sleep=sleep
+        "/x/Y",
+        "R1",
+        attempt,
+        RetryPolicy(attempts=3, deadline=1.0, backoff=0.2, backoff_max=5.0),
+        MemoryTimeline(),
+        sleep=sleep,
     )  # type: ignore[arg-type]
     assert outcome.outcome == "unknown"
     assert "after 3 attempts" in outcome.detail  # type: ignore[union-attr]
@@ -83,7 +96,7 @@ async def test_unknown_after_every_attempt_says_how_many_and_sleeps_between() ->
 
 
 def test_backoff_doubles_with_jitter_and_is_capped() -> None:
-    policy = RetryPolicy(attempts=10, backoff=0.2, backoff_max=1.0)
+    policy = remote(attempts=10, backoff=0.2, backoff_max=1.0)
     rng = random.Random(7)
     delays = [policy.delay(n, rng) for n in range(1, 8)]
     for number, delay in enumerate(delays, start=1):
@@ -102,7 +115,7 @@ async def test_a_call_that_changes_something_is_on_record_before_each_attempt_is
         return await scripted(deadline)  # type: ignore[operator]
 
     outcome = await with_retries(
-        "/x/Void", "R1", attempt, RetryPolicy(3), timeline, announce=True, describe=str, sleep=no_sleep
+        "/x/Void", "R1", attempt, remote(attempts=3), timeline, announce=True, describe=str, sleep=no_sleep
     )
     assert outcome.outcome == "done"
     assert seen_before == [1, 3]
@@ -125,7 +138,13 @@ class BrokenTimeline(MemoryTimeline):
 async def test_a_call_whose_sent_row_cannot_be_recorded_is_not_sent_and_stays_unknown() -> None:
     deadlines, attempt = script("ok")
     outcome = await with_retries(
-        "/x/Y", "R1", attempt, RetryPolicy(3, 1.0), BrokenTimeline(), announce=True, sleep=no_sleep  # type: ignore[arg-type]
+        "/x/Y",
+        "R1",
+        attempt,
+        remote(attempts=3, deadline=1.0),
+        BrokenTimeline(),
+        announce=True,
+        sleep=no_sleep,  # type: ignore[arg-type]
     )
     assert outcome.outcome == "unknown"  # never a refusal: nothing was decided
     assert deadlines == []  # and nothing left without being on the order's timeline (I6)

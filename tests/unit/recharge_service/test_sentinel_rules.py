@@ -10,7 +10,7 @@ from rc_common.settings import parse_settings
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.review import review_reason
 from recharge_service.service_layer.sentinel import SentinelReport, categorize
-from recharge_service.settings import RechargeSettings
+from recharge_service.settings import OnPending, RechargeSettings
 
 S = OrderStatus
 NOW = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
@@ -80,20 +80,21 @@ def test_each_visit_counts_once_in_the_report(
 def test_sentinel_settings_have_the_documented_defaults_and_come_from_flags_or_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    defaults = parse_settings(RechargeSettings, [], prog="t", description="")
-    assert (defaults.sentinel_interval, defaults.hold, defaults.on_pending, defaults.order_expiry) == (
+    parsed = parse_settings(RechargeSettings, [], prog="t", description="")
+    defaults = parsed.sentinel
+    assert (defaults.interval, defaults.hold, defaults.on_pending, parsed.notify.order_expiry) == (
         600.0,
         3600.0,
-        "credit",
+        OnPending.CREDIT,
         1800.0,
     )
-    assert (defaults.max_attempts, defaults.max_age, defaults.sentinel_batch, defaults.lease) == (
+    assert (defaults.max_attempts, defaults.max_age, defaults.batch, defaults.lease) == (
         10,
         86400.0,
         500,
         60.0,
     )
-    assert defaults.sentinel_concurrency == 64 and defaults.node_id == ""
+    assert defaults.concurrency == 64 and parsed.node_id == ""
     monkeypatch.setenv("RECHARGE_HOLD", "2.5")
     given = parse_settings(
         RechargeSettings,
@@ -101,10 +102,10 @@ def test_sentinel_settings_have_the_documented_defaults_and_come_from_flags_or_e
         prog="t",
         description="",
     )
-    assert (given.hold, given.sentinel_interval, given.on_pending, given.node_id) == (
+    assert (given.sentinel.hold, given.sentinel.interval, given.sentinel.on_pending, given.node_id) == (
         2.5,
         0.5,
-        "refund",
+        OnPending.REFUND,
         "n1",
     )
 
