@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from card_service.domain.cards import CardStatus
 from card_service.domain.consumptions import Consumption, ConsumptionStatus
 from card_service.domain.journal import JournalEntry, JournalKind
@@ -12,6 +9,7 @@ from card_service.domain.recharges import PreRecharge, PreRechargeStatus
 from card_service.domain.rules import BonusTier, Limits, RechargeRule
 from card_service.service_layer.cards import CardView
 from protos.card.v1 import card_pb2
+from rc_common import page_tokens
 from rc_common.errors import InvalidArgument
 from rc_common.timestamps import to_timestamp as timestamp
 
@@ -99,16 +97,16 @@ def page_token(card_no: str, after_entry_id: int) -> str:
     """Opaque to callers; bound to the card it pages through. '' when there is no next page."""
     if not after_entry_id:
         return ""
-    return base64.urlsafe_b64encode(f"j1:{card_no}:{after_entry_id}".encode()).decode()
+    return page_tokens.make("journal", [card_no, str(after_entry_id)])
 
 
 def after_entry_id(card_no: str, token: str) -> int:
     if not token:
         return 0
     try:
-        version, owner, after = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        if version != "j1" or owner != card_no or not after.isdigit():
-            raise ValueError(token)
-        return int(after)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        owner, after = page_tokens.read("journal", token, 2)
+        if owner != card_no:
+            raise ValueError("another card's token")
+        return page_tokens.read_position(after)
+    except ValueError as exc:
         raise InvalidArgument("page_token", "not a token this card's journal returned") from exc

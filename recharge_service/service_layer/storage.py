@@ -4,13 +4,11 @@ never import an adapter or a database library."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rc_common import page_tokens
 from recharge_service.domain.order import RechargeOrder
 from recharge_service.domain.timeline import TimelineEntry
 
@@ -63,45 +61,25 @@ class Settled:
     entry: TimelineEntry
 
 
-# -- page tokens: one codec; each list says what its position is --------------------------------
-
-_MAX_TOKEN = 512
-
-
-def _encode(kind: str, values: list[str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps({kind: values}).encode()).decode()
-
-
-def _decode(kind: str, token: str, size: int) -> list[str]:
-    """The ``size`` strings a token of ``kind`` holds; ValueError for anything we did not make."""
-    try:
-        if len(token) > _MAX_TOKEN:
-            raise ValueError("too long")
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        values = data[kind]
-    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as exc:
-        raise ValueError("not a page token of this list") from exc
-    if not isinstance(values, list) or len(values) != size or not all(isinstance(v, str) for v in values):
-        raise ValueError("not a page token of this list")
-    return values
+# -- page tokens (codec: rc_common/page_tokens.py); each list says what its position is ---
 
 
 def order_page_token(before_order_no: str) -> str:
-    return _encode("before", [before_order_no])
+    return page_tokens.make("before", [before_order_no])
 
 
 def read_order_page_token(token: str) -> str:
     """The order number to continue below (ListRechargeOrders, newest first)."""
-    return _decode("before", token, 1)[0]
+    return page_tokens.read("before", token, 1)[0]
 
 
 def anomaly_page_token(updated_at: datetime, order_no: str) -> str:
-    return _encode("after", [updated_at.isoformat(), order_no])
+    return page_tokens.make("after", [updated_at.isoformat(), order_no])
 
 
 def read_anomaly_page_token(token: str) -> tuple[datetime, str]:
     """The position to continue after (ListAnomalies, oldest change first)."""
-    moment, order_no = _decode("after", token, 2)
+    moment, order_no = page_tokens.read("after", token, 2)
     try:
         at = datetime.fromisoformat(moment)
     except ValueError as exc:
