@@ -6,6 +6,7 @@ China has one zone, Asia/Shanghai, with no daylight saving, so a fixed +08:00 of
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -32,3 +33,13 @@ def duration(delta: timedelta) -> str:
     if minutes:
         return f"{minutes}m{seconds:02d}s"
     return f"{seconds}s"
+
+
+def backoff(attempt: int, first: float, cap: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1-based): ``first * 2**(attempt-1)``,
+    capped, with "equal jitter" (half fixed, half random) so retries of many orders spread out."""
+    base = min(first * 2 ** (attempt - 1), cap)
+    return float(base / 2 + (rng or _RNG).uniform(0, base / 2))
+
+
+_RNG = random.Random()

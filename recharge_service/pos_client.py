@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import grpc
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
+from rc_common.clock import backoff
 from rc_common.grpc_status import error_reason
 from rc_common.outcomes import REFUSAL_CODES
 from recharge_service.domain.order import OrderStatus
@@ -127,8 +128,8 @@ class PosClient:
     ``channel``: a ``grpc.Channel`` to the recharge center (the caller owns and closes it).
     ``deadline_s``: deadline of each call. ``attempts``: calls per ``top_up`` before giving up
     undecided (at least 1). ``backoff_s``: pause after the first undecided answer, doubled after
-    each further one. ``sleep`` and ``clock``: how to pause and read monotonic time (tests pass
-    fakes).
+    each further one up to ``backoff_max_s``, with jitter (``rc_common.clock.backoff``). ``sleep``
+    and ``clock``: how to pause and read monotonic time (tests pass fakes).
     """
 
     def __init__(
@@ -138,6 +139,7 @@ class PosClient:
         deadline_s: float,
         attempts: int,
         backoff_s: float,
+        backoff_max_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -147,6 +149,7 @@ class PosClient:
         self._deadline_s = deadline_s
         self._attempts = attempts
         self._backoff_s = backoff_s
+        self._backoff_max_s = backoff_max_s
         self._sleep = sleep
         self._clock = clock
 
@@ -166,7 +169,7 @@ class PosClient:
         )
         for attempt in range(1, self._attempts + 1):
             if attempt > 1:
-                self._sleep(self._backoff_s * 2 ** (attempt - 2))
+                self._sleep(backoff(attempt - 1, self._backoff_s, self._backoff_max_s))
             try:
                 reply = self._center.CreateRechargeOrder(request, timeout=self._deadline_s)
             except grpc.RpcError as error:

@@ -1,8 +1,8 @@
 """Bounded retries of one remote call, on *unknown* outcomes only, each attempt on the timeline.
 
 A definitive answer (done or refused) ends the loop at once. An unknown one (timeout, UNAVAILABLE,
-...) is retried after ``backoff * 2**(n-1)`` seconds (capped, with "equal jitter": half fixed, half
-random), with a fresh deadline per attempt.
+...) is retried after ``backoff * 2**(n-1)`` seconds (capped, with "equal jitter": ``rc_common.clock.
+backoff``), with a fresh deadline per attempt.
 
 Calls that change something elsewhere (``announce=True``: pre-recharge, confirm, void, prepay,
 close, refund) are also recorded *before* each attempt (outcome ``sent``), so a process killed
@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from rc_common.clock import utc_now
+from rc_common.clock import backoff, utc_now
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected, Unknown, call
 from recharge_service.domain.timeline import REMOTE_CALL, TimelineEntry
@@ -34,7 +34,6 @@ from recharge_service.settings import ConfirmSettings, RemoteSettings
 
 T = TypeVar("T")
 __all__ = ["SENT", "RetryPolicy", "with_retries"]
-_RNG = random.Random()
 log = get_logger("remote")
 
 
@@ -52,9 +51,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        base = min(self.backoff * 2 ** (attempt - 1), self.backoff_max)
-        jitter = (rng or _RNG).uniform(0, base / 2)
-        return float(base / 2 + jitter)
+        return backoff(attempt, self.backoff, self.backoff_max, rng)
 
 
 async def with_retries(

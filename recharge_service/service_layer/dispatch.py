@@ -11,11 +11,11 @@ after a lost answer is seen once.
 from __future__ import annotations
 
 import asyncio
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
+from rc_common.clock import backoff
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected, Unknown
 from recharge_service.domain.followups import BUSINESS_CALLBACK, CUSTOMER_NOTICE
@@ -52,8 +52,7 @@ class OutboxPolicy:
         )
 
     def delay(self, attempts: int) -> timedelta:
-        base = min(self.backoff * 2 ** (attempts - 1), self.backoff_max)
-        return timedelta(seconds=base / 2 + random.uniform(0, base / 2))
+        return timedelta(seconds=backoff(attempts, self.backoff, self.backoff_max))
 
 
 @dataclass(frozen=True)
