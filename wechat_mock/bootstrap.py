@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -18,8 +18,7 @@ from rc_common.logs import RequestContextInterceptor, get_logger
 from rc_common.server import GrpcServer, Registrar, create_server, wait_for_signal
 from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
 from wechat_mock.adapters.notification_client import GrpcNotificationClient
-from wechat_mock.adapters.staging import NOTIFICATIONS, REFUNDS, Due
-from wechat_mock.adapters.tables import metadata
+from wechat_mock.adapters.unit_of_work import SqlUnitOfWorkFactory, create_schema
 from wechat_mock.entrypoints.servicers import (
     MessageSimulatorServicer,
     PayerSimulatorServicer,
@@ -27,8 +26,9 @@ from wechat_mock.entrypoints.servicers import (
 )
 from wechat_mock.service_layer.context import Context
 from wechat_mock.service_layer.notifier import Notifier
+from wechat_mock.service_layer.ports import NOTIFICATIONS, REFUNDS, Due
 from wechat_mock.service_layer.refund_settler import RefundSettler
-from wechat_mock.service_layer.unit_of_work import UnitOfWorkFactory
+from wechat_mock.service_layer.unit_of_work import OnCommit
 from wechat_mock.service_layer.wire import WireFormat
 from wechat_mock.settings import WechatSettings
 
@@ -86,7 +86,7 @@ class WechatSimulator:
             await self.grpc.stop(grace)
 
 
-def _waker(notifier: Notifier, settler: RefundSettler) -> Callable[[Mapping[str, Sequence[Due]]], None]:
+def _waker(notifier: Notifier, settler: RefundSettler) -> OnCommit:
     def on_commit(added: Mapping[str, Sequence[Due]]) -> None:
         if NOTIFICATIONS in added:
             notifier.wake(added[NOTIFICATIONS])
@@ -102,9 +102,8 @@ async def build(settings: WechatSettings) -> WechatSimulator:
     if settings.faults:
         engine.set_plan(load_plan_file(settings.faults))
     db = Database(settings.db)
-    async with db.engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
-    uow = UnitOfWorkFactory(db)
+    await create_schema(db)
+    uow = SqlUnitOfWorkFactory(db)
     ctx = Context(
         uow=uow,
         wire=WireFormat(keys),

@@ -9,7 +9,7 @@ from rc_common.settings import parse_listen, setting
 #: WeChat's notification retry schedule, in seconds (15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h).
 WECHAT_NOTIFY_SCHEDULE = (
     15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600
-)
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

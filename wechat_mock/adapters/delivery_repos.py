@@ -18,13 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Integer, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from wechat_mock.adapters.staging import (
-    NOTIFICATIONS,
-    Repository,
-    Staged,
-    versioned_params,
-    versioned_update,
-)
+from wechat_mock.adapters.staging import SqlRepository, versioned_params, versioned_update
 from wechat_mock.adapters.tables import (
     from_db,
     from_db_required,
@@ -34,6 +28,7 @@ from wechat_mock.adapters.tables import (
 )
 from wechat_mock.domain.messages import TemplateMessage
 from wechat_mock.domain.notifications import DeliveryStatus, Notification
+from wechat_mock.service_layer.ports import NOTIFICATIONS, Staged
 
 _PENDING = DeliveryStatus.PENDING.value
 _INSERT_NOTIFICATION = insert(notifications)
@@ -76,7 +71,7 @@ _SEND_ONCE = {
 }
 
 
-class NotificationRepository(Repository):
+class SqlNotificationRepository(SqlRepository):
     __slots__ = ()
 
     def add(self, *added: Notification) -> None:
@@ -140,7 +135,7 @@ class NotificationRepository(Repository):
         return await self._read(query)
 
 
-class MessageRepository(Repository):
+class SqlMessageRepository(SqlRepository):
     __slots__ = ()
 
     def send(self, message: TemplateMessage) -> Staged[TemplateMessage]:

@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import grpc
 
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    acknowledged: bool
-    detail: str
+from wechat_mock.service_layer.ports import DeliveryResult
 
 
 class GrpcNotificationClient:

@@ -16,10 +16,8 @@ from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from wechat_mock.adapters.staging import (
-    REFUNDS,
-    Conflict,
     InsertNew,
-    Repository,
+    SqlRepository,
     guarded,
     versioned_params,
     versioned_update,
@@ -33,6 +31,7 @@ from wechat_mock.adapters.tables import (
 )
 from wechat_mock.domain.payments import PaymentOrder, PrepayTerms, TradeState
 from wechat_mock.domain.refunds import COMMITTING, Refund, RefundStatus, RefundTerms
+from wechat_mock.service_layer.ports import REFUNDS, Conflict
 
 _ORDER = select(payment_orders).where(payment_orders.c.out_trade_no == bindparam("out_trade_no"))
 _INSERT_ORDER = InsertNew(payment_orders, payment_orders.c.out_trade_no)
@@ -82,7 +81,7 @@ _LOCK_ORDER = (
 )
 
 
-class OrderRepository(Repository):
+class SqlOrderRepository(SqlRepository):
     __slots__ = ()
 
     async def get(self, out_trade_no: str) -> PaymentOrder | None:
@@ -128,7 +127,7 @@ class OrderRepository(Repository):
         self._stage(lambda conn: guarded(conn, _UPDATE_ORDER, params, what))
 
 
-class RefundRepository(Repository):
+class SqlRefundRepository(SqlRepository):
     __slots__ = ()
 
     async def get(self, out_refund_no: str) -> Refund | None:

@@ -5,62 +5,30 @@ function over a synchronous connection, kept until the unit of work commits, and
 run back to back in ONE write transaction (``Database.write``), which never waits on the event
 loop while it holds the write lock. Since the reads that informed a decision are not inside that
 transaction, every staged write is *guarded*: a versioned or conditional statement that finds the
-row no longer in the state the use case decided on raises :class:`Conflict` inside the
-transaction, which undoes all of the unit, and the use case is re-run on fresh reads.
+row no longer in the state the use case decided on raises the service layer's ``Conflict`` inside
+the transaction, which undoes all of the unit, and the use case is re-run on fresh reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, Connection, Table, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from rc_common.db import Database
+from wechat_mock.service_layer.ports import Conflict, Due, Duplicate
 
 T = TypeVar("T")
 Write = Callable[[Connection], None]
-#: A row added for a background worker: its key and when it is due.
-Due = tuple[str, datetime]
-
-NOTIFICATIONS = "notifications"
-REFUNDS = "refunds"
-
-
-class Conflict(Exception):
-    """A concurrent writer got there first (duplicate key or stale version); retry the use case."""
-
-
-class Duplicate(Conflict):
-    """The key is taken: an earlier or concurrent request inserted the same record."""
-
-
-class Staged(Generic[T]):
-    """What a staged write returns, readable once the unit of work has committed."""
-
-    __slots__ = ("_ready", "_value")
-
-    def __init__(self) -> None:
-        self._ready = False
-        self._value: T | None = None
-
-    def set(self, value: T) -> None:
-        self._value, self._ready = value, True
-
-    @property
-    def value(self) -> T:
-        if not self._ready:
-            raise RuntimeError("read a staged result before its unit of work committed")
-        return self._value  # type: ignore[return-value]  # set() stored a T
 
 
 class Pending:
     """What one unit of work will write, and the rows it adds for the background workers, by
-    kind (``NOTIFICATIONS``, ``REFUNDS``): told to them after the commit, so that they know what
-    is due when without asking the database."""
+    kind (``ports.NOTIFICATIONS``, ``ports.REFUNDS``): told to them after the commit, so that they
+    know what is due when without asking the database."""
 
     __slots__ = ("added", "writes")
 
@@ -69,8 +37,8 @@ class Pending:
         self.added: dict[str, list[Due]] = {}
 
 
-class Repository:
-    """Base of the repositories: ``_read`` now, ``_stage`` for the commit."""
+class SqlRepository:
+    """Base of the SQL repositories: ``_read`` now, ``_stage`` for the commit."""
 
     __slots__ = ("_db", "_pending")
 
@@ -96,7 +64,7 @@ def guarded(conn: Connection, statement: Any, params: Mapping[str, Any], what: s
 
 class InsertNew:
     """``INSERT … ON CONFLICT (key) DO NOTHING``, built once per dialect; a taken key raises
-    :class:`Duplicate` without aborting the transaction (nor logging an error on PostgreSQL)."""
+    ``Duplicate`` without aborting the transaction (nor logging an error on PostgreSQL)."""
 
     def __init__(self, table: Table, key: Column[Any]) -> None:
         self._what = table.name

@@ -45,9 +45,7 @@ refunds = Table(
     metadata,
     Column("out_refund_no", String(64), primary_key=True),
     Column("refund_id", String(32), nullable=False, unique=True),
-    Column(
-        "out_trade_no", String(32), ForeignKey("payment_orders.out_trade_no"), nullable=False, index=True
-    ),
+    Column("out_trade_no", String(32), ForeignKey("payment_orders.out_trade_no"), nullable=False, index=True),
     Column("transaction_id", String(32), nullable=False),
     Column("refund_fen", BigInteger, nullable=False),
     Column("total_fen", BigInteger, nullable=False),

@@ -1,4 +1,4 @@
-"""The simulated WeChat Pay's business rules. Pure: no sqlalchemy, grpc or generated code.
+"""The simulated WeChat Pay's business rules. Pure: no database, grpc or generated code.
 
 - ``payments``: payment orders, trade states NOTPAY/SUCCESS/CLOSED/REFUND and their transitions.
 - ``refunds``: refunds, statuses PROCESSING/SUCCESS/CLOSED/ABNORMAL and their transitions.

@@ -130,9 +130,7 @@ class PaymentOrder:
     def check_refundable(self, refund_fen: int, total_fen: int, committed_fen: int) -> None:
         """May ``refund_fen`` more be refunded, given ``committed_fen`` already refunded or in flight?"""
         if total_fen != self.amount_total_fen:
-            raise InvalidArgument(
-                "total_fen", f"must equal the order's amount ({self.amount_total_fen} fen)"
-            )
+            raise InvalidArgument("total_fen", f"must equal the order's amount ({self.amount_total_fen} fen)")
         if not self.is_paid:
             raise Refused(
                 "TRADE_NOT_PAID", f"{self.out_trade_no}: the order is not paid ({self.trade_state})"

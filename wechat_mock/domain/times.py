@@ -7,9 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from rc_common.clock import CHINA, rfc3339_china
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _BILL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

@@ -46,15 +46,31 @@ async def download_trade_bill(bill_date: str, ctx: Context) -> TradeBill:
         refunds = await uow.refunds.created_between(start, end)
         orders = await uow.orders.get_many(r.out_trade_no for r in refunds)
     rows = [
-        BillRow(o.success_time or o.created_at, o.out_trade_no, o.transaction_id, "SUCCESS",
-                o.amount_total_fen, o.paid_openid)
+        BillRow(
+            o.success_time or o.created_at,
+            o.out_trade_no,
+            o.transaction_id,
+            "SUCCESS",
+            o.amount_total_fen,
+            o.paid_openid,
+        )
         for o in paid
     ]
     for r in refunds:
         order = orders[r.out_trade_no]
         rows.append(
-            BillRow(r.created_at, r.out_trade_no, r.transaction_id, "REFUND", order.amount_total_fen,
-                    order.paid_openid, r.out_refund_no, r.refund_id, r.refund_fen, r.status.value)
+            BillRow(
+                r.created_at,
+                r.out_trade_no,
+                r.transaction_id,
+                "REFUND",
+                order.amount_total_fen,
+                order.paid_openid,
+                r.out_refund_no,
+                r.refund_id,
+                r.refund_fen,
+                r.status.value,
+            )
         )
     rows.sort(key=lambda row: (row.trade_time, row.out_trade_no, row.out_refund_no))
     return TradeBill(

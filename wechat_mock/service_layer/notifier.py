@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from rc_common.faults import FaultKind, FaultRule
 from rc_common.logs import get_logger
-from wechat_mock.adapters.notification_client import DeliveryResult
-from wechat_mock.adapters.staging import Due
 from wechat_mock.domain.notifications import DeliveryStatus, Notification
 from wechat_mock.service_layer.context import Context
 from wechat_mock.service_layer.due_loop import DueLoop
 from wechat_mock.service_layer.due_times import DueTimes
+from wechat_mock.service_layer.ports import DeliveryResult, Due, NotificationClient
 
 log = get_logger("wechat.notifier")
 
@@ -39,10 +37,6 @@ NOTIFY_METHOD = "notify"
 NOTIFY_FAULTS = frozenset({FaultKind.DROP, FaultKind.DUPLICATE, FaultKind.DELAY})
 #: How the notifier's claims and records are counted (``Database.stats.labelled``).
 LABEL = "notifier"
-
-
-class NotificationClient(Protocol):
-    async def deliver(self, headers: Mapping[str, str], body: bytes, timeout_s: float) -> DeliveryResult: ...
 
 
 class Notifier:
@@ -186,8 +180,14 @@ class Notifier:
 
     async def _deliver(self, notification: Notification, rule: FaultRule | None) -> DeliveryResult:
         if rule is not None:
-            log.info("fault_injected", method=NOTIFY_METHOD, kind=rule.kind.name, delay_ms=rule.delay_ms,
-                     notification_id=notification.id, event_type=notification.event_type)
+            log.info(
+                "fault_injected",
+                method=NOTIFY_METHOD,
+                kind=rule.kind.name,
+                delay_ms=rule.delay_ms,
+                notification_id=notification.id,
+                event_type=notification.event_type,
+            )
         if rule is not None and rule.kind is FaultKind.DELAY:
             await asyncio.sleep(rule.delay_s)
         if self._probe_rate and self._rng.random() < self._probe_rate:
@@ -207,8 +207,11 @@ class Notifier:
         headers = self._ctx.wire.probe_headers(notification.body, self._ctx.clock())
         result = await self._client.deliver(headers, notification.body, self._timeout_s)
         if result.acknowledged:
-            log.warning("sign_probe_accepted", notification_id=notification.id,
-                        hint="the merchant accepted a notification with an invalid signature")
+            log.warning(
+                "sign_probe_accepted",
+                notification_id=notification.id,
+                hint="the merchant accepted a notification with an invalid signature",
+            )
         else:
             log.info("sign_probe_refused", notification_id=notification.id, detail=result.detail)
 
@@ -239,5 +242,9 @@ def _log_outcome(notification: Notification, result: DeliveryResult) -> None:
     elif notification.status is DeliveryStatus.GIVEN_UP:
         log.warning("notification_given_up", detail=result.detail, **fields)
     else:
-        log.info("notification_failed", detail=result.detail,
-                 next_attempt_at=notification.next_attempt_at.isoformat(), **fields)
+        log.info(
+            "notification_failed",
+            detail=result.detail,
+            next_attempt_at=notification.next_attempt_at.isoformat(),
+            **fields,
+        )

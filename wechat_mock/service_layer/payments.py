@@ -9,7 +9,8 @@ from wechat_mock.domain.notifications import transaction_draft
 from wechat_mock.domain.payments import PaymentOrder, PrepayTerms
 from wechat_mock.service_layer import commands
 from wechat_mock.service_layer.context import Context
-from wechat_mock.service_layer.unit_of_work import Duplicate, UnitOfWork, retrying
+from wechat_mock.service_layer.ports import Duplicate
+from wechat_mock.service_layer.unit_of_work import UnitOfWork, retrying
 
 log = get_logger("wechat.payments")
 

@@ -75,8 +75,13 @@ async def create_refund(cmd: commands.CreateRefund, ctx: Context) -> Refund:
             )
             uow.refunds.add(refund)
             await uow.commit()
-        log.info("refund_accepted", out_refund_no=refund.out_refund_no, refund_fen=refund.refund_fen,
-                 due_in_s=delay_s, outcome=outcome.value)
+        log.info(
+            "refund_accepted",
+            out_refund_no=refund.out_refund_no,
+            refund_fen=refund.refund_fen,
+            due_in_s=delay_s,
+            outcome=outcome.value,
+        )
         return refund
 
     return await retrying(attempt)
@@ -92,7 +97,11 @@ async def query_refund(out_refund_no: str, ctx: Context) -> Refund:
 
 
 def _stage_settlements(
-    uow: UnitOfWork, ctx: Context, due: list[Refund], orders: dict[str, PaymentOrder], now: datetime,
+    uow: UnitOfWork,
+    ctx: Context,
+    due: list[Refund],
+    orders: dict[str, PaymentOrder],
+    now: datetime,
     status: RefundStatus | None = None,
 ) -> list[Refund]:
     """Settle PROCESSING refunds (their planned outcome, or ``status``) and stage them: on SUCCESS

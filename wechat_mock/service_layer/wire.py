@@ -9,14 +9,14 @@ import secrets
 from datetime import datetime
 
 from rc_common import wechatpay_crypto as crypto
-from wechat_mock.adapters.keys import PlatformKeys
 from wechat_mock.domain import ids
 from wechat_mock.domain.notifications import Notification, NotificationDraft
 from wechat_mock.domain.times import format_time
+from wechat_mock.service_layer.ports import SigningKeys
 
 
 class WireFormat:
-    def __init__(self, keys: PlatformKeys) -> None:
+    def __init__(self, keys: SigningKeys) -> None:
         self.keys = keys
 
     def seal(self, draft: NotificationDraft, now: datetime) -> Notification:
