@@ -8,7 +8,6 @@ profile drives its own cards, so runs do not see each other's orders.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from scripts.chaos.profiles import PROFILES
 from scripts.chaos.rpc import Stubs
 from scripts.chaos.run import RunConfig, execute
 from scripts.chaos.services import Services, start_fresh
+from tests.waiting import eventually
 
 SEED = 11
 ORDERS = 24
@@ -75,13 +75,14 @@ async def test_a_refund_made_without_a_void_is_caught(services: Services, stubs:
         ),
         timeout=10,
     )
-    for _ in range(100):
+
+    async def refunded() -> bool:
         refund = await stubs.gateway.QueryRefund(
             wechatpay_pb2.QueryRefundRequest(out_refund_no=f"{victim.order_no}-X9"), timeout=10
         )
-        if refund.status == wechatpay_pb2.REFUND_STATUS_SUCCESS:
-            break
-        await asyncio.sleep(0.1)
+        return refund.status == wechatpay_pb2.REFUND_STATUS_SUCCESS
+
+    await eventually(refunded, within=30, interval=0.05, what="the planted refund settled at WeChat")
     result = check(await observe(stubs, run.cards, run.observation.driver))
     caught = {(v.invariant, v.subject) for v in result.violations}
     assert ("I1", victim.order_no) in caught

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,8 +20,11 @@ from protos.faults.v1 import faults_pb2, faults_pb2_grpc
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2_grpc
 from scripts.stack import Stack, build_stack, start_stack
+from tests.waiting import eventually
 
 CONFIRM_DEADLINE_S = 0.5
+#: How often the tests ask the services (real processes on two cores) for an order's state.
+POLL = 0.05
 RULE = ((100_000, 20_000), (50_000, 8_000), (20_000, 2_000))
 
 
@@ -151,18 +155,23 @@ class Clients:
             recharge_pb2.ORDER_STATUS_REJECTED: 1,
             recharge_pb2.ORDER_STATUS_CLOSED: 1,
         }
-        async with asyncio.timeout(within):
-            for order_no in self.created:
-                while True:
-                    need = wanted.get((await self.order(order_no)).status, 0)
-                    ended = [
-                        e
-                        for e in await self.timeline(order_no)
-                        if e.kind == "outbox_delivery" and e.outcome in ("done", "skipped")
-                    ]
-                    if len(ended) >= need:
-                        break
-                    await asyncio.sleep(0.1)
+
+        async def settled(order_no: str) -> bool:
+            need = wanted.get((await self.order(order_no)).status, 0)
+            ended = [
+                e
+                for e in await self.timeline(order_no)
+                if e.kind == "outbox_delivery" and e.outcome in ("done", "skipped")
+            ]
+            return len(ended) >= need
+
+        for order_no in self.created:
+            await eventually(
+                functools.partial(settled, order_no),
+                within=within,
+                interval=POLL,
+                what=f"the follow-ups of order {order_no} delivered",
+            )
 
     async def order(self, order_no: str) -> recharge_pb2.RechargeOrder:
         return await self.center.GetRechargeOrder(
@@ -170,14 +179,20 @@ class Clients:
         )
 
     async def wait_for(
-        self, order_no: str, done: Callable[[recharge_pb2.RechargeOrder], bool], within: float = 30.0
+        self,
+        order_no: str,
+        done: Callable[[recharge_pb2.RechargeOrder], bool],
+        within: float = 30.0,
+        what: str = "the wanted state",
+        interval: float = POLL,
     ) -> recharge_pb2.RechargeOrder:
-        async with asyncio.timeout(within):
-            while True:
-                order = await self.order(order_no)
-                if done(order):
-                    return order
-                await asyncio.sleep(0.1)
+        async def reached() -> recharge_pb2.RechargeOrder | None:
+            order = await self.order(order_no)
+            return order if done(order) else None
+
+        return await eventually(
+            reached, within=within, interval=interval, what=f"order {order_no} reaching {what}"
+        )
 
     async def balance(self, card_no: str) -> int:
         return (await self.cards.GetCard(card_pb2.GetCardRequest(card_no=card_no), timeout=5)).balance_fen

@@ -3,8 +3,6 @@ refunded, never credited twice (the faults are the card system's real fault inje
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 
@@ -12,12 +10,17 @@ from protos.card.v1 import card_pb2
 from protos.faults.v1 import faults_pb2
 from protos.recharge.v1 import recharge_pb2
 from protos.wechatpay.v1 import wechatpay_pb2
-from tests.e2e.recharge_flow.conftest import CONFIRM_DEADLINE_S, Clients
+from tests.e2e.recharge_flow.conftest import CONFIRM_DEADLINE_S, POLL, Clients
+from tests.integration.card_service.conftest import log_events
+from tests.waiting import eventually
 
 CONFIRM = "/card.v1.CardSystem/ConfirmRecharge"
 LATE_MS = int(CONFIRM_DEADLINE_S * 1000) + 300
 CREDITED = recharge_pb2.ORDER_STATUS_CREDITED
 CREDIT_UNKNOWN = recharge_pb2.ORDER_STATUS_CREDIT_UNKNOWN
+K_LATE_SUCCESS = faults_pb2.FAULT_KIND_LATE_SUCCESS
+#: What the card system's fault interceptor logs when a LATE_SUCCESS call has been processed.
+LATE_ENDED = ("fault_late_success_processed", "fault_late_success_failed")
 
 CASES = [
     # kind, how many confirm attempts are hit, the order's end, does the credit land
@@ -30,6 +33,11 @@ CASES = [
 ]
 
 
+def late_runs_ended(clients: Clients) -> int:
+    """LATE_SUCCESS calls the card system has finished processing (its log says so)."""
+    return sum(len(log_events(clients.stack.card, event)) for event in LATE_ENDED)
+
+
 @pytest.mark.parametrize(
     ("kind", "times", "end", "lands"),
     CASES,
@@ -40,6 +48,7 @@ async def test_a_faulted_confirm_ends_credited_or_credit_unknown_and_never_refun
 ) -> None:
     card_no = await clients.new_card()
     order = await clients.create(card_no, 50_000)
+    late_before = late_runs_ended(clients)
     await clients.card_fault(CONFIRM, kind, times, delay_ms=LATE_MS)
     await clients.payer.Pay(wechatpay_pb2.PayRequest(out_trade_no=order.order_no), timeout=10)
     settled = await clients.wait_for(
@@ -55,15 +64,23 @@ async def test_a_faulted_confirm_ends_credited_or_credit_unknown_and_never_refun
         assert [e.outcome for e in confirms] == ["sent", "unknown"] * 3
 
     if lands:  # late work may still be in flight: wait for the card system's own record
-        async with asyncio.timeout(30):
-            while True:
-                record = await clients.cards.GetRecharge(
-                    card_pb2.GetRechargeRequest(order_no=order.order_no), timeout=5
-                )
-                if record.status == card_pb2.PRE_RECHARGE_STATUS_SUCCEEDED:
-                    break
-                await asyncio.sleep(0.1)
-        await asyncio.sleep(LATE_MS / 1000 * 2)  # let every late duplicate run its course
+
+        async def succeeded() -> bool:
+            record = await clients.cards.GetRecharge(
+                card_pb2.GetRechargeRequest(order_no=order.order_no), timeout=5
+            )
+            return record.status == card_pb2.PRE_RECHARGE_STATUS_SUCCEEDED
+
+        await eventually(succeeded, within=30, interval=POLL, what="the card system's record SUCCEEDED")
+        # … and for every late duplicate to run its course
+        stats = await clients.card_faults.GetFaultStats(faults_pb2.GetFaultStatsRequest(), timeout=5)
+        late = sum(c.count for c in stats.counts if (c.method, c.kind) == (CONFIRM, K_LATE_SUCCESS))
+        await eventually(
+            lambda: late_runs_ended(clients) - late_before >= late,
+            within=30,
+            interval=POLL,
+            what=f"the card system ending {late} late ConfirmRecharge run(s)",
+        )
     record = await clients.cards.GetRecharge(card_pb2.GetRechargeRequest(order_no=order.order_no), timeout=5)
     expected_record = (
         card_pb2.PRE_RECHARGE_STATUS_SUCCEEDED if lands else card_pb2.PRE_RECHARGE_STATUS_RECHARGING

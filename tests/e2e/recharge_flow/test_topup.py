@@ -3,13 +3,12 @@ every step on the timeline, and its follow-ups arrive once each."""
 
 from __future__ import annotations
 
-import asyncio
-
 from protos.card.v1 import card_pb2
 from protos.faults.v1 import faults_pb2
 from protos.recharge.v1 import recharge_pb2
 from protos.wechatpay.v1 import wechatpay_pb2
-from tests.e2e.recharge_flow.conftest import CallbackReceiver, Clients
+from tests.e2e.recharge_flow.conftest import POLL, CallbackReceiver, Clients
+from tests.waiting import eventually
 
 CREDITED = recharge_pb2.ORDER_STATUS_CREDITED
 
@@ -71,14 +70,12 @@ async def test_the_customer_notice_and_the_business_callback_each_arrive_once(
     notice_id = f"{order.order_no}.credited.notice"
 
     async def delivered() -> list[recharge_pb2.TimelineEvent]:
-        async with asyncio.timeout(30):
-            while True:
-                events = [e for e in await clients.timeline(order.order_no) if e.kind == "outbox_delivery"]
-                if sum(e.outcome == "done" for e in events) == 2:
-                    return events
-                await asyncio.sleep(0.1)
+        events = [e for e in await clients.timeline(order.order_no) if e.kind == "outbox_delivery"]
+        return events if sum(e.outcome == "done" for e in events) == 2 else []
 
-    deliveries = await delivered()
+    deliveries = await eventually(
+        delivered, within=30, interval=POLL, what="the callback and the notice each delivered"
+    )
     assert pos.calls.count(callback_id) == 2  # refused once, then accepted
     assert list(pos.seen).count(callback_id) == 1
     assert pos.seen[callback_id].status == CREDITED

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
 from scripts.stack import ROOT, ServiceProcess, Stack, build_stack, start_stack
 from tests.e2e.recharge_flow.conftest import Clients, _set_rule
+from tests.waiting import wait_until
 
 EXPIRY_S = 4
 MAX_ATTEMPTS = 5
@@ -65,7 +65,8 @@ class Ops(Clients):
         await self.payer.Pay(wechatpay_pb2.PayRequest(out_trade_no=order_no), timeout=10)
 
     async def until(self, order_no: str, *statuses: int, within: float = 30.0) -> recharge_pb2.RechargeOrder:
-        return await self.wait_for(order_no, lambda o: o.status in statuses, within)
+        wanted = " or ".join(recharge_pb2.OrderStatus.Name(s) for s in statuses)  # type: ignore[arg-type]
+        return await self.wait_for(order_no, lambda o: o.status in statuses, within, what=wanted)
 
     async def remote_calls(self, order_no: str, method: str) -> list[recharge_pb2.TimelineEvent]:
         """Attempts that got an answer or gave up (not the rows written before sending)."""
@@ -143,14 +144,20 @@ def restart(service: ServiceProcess) -> None:
     """kill -9, then start again on the same port with the same arguments and database."""
     host, port = service.host, service.port
     service.kill()
-    for attempt in range(40):
+    errors: list[RuntimeError] = []
+
+    def started() -> bool:
         try:
             service.start(f"{host}:{port}")
-            return
-        except RuntimeError:  # the port may be held for a moment after the kill
-            if attempt == 39:
-                raise
-            time.sleep(0.25)
+        except RuntimeError as error:  # the port may be held for a moment after the kill
+            errors.append(error)
+            return False
+        return True
+
+    try:
+        wait_until(started, within=30, interval=0.05, what=f"{service.name} starting again on port {port}")
+    except AssertionError as failure:
+        raise failure from errors[-1] if errors else None
 
 
 @pytest.fixture

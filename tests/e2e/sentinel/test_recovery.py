@@ -4,8 +4,6 @@ PROCESSING — and every order ends with its money right (I1-I4) and its visits 
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from protos.faults.v1 import faults_pb2
@@ -60,11 +58,8 @@ async def test_a_crash_between_paid_and_the_credit_is_finished_after_a_restart(o
     await ops.card_faults_set(rule(CARD + "ConfirmRecharge", K.FAULT_KIND_DELAY, times=1, delay_ms=2_500))
     order = await ops.create(card_no, 20_000)
     await ops.pay(order.order_no)
-    async with asyncio.timeout(10):  # the notify path's confirm keeps it PAID for about 1.5 s
-        while True:
-            if (await ops.order(order.order_no)).status == S.ORDER_STATUS_PAID:
-                break
-            await asyncio.sleep(0.01)
+    # the notify path's confirm keeps it PAID for about 1.5 s: look often
+    await ops.wait_for(order.order_no, lambda o: o.status == S.ORDER_STATUS_PAID, 10, "PAID", interval=0.01)
     restart(ops.stack.recharge)  # kill -9, same port, same database
     assert S.ORDER_STATUS_CREDIT_UNKNOWN not in await ops.statuses_visited(order.order_no)  # died while PAID
     ended = await ops.until(order.order_no, S.ORDER_STATUS_CREDITED)

@@ -43,7 +43,7 @@ class Scripted:
         if action == "unavailable":
             await context.abort(grpc.StatusCode.UNAVAILABLE, "fake: unavailable")
         if action == "hang":
-            await asyncio.sleep((context.time_remaining() or 1.0) + 0.2)
+            await asyncio.sleep((context.time_remaining() or 1.0) + 0.2)  # a slow server: past the deadline
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "fake: too late")
         if isinstance(action, tuple) and action[0] == "refuse":
             await abort_with(context, Refused(action[1], "fake refusal"))

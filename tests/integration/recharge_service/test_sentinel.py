@@ -30,6 +30,7 @@ from tests.integration.recharge_service.sentinel_support import (
     policy,
     timeline,
 )
+from tests.waiting import eventually
 
 S = OrderStatus
 LATER = HOLD + timedelta(seconds=1)
@@ -303,7 +304,8 @@ async def test_a_paid_order_whose_credit_step_is_still_running_here_is_skipped(
     order = await paid_order(timed)
     card.confirm_gate = asyncio.Event()
     start_credit(timed, order.order_no)
-    await asyncio.sleep(0.05)
+    credit_waits = ("ConfirmRecharge", order.order_no)
+    await eventually(lambda: credit_waits in card.calls, what="the credit step waiting in ConfirmRecharge")
     clock.advance(LATER)
     report = await run_sentinel(timed, policy())
     assert (report.examined, report.skipped) == (1, 1)
@@ -320,10 +322,7 @@ async def test_a_cancelled_run_leaves_leases_that_expire_and_the_next_run_finish
     card.confirm_gate = asyncio.Event()
     clock.advance(LATER)
     run = asyncio.ensure_future(run_sentinel(timed, policy(owner="node-a")))
-    for _ in range(500):  # until the visit waits inside ConfirmRecharge
-        if "ConfirmRecharge" in card.methods():
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: "ConfirmRecharge" in card.methods(), what="the visit waiting in ConfirmRecharge")
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
     assert await lease_of(timed, order.order_no) == "node-a"

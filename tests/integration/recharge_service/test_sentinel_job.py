@@ -24,12 +24,8 @@ from recharge_service.settings import (
 )
 from tests.integration.recharge_service.conftest import Wechat
 from tests.integration.recharge_service.grpc_fakes import FakeCardSystem, FakeMessages, FakeWechat, serving
-from tests.integration.recharge_service.test_server import (
-    as_domain,
-    create_request,
-    eventually,
-    wait_for_status,
-)
+from tests.integration.recharge_service.test_server import as_domain, create_request, wait_for_status
+from tests.waiting import eventually
 from wechat_mock.adapters.keys import PlatformKeys
 
 
@@ -84,12 +80,14 @@ async def test_the_scheduled_sentinel_credits_a_credit_unknown_order_without_bei
     order_no = await credit_unknown(running, wechat, "job-1")
     await wait_for_status(running, order_no, recharge_pb2.ORDER_STATUS_CREDITED)
     request = recharge_pb2.GetOrderTimelineRequest(order_no=order_no)
-    async with asyncio.timeout(10):  # the visit's row is written with its run's batch, after the credit
-        while True:
-            timeline = await running.ops.GetOrderTimeline(request)
-            if ("sentinel_visit", "sentinel") in [(e.kind, e.actor) for e in timeline.events]:
-                break
-            await asyncio.sleep(0.05)
+
+    async def visited() -> recharge_pb2.GetOrderTimelineResponse | None:
+        timeline = await running.ops.GetOrderTimeline(request)
+        visits = [e for e in timeline.events if (e.kind, e.actor) == ("sentinel_visit", "sentinel")]
+        return timeline if visits else None
+
+    # the visit's row is written with its run's batch, after the credit
+    timeline = await eventually(visited, what=f"the sentinel's visit row for {order_no}")
     assert [e.actor for e in timeline.events if e.method.endswith("GetRecharge")] == ["sentinel"]
 
 
@@ -109,5 +107,5 @@ async def test_stopping_the_server_stops_the_schedule_and_cancels_a_run_in_progr
         await running.app.server.stop(0.2)
     assert running.app.sentinel_job._scheduler is None and not running.app.sentinel.running
     calls = len(running.card.of("GetRecharge"))
-    await asyncio.sleep(0.5)  # more than two intervals
+    await asyncio.sleep(0.5)  # time must pass: over two sentinel intervals (0.2 s), when a live job would run
     assert len(running.card.of("GetRecharge")) == calls  # nothing runs any more

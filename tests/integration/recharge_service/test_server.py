@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from tests.integration.recharge_service.grpc_fakes import (
     FakeWechat,
     serving,
 )
+from tests.waiting import eventually
 from wechat_mock.adapters.keys import PlatformKeys
 
 
@@ -103,22 +103,12 @@ def create_request(key: str = "pos-1", **changes: object) -> recharge_pb2.Create
 async def wait_for_status(
     running: Running, order_no: str, wanted: int, within: float = 10.0
 ) -> recharge_pb2.RechargeOrder:
-    async with asyncio.timeout(within):
-        while True:
-            order = await running.center.GetRechargeOrder(
-                recharge_pb2.GetRechargeOrderRequest(order_no=order_no)
-            )
-            if order.status == wanted:
-                return order
-            await asyncio.sleep(0.05)
+    async def reached() -> recharge_pb2.RechargeOrder | None:
+        order = await running.center.GetRechargeOrder(recharge_pb2.GetRechargeOrderRequest(order_no=order_no))
+        return order if order.status == wanted else None
 
-
-async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.05)
+    name = recharge_pb2.OrderStatus.Name(wanted)  # type: ignore[arg-type]
+    return await eventually(reached, within=within, what=f"order {order_no} reaching {name}")
 
 
 def as_domain(order: recharge_pb2.RechargeOrder) -> RechargeOrder:

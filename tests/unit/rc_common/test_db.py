@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Connection, event, text
 
 from rc_common.db import Database
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -37,6 +38,12 @@ def rows(path: str) -> list[int]:
     """What another connection (another process, say) sees on disk."""
     with sqlite3.connect(path) as conn:
         return [x for (x,) in conn.execute("SELECT x FROM t ORDER BY x")]
+
+
+def queued(db: Database) -> int:
+    """Units waiting for the writer thread (its queue is its own business)."""
+    assert db._writer is not None
+    return db._writer._queue.qsize()
 
 
 class Gate:
@@ -91,7 +98,7 @@ async def test_a_failing_unit_is_rolled_back_alone_and_its_group_commits_once(db
     await asyncio.to_thread(gate.entered.wait, 10)
     commits = db.stats.commits
     group = [asyncio.ensure_future(db.write(insert(x, fail=x == 2))) for x in (1, 2, 3)]
-    await asyncio.sleep(0.05)  # all three are queued behind the gate
+    await eventually(lambda: queued(db) == 3, what="the three units queueing behind the gate")
     gate.release.set()
     results = await asyncio.gather(holding, *group, return_exceptions=True)
     assert results[1] == 1 and results[3] == 3
@@ -112,7 +119,7 @@ async def test_a_unit_is_answered_only_after_its_commit_is_durable(db: Database)
 
     writing = asyncio.ensure_future(db.write(insert(7)))
     await asyncio.to_thread(in_commit.wait, 10)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # time must pass: an answer given too early would arrive meanwhile
     assert not writing.done()  # the COMMIT has not returned: no answer yet
     assert rows(str(db.url.database)) == []
     let_commit.set()

@@ -14,6 +14,7 @@ from rc_common.errors import Refused
 from rc_common.faults import FaultEngine, FaultInterceptor, FaultKind, FaultPlan, FaultRule, hold_if_delayed
 from rc_common.grpc_status import error_reason, maps_errors
 from rc_common.server import GrpcServer, create_server
+from tests.waiting import eventually
 
 OPEN = "/card.v1.CardAdmin/OpenCard"
 FREEZE = "/card.v1.CardAdmin/FreezeCard"
@@ -42,8 +43,19 @@ class RecordingAdmin(card_pb2_grpc.CardAdminServicer):
         raise Refused("CARD_CLOSED", "closed")
 
 
+class Clock:
+    """The fault engine's clock (outage windows are measured on it), moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class Harness:
+    clock: Clock
     engine: FaultEngine
     servicer: RecordingAdmin
     stub: card_pb2_grpc.CardAdminStub
@@ -52,7 +64,8 @@ class Harness:
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
-    engine = FaultEngine()
+    clock = Clock()
+    engine = FaultEngine(clock)
     servicer = RecordingAdmin()
     interceptor = FaultInterceptor(engine, lock_aware_methods={OPEN})
 
@@ -63,7 +76,7 @@ async def harness() -> AsyncIterator[Harness]:
     served: GrpcServer = create_server("127.0.0.1:0", [register], interceptors=[interceptor])
     await served.start()
     async with grpc.aio.insecure_channel(served.address) as channel:
-        yield Harness(engine, servicer, card_pb2_grpc.CardAdminStub(channel), interceptor)
+        yield Harness(clock, engine, servicer, card_pb2_grpc.CardAdminStub(channel), interceptor)
     await served.stop(0)
 
 
@@ -117,7 +130,7 @@ async def test_late_success_times_out_the_caller_then_processes(harness: Harness
 async def test_delay_holds_the_service_lock_so_other_callers_queue(harness: Harness) -> None:
     harness.engine.set_plan(plan(FaultRule(OPEN, FaultKind.DELAY, delay_ms=300, times=1)))
     first = asyncio.ensure_future(harness.stub.OpenCard(card_pb2.OpenCardRequest(card_no="a"), timeout=5))
-    await asyncio.sleep(0.1)
+    await eventually(harness.servicer.lock.locked, what="the delayed first call holding the service lock")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         # The second caller waits behind the held lock and misses its short deadline.
         await harness.stub.OpenCard(card_pb2.OpenCardRequest(card_no="b"), timeout=0.05)
@@ -133,6 +146,6 @@ async def test_outage_fails_every_call_for_its_window(harness: Harness) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await harness.stub.OpenCard(card_pb2.OpenCardRequest(card_no=card_no), timeout=5)
         assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
-    await asyncio.sleep(0.25)
+    harness.clock.now += 0.2  # the window's end
     await harness.stub.OpenCard(card_pb2.OpenCardRequest(card_no="3"), timeout=5)
     assert harness.servicer.opened == ["3"]
