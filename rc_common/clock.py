@@ -10,6 +10,7 @@ import random
 from datetime import UTC, datetime, timedelta, timezone
 
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+_RNG = random.Random()  # backoff jitter
 
 
 def utc_now() -> datetime:
@@ -40,6 +41,3 @@ def backoff(attempt: int, first: float, cap: float, rng: random.Random | None = 
     capped, with "equal jitter" (half fixed, half random) so retries of many orders spread out."""
     base = min(first * 2 ** (attempt - 1), cap)
     return float(base / 2 + (rng or _RNG).uniform(0, base / 2))
-
-
-_RNG = random.Random()

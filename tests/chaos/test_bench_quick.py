@@ -104,7 +104,10 @@ def test_a_quick_bench_writes_the_table_json_and_plot(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.skipif(find_bindir() is None, reason="PostgreSQL binaries not installed")
+@pytest.mark.skipif(
+    find_bindir() is None,
+    reason="no initdb under /usr/lib/postgresql/*/bin or on PATH: this test measures that PostgreSQL",
+)
 def test_a_quick_bench_runs_the_same_levels_on_postgresql(tmp_path: Path) -> None:
     stdout, report = run_quick(tmp_path, "--db", "postgresql", "--skip-bare", "--backlog", "0")
     assert report["settings"]["db"] == "postgresql"
