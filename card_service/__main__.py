@@ -12,5 +12,7 @@ if __name__ == "__main__":
         CardSettings,
         bootstrap.serve,
         "Card system simulator: stored-value ledger with pre-recharge, confirm, void "
-        "and consume, plus FaultControl for chaos runs.",
+        "and consume, plus FaultControl for chaos runs. Every card belongs to one merchant; "
+        "each merchant has its own versioned bonus rule and limits (a limit left 0, or no rule "
+        "at all, means the defaults below).",
     )

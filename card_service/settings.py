@@ -16,14 +16,21 @@ class CardSettings:
     faults: str = setting(
         "", env="CARD_FAULTS", help="fault profile to load at start (FaultPlan as JSON)"
     )
-    min_pay_fen: int = setting(100, env="CARD_MIN_PAY_FEN", help="smallest top-up pay amount")
+    min_pay_fen: int = setting(
+        100,
+        env="CARD_MIN_PAY_FEN",
+        help="default smallest top-up pay amount (for merchants whose rule leaves it 0)",
+    )
     max_pay_fen: int = setting(
-        5_000_000, env="CARD_MAX_PAY_FEN", help="largest top-up pay amount"
+        5_000_000,
+        env="CARD_MAX_PAY_FEN",
+        help="default largest top-up pay amount (for merchants whose rule leaves it 0)",
     )
     balance_cap_fen: int = setting(
         20_000_000,
         env="CARD_BALANCE_CAP_FEN",
-        help="a card's balance plus pending credits may not exceed this",
+        help="default cap on a card's balance plus pending credits (for merchants whose rule "
+        "leaves it 0)",
     )
     grace: float = setting(5.0, env="CARD_GRACE", help="seconds to finish in-flight RPCs on shutdown")
     log_level: str = setting("info", env="CARD_LOG_LEVEL", help="debug, info, warning, error")

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -184,10 +184,21 @@ class Database:
 
     # -- schema, tools, tests ---------------------------------------------------------------
 
-    async def create_all(self, metadata: Any) -> None:
-        """Create missing tables (the services have no migrations yet)."""
+    async def create_all(self, metadata: Any, what: str = "the database") -> None:
+        """Create missing tables (the services have no migrations yet).
+
+        Creating tables adds no column to a table that exists, so a database made by an older
+        version (e.g. before orders had a ``merchant_id``) is refused here with ``OutdatedSchema``
+        naming what it lacks, rather than failing on its first write."""
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
+            missing = await conn.run_sync(_missing_columns, metadata)
+        if missing:
+            raise OutdatedSchema(
+                f"{what} {self.engine.url.render_as_string(hide_password=True)} predates this "
+                f"version (missing columns: {', '.join(missing)}); there are no migrations yet: "
+                "start from an empty database (make run: remove var/)"
+            )
 
     @contextlib.asynccontextmanager
     async def session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
@@ -401,3 +412,16 @@ class _StatsDumper:
         self._stopped.set()
         with contextlib.suppress(OSError):
             self.dump()
+
+
+class OutdatedSchema(RuntimeError):
+    """The database's tables lack columns this version needs (no migrations yet)."""
+
+
+def _missing_columns(conn: Connection, metadata: Any) -> list[str]:
+    inspector = inspect(conn)
+    missing: list[str] = []
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing.extend(f"{table.name}.{c.name}" for c in table.columns if c.name not in present)
+    return missing

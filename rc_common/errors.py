@@ -7,8 +7,10 @@ Raised by our own services (mapped to a gRPC status by ``grpc_status.abort_with`
     ├── NotFound(what)              -> NOT_FOUND          unknown id
     ├── Refused(reason)             -> FAILED_PRECONDITION + google.rpc.ErrorInfo(reason)
     │                                  a definitive business "no"; nothing was changed
-    └── Unavailable(reason)         -> UNAVAILABLE + ErrorInfo(reason): not decided yet, retry
-                                       with the same idempotency key (metadata says which order)
+    ├── Unavailable(reason)         -> UNAVAILABLE + ErrorInfo(reason): not decided yet, retry
+    │                                  with the same idempotency key (metadata says which order)
+    └── Exhausted(reason)           -> RESOURCE_EXHAUSTED + ErrorInfo(reason): a limit was reached;
+                                       nothing was written, retry later (metadata says when)
 
 Seen by callers of another system (``outcomes.call`` turns an RPC's end into one of these)::
 
@@ -53,6 +55,15 @@ class Refused(ServiceError):
 
 class Unavailable(ServiceError):
     """Outcome not decided yet (a dependency's answer is unknown); the caller retries the same key."""
+
+    def __init__(self, reason: str, message: str, **metadata: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.metadata = metadata
+
+
+class Exhausted(ServiceError):
+    """A limit was reached (a rate, a quota); nothing was written and the caller may retry later."""
 
     def __init__(self, reason: str, message: str, **metadata: str) -> None:
         super().__init__(message)

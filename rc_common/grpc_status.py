@@ -11,7 +11,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from rc_common.errors import InvalidArgument, NotFound, Refused, ServiceError, Unavailable
+from rc_common.errors import Exhausted, InvalidArgument, NotFound, Refused, ServiceError, Unavailable
 
 ERROR_DOMAIN = "recharge-center.example"
 
@@ -44,8 +44,8 @@ def to_status(exc: ServiceError) -> grpc.Status:
                 reason=exc.reason, domain=ERROR_DOMAIN, metadata=exc.metadata
             )
         )
-    elif isinstance(exc, Unavailable):
-        code = code_pb2.UNAVAILABLE
+    elif isinstance(exc, Unavailable | Exhausted):
+        code = code_pb2.UNAVAILABLE if isinstance(exc, Unavailable) else code_pb2.RESOURCE_EXHAUSTED
         detail.Pack(
             error_details_pb2.ErrorInfo(
                 reason=exc.reason, domain=ERROR_DOMAIN, metadata=exc.metadata

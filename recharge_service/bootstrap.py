@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from datetime import timedelta
 
 import grpc
 
@@ -21,6 +20,7 @@ from rc_common.logs import RequestContextInterceptor
 from rc_common.server import GrpcServer, create_server, wait_for_signal
 from recharge_service.adapters.card_client import CardClient
 from recharge_service.adapters.followup_clients import CallbackClient, NoticeClient
+from recharge_service.adapters.merchants import SqlMerchantDirectory
 from recharge_service.adapters.orm import metadata
 from recharge_service.adapters.payment_client import PaymentClient
 from recharge_service.adapters.retrying import RetryPolicy
@@ -54,7 +54,8 @@ class App:
 
 
 async def create_schema(db: Database) -> None:
-    await db.create_all(metadata)
+    """Missing tables are created; a database of an older version is refused (``OutdatedSchema``)."""
+    await db.create_all(metadata, "the recharge center's database")
 
 
 def node_name(settings: RechargeSettings) -> str:
@@ -77,12 +78,12 @@ async def build_app(settings: RechargeSettings) -> App:
     deps = Deps(
         uow=uow,
         card=CardClient(card_channel, timeline, remote, confirm),
-        payments=PaymentClient(payment_channel, timeline, remote),
-        order_expiry=timedelta(seconds=settings.notify.order_expiry),
-        mchid=settings.notify.wechat_mchid,
+        payments=PaymentClient(payment_channel, timeline, remote, settings.notify.wechat_mchid),
+        merchants=SqlMerchantDirectory(db, settings.merchant_cache_ttl),
+        sp_mchid=settings.notify.wechat_mchid,
     )
     opener = NotificationOpener(settings.notify.wechat_keys_dir, settings.notify.max_skew)
-    callbacks = CallbackClient(settings.outbox.callbacks(), settings.outbox.deadline)
+    callbacks = CallbackClient(settings.outbox.deadline)
     dispatcher = OutboxDispatcher(
         deps,
         NoticeClient(payment_channel, settings.outbox.deadline),

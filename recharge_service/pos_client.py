@@ -126,6 +126,7 @@ class PosClient:
     """Tops up cards at a POS through the recharge center, synchronously.
 
     ``channel``: a ``grpc.Channel`` to the recharge center (the caller owns and closes it).
+    ``merchant_id``: the merchant this POS sells for (every request names it; its cards only).
     ``deadline_s``: deadline of each call. ``attempts``: calls per ``top_up`` before giving up
     undecided (at least 1). ``backoff_s``: pause after the first undecided answer, doubled after
     each further one up to ``backoff_max_s``, with jitter (``rc_common.clock.backoff``). ``sleep``
@@ -136,6 +137,7 @@ class PosClient:
         self,
         channel: grpc.Channel,
         *,
+        merchant_id: str,
         deadline_s: float,
         attempts: int,
         backoff_s: float,
@@ -145,7 +147,10 @@ class PosClient:
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
+        if not merchant_id:
+            raise ValueError("merchant_id is required")
         self._center = recharge_pb2_grpc.RechargeCenterStub(channel)
+        self._merchant_id = merchant_id
         self._deadline_s = deadline_s
         self._attempts = attempts
         self._backoff_s = backoff_s
@@ -161,6 +166,7 @@ class PosClient:
         sends the same idempotency key, so retries can never create a second order.
         """
         request = recharge_pb2.CreateRechargeOrderRequest(
+            merchant_id=self._merchant_id,
             card_no=card_no,
             pay_amount_fen=pay_amount_fen,
             channel=recharge_pb2.CHANNEL_POS,
@@ -187,7 +193,7 @@ class PosClient:
         way too). Undecided answers to a look are simply looked at again.
         """
         give_up_at = self._clock() + timeout_s
-        request = recharge_pb2.GetRechargeOrderRequest(order_no=order_no)
+        request = recharge_pb2.GetRechargeOrderRequest(merchant_id=self._merchant_id, order_no=order_no)
         last_status: OrderStatus | None = None
         while True:
             try:

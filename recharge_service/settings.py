@@ -100,7 +100,8 @@ class ConfirmSettings:
 
 @dataclass(frozen=True)
 class NotifySettings:
-    """Payment notifications from WeChat Pay, and the orders they pay for."""
+    """Payment notifications from WeChat Pay: the provider's account and keys (a direct-mode
+    merchant's keys are named by its configuration)."""
 
     wechat_keys_dir: str = setting(
         "var/wechat-keys",
@@ -113,27 +114,23 @@ class NotifySettings:
         "1900000109",
         env="RECHARGE_WECHAT_MCHID",
         flag="wechat_mchid",
-        help="our WeChat Pay merchant id (notifications must match)",
+        help="the provider's WeChat Pay merchant id (sp_mchid): partner-mode merchants are paid "
+        "under it with their sub_mchid, and their notifications must carry it",
     )
     max_skew: float = setting(
         300.0,
         env="RECHARGE_NOTIFY_MAX_SKEW",
         help="seconds a notification's Wechatpay-Timestamp may differ from our clock",
     )
-    order_expiry: float = setting(
-        1800.0,
-        env="RECHARGE_ORDER_EXPIRY",
-        flag="order_expiry",
-        help="seconds an order may wait for payment; sent to WeChat as time_expire",
-    )
 
     def validate(self) -> None:
-        require_positive(self, "max_skew", "order_expiry")
+        require_positive(self, "max_skew")
 
 
 @dataclass(frozen=True)
 class OutboxSettings:
-    """Follow-ups after a credit or refund: template messages and callbacks to the channels."""
+    """Follow-ups after a credit or refund: template messages, and callbacks to the targets each
+    merchant's configuration names per channel."""
 
     interval: float = setting(
         0.5, env="RECHARGE_OUTBOX_INTERVAL", help="seconds between outbox dispatcher polls"
@@ -158,37 +155,8 @@ class OutboxSettings:
         help="seconds a claimed follow-up stays reserved to this process (then another may take it)",
     )
     batch: int = setting(20, env="RECHARGE_OUTBOX_BATCH", help="follow-ups claimed per dispatcher poll")
-    callback_official_account: str = setting(
-        "",
-        env="RECHARGE_CALLBACK_OFFICIAL_ACCOUNT",
-        flag="callback_official_account",
-        help="host:port of the official account's RechargeCallbacks; empty = skip (recorded)",
-    )
-    callback_pos: str = setting(
-        "",
-        env="RECHARGE_CALLBACK_POS",
-        flag="callback_pos",
-        help="host:port of the POS gateway's RechargeCallbacks; empty = skip",
-    )
-    callback_third_party: str = setting(
-        "",
-        env="RECHARGE_CALLBACK_THIRD_PARTY",
-        flag="callback_third_party",
-        help="host:port of the partner's RechargeCallbacks; empty = skip",
-    )
-
-    def callbacks(self) -> dict[str, str]:
-        """Callback target per channel name (empty: that channel is not called back)."""
-        return {
-            "OFFICIAL_ACCOUNT": self.callback_official_account,
-            "POS": self.callback_pos,
-            "THIRD_PARTY": self.callback_third_party,
-        }
 
     def validate(self) -> None:
-        for target in self.callbacks().values():
-            if target:
-                parse_listen(target)
         require_at_least_one(self, "max_attempts", "batch")
         require_positive(self, "interval", "deadline", "lease")
 
@@ -259,6 +227,12 @@ class RechargeSettings:
         help="name of this process, written as the owner of sentinel and outbox leases; empty = host-pid",
     )
     grace: float = setting(5.0, env="RECHARGE_GRACE", help="seconds to finish in-flight RPCs on shutdown")
+    merchant_cache_ttl: float = setting(
+        2.0,
+        env="RECHARGE_MERCHANT_CACHE_TTL",
+        help="seconds a merchant's current configuration is cached: a change reaches new orders of "
+        "other replicas within this time, without a restart",
+    )
     log_level: str = setting("info", env="RECHARGE_LOG_LEVEL", help="debug, info, warning, error")
     log_format: str = setting("console", env="RECHARGE_LOG_FORMAT", help="console or json")
     database: DatabaseSettings = group(DatabaseSettings, title="database")
@@ -270,3 +244,5 @@ class RechargeSettings:
 
     def validate(self) -> None:
         parse_listen(self.listen)
+        if self.merchant_cache_ttl < 0:
+            raise InvalidSetting("merchant_cache_ttl", "must not be negative")

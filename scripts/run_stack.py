@@ -1,7 +1,10 @@
 """`make run`: start the card system, recharge center and WeChat Pay simulator; Ctrl-C stops all.
 
-State lives under var/ (SQLite files, WeChat keys, logs). Two demo cards and a bonus rule are set
-up on first start. Ports: recharge center 50051, card system 50052, WeChat Pay simulator 50053.
+State lives under var/ (SQLite files, WeChat keys, logs). Two demo merchants are opened on every
+start (idempotently: one an operator changed since is left as it is), each with its own bonus rule
+and two demo cards: "teahouse" paid in WeChat Pay's direct mode (its own mchid and keys) and
+"bakery" in partner mode (the provider's sp_mchid + its sub_mchid).
+Ports: recharge center 50051, card system 50052, WeChat Pay simulator 50053.
 """
 
 from __future__ import annotations
@@ -11,76 +14,66 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
+from scripts.merchants import DEMO_MERCHANTS, direct_merchants_flag, open_merchants
+from scripts.stack import ROOT, Stack, build_stack, start_stack
 
-from protos.card.v1 import card_pb2, card_pb2_grpc
-from scripts.stack import ROOT, build_stack, start_stack
-
-DEMO_CARDS = (("8800000000000001", "Demo Customer A"), ("8800000000000002", "Demo Customer B"))
-DEMO_RULE = ((100_000, 20_000), (50_000, 8_000), (20_000, 2_000))  # pay >= ¥1000 get ¥200, ...
+#: Where `make run` listens, and where ``scripts.pos_demo`` looks by default.
+DEFAULT_PORTS = (50051, 50052, 50053)  # recharge center, card system, WeChat Pay simulator
 
 
-async def seed_demo_data(card_address: str) -> list[str]:
-    notes: list[str] = []
-    async with grpc.aio.insecure_channel(card_address) as channel:
-        admin = card_pb2_grpc.CardAdminStub(channel)
-        try:
-            rule = await admin.GetRechargeRule(card_pb2.GetRechargeRuleRequest(), timeout=5)
-            if not rule.tiers:
-                rule = await admin.SetRechargeRule(
-                    card_pb2.SetRechargeRuleRequest(
-                        tiers=[card_pb2.BonusTier(min_pay_fen=p, bonus_fen=b) for p, b in DEMO_RULE]
-                    ),
-                    timeout=5,
-                )
-            notes.append(f"bonus rule v{rule.version}: " + ", ".join(
-                f"pay >= ¥{t.min_pay_fen / 100:.0f} get ¥{t.bonus_fen / 100:.0f}" for t in rule.tiers))
-            for card_no, holder in DEMO_CARDS:
-                try:
-                    await admin.OpenCard(card_pb2.OpenCardRequest(card_no=card_no, holder_name=holder), timeout=5)
-                except grpc.aio.AioRpcError as error:
-                    if error.code() not in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION):
-                        raise
-                notes.append(f"demo card {card_no} ({holder})")
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.UNIMPLEMENTED:
-                raise
-            notes.append("card system does not implement CardAdmin yet: no demo data")
-    return notes
-
-
-def banner(notes: list[str], host: str) -> str:
+def banner(notes: list[str], stack: Stack) -> str:
     grpcurl = ".venv/bin/grpcurl -plaintext"
+    recharge, card, wechat = stack.recharge.address, stack.card.address, stack.wechat.address
+    targets = ""
+    if (recharge, card, wechat) != tuple(f"127.0.0.1:{port}" for port in DEFAULT_PORTS):
+        targets = f" --recharge {recharge} --card {card} --wechat {wechat}"
+    pos_demo = f".venv/bin/python -m scripts.pos_demo{targets}"
     lines = [
         "",
         "Recharge center is up:",
-        f"  recharge center  {host}:50051   (recharge.v1.RechargeCenter, RechargeOps, wechatpay.v1.PaymentNotifications)",
-        f"  card system      {host}:50052   (card.v1.CardSystem, CardAdmin, faults.v1.FaultControl)",
-        f"  WeChat Pay sim   {host}:50053   (wechatpay.v1.PaymentGateway, PayerSimulator, MessageSimulator, FaultControl)",
+        f"  recharge center  {recharge}   (recharge.v1.RechargeCenter, RechargeOps, wechatpay.v1.PaymentNotifications)",
+        f"  card system      {card}   (card.v1.CardSystem, CardAdmin, faults.v1.FaultControl)",
+        f"  WeChat Pay sim   {wechat}   (wechatpay.v1.PaymentGateway, PayerSimulator, MessageSimulator, FaultControl)",
         *[f"  {n}" for n in notes],
         "",
         "Try a top-up:",
-        "  .venv/bin/python -m scripts.pos_demo            # create, pay, wait for the credit, spend",
-        f"  {grpcurl} {host}:50051 list",
-        f"  {grpcurl} -d '{{\"card_no\":\"8800000000000001\",\"pay_amount_fen\":100000,"
+        f"  {pos_demo}                     # teahouse: create, pay, wait for the credit, spend",
+        f"  {pos_demo} --merchant bakery   # the same for the partner-mode merchant",
+        f"  {grpcurl} {recharge} list",
+        f"  {grpcurl} -d '{{\"merchant_id\":\"teahouse\",\"card_no\":\"8800000000000001\",\"pay_amount_fen\":100000,"
         f"\"channel\":\"CHANNEL_POS\",\"idempotency_key\":\"demo-1\",\"payer_openid\":\"o-demo\"}}' "
-        f"{host}:50051 recharge.v1.RechargeCenter/CreateRechargeOrder",
-        f"  {grpcurl} -d '{{\"out_trade_no\":\"ORDER_NO\"}}' {host}:50053 wechatpay.v1.PayerSimulator/Pay",
-        f"  {grpcurl} -d '{{\"card_no\":\"8800000000000001\"}}' {host}:50052 card.v1.CardSystem/GetCard",
+        f"{recharge} recharge.v1.RechargeCenter/CreateRechargeOrder",
+        f"  {grpcurl} -d '{{\"out_trade_no\":\"ORDER_NO\"}}' {wechat} wechatpay.v1.PayerSimulator/Pay",
+        f"  {grpcurl} -d '{{\"merchant_id\":\"teahouse\",\"card_no\":\"8800000000000001\"}}' {card} card.v1.CardSystem/GetCard",
         "",
-        "Logs: var/logs/*.log    Ctrl-C stops all three.",
+        f"Logs: {stack.workdir / 'logs'}/*.log    Ctrl-C stops all three.",
     ]
     return "\n".join(lines)
 
 
-def main() -> int:
+def ports(text: str) -> tuple[int, int, int]:
+    try:
+        recharge, card, wechat = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("three port numbers: RECHARGE,CARD,WECHAT") from None
+    return recharge, card, wechat
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--var", default=str(ROOT / "var"), help="state directory")
-    args = parser.parse_args()
-    stack = build_stack(Path(args.var))
+    parser.add_argument(
+        "--ports",
+        type=ports,
+        default=DEFAULT_PORTS,
+        help="RECHARGE,CARD,WECHAT ports; 0 = any free one (default: 50051,50052,50053)",
+    )
+    args = parser.parse_args(argv)
+    stack = build_stack(Path(args.var), wechat_args=direct_merchants_flag(DEMO_MERCHANTS))
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -89,10 +82,13 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    recharge_port, card_port, wechat_port = args.ports
     try:
-        start_stack(stack, host=args.host, ports=(50052, 50051, 50053))
-        notes = asyncio.run(seed_demo_data(stack.card.address))
-        print(banner(notes, args.host), flush=True)
+        start_stack(stack, host=args.host, ports=(card_port, recharge_port, wechat_port))
+        notes = asyncio.run(
+            open_merchants(stack.recharge.address, stack.card.address, stack.keys_dir, DEMO_MERCHANTS)
+        )
+        print(banner(notes, stack), flush=True)
         while not stopping:
             for service in stack.services:
                 if service.process is not None and service.process.poll() is not None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Under a stack's workdir: the simulator's WeChat keys (read by the recharge center too).
+KEYS_DIR = "wechat-keys"
 
 
 @dataclass
@@ -105,6 +107,11 @@ class Stack:
     def services(self) -> tuple[ServiceProcess, ...]:
         return (self.card, self.recharge, self.wechat)
 
+    @property
+    def keys_dir(self) -> Path:
+        """The WeChat keys: the provider's, and each direct-mode merchant's in ``direct/<mchid>/``."""
+        return self.workdir / KEYS_DIR
+
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
@@ -119,7 +126,7 @@ def build_stack(
     db_url_for: dict[str, str] | None = None,
 ) -> Stack:
     workdir.mkdir(parents=True, exist_ok=True)
-    keys_dir = workdir / "wechat-keys"
+    keys_dir = workdir / KEYS_DIR
     dbs = db_url_for or {
         name: f"sqlite+aiosqlite:///{workdir / (name + '.db')}" for name in ("card", "recharge", "wechat")
     }
@@ -147,7 +154,7 @@ def start_stack(
     """Start card, recharge, wechat (in that order) and wire their addresses."""
     from wechat_mock.adapters.keys import ensure_keys
 
-    ensure_keys(stack.workdir / "wechat-keys")
+    ensure_keys(stack.keys_dir)
     card_port, recharge_port, wechat_port = ports
     try:
         stack.card.start(f"{host}:{card_port}")

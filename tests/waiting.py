@@ -46,7 +46,7 @@ async def eventually(
                     value = await value
                 last = value
                 if value:
-                    return value  # type: ignore[return-value]
+                    return value
                 await asyncio.sleep(interval)
     except TimeoutError:
         if not window.expired():  # raised by the check itself, not our deadline

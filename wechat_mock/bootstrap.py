@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -16,9 +16,10 @@ from rc_common.faults import FaultEngine, FaultInterceptor
 from rc_common.faults.servicer import load_plan_file, register_fault_control
 from rc_common.logs import RequestContextInterceptor, get_logger
 from rc_common.server import GrpcServer, Registrar, create_server, wait_for_signal
-from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
+from wechat_mock.adapters.keys import PlatformKeys, ensure_direct_keys, ensure_keys
 from wechat_mock.adapters.notification_client import GrpcNotificationClient
 from wechat_mock.adapters.unit_of_work import SqlUnitOfWorkFactory, create_schema
+from wechat_mock.domain.merchants import Accounts
 from wechat_mock.entrypoints.servicers import (
     MessageSimulatorServicer,
     PayerSimulatorServicer,
@@ -62,9 +63,12 @@ class WechatSimulator:
     grpc: GrpcServer
     ctx: Context
     engine: FaultEngine
+    #: The service provider's keys (partner mode).
     keys: PlatformKeys
     notifier: Notifier
     settler: RefundSettler
+    #: Each direct merchant's own keys, by mchid.
+    direct_keys: dict[str, PlatformKeys] = field(default_factory=dict)
     _stopped: bool = False
 
     @property
@@ -98,6 +102,8 @@ def _waker(notifier: Notifier, settler: RefundSettler) -> OnCommit:
 
 async def build(settings: WechatSettings) -> WechatSimulator:
     keys = ensure_keys(settings.keys_dir)
+    accounts = Accounts(settings.mchid, settings.appid, settings.direct_accounts)
+    direct_keys = ensure_direct_keys(settings.keys_dir, accounts.direct)
     engine = FaultEngine()
     if settings.faults:
         engine.set_plan(load_plan_file(settings.faults))
@@ -106,10 +112,9 @@ async def build(settings: WechatSettings) -> WechatSimulator:
     uow = SqlUnitOfWorkFactory(db)
     ctx = Context(
         uow=uow,
-        wire=WireFormat(keys),
+        wire=WireFormat(keys, direct_keys),
         faults=engine,
-        mchid=settings.mchid,
-        appid=settings.appid,
+        accounts=accounts,
         refund_delay_s=settings.refund_delay,
     )
     client = GrpcNotificationClient(settings.notify_target)
@@ -140,11 +145,13 @@ async def build(settings: WechatSettings) -> WechatSimulator:
         "wechat_configured",
         keys_dir=settings.keys_dir,
         public_key_id=keys.public_key_id,
+        sp_mchid=accounts.sp_mchid,
+        direct_merchants={mchid: direct_keys[mchid].public_key_id for mchid in accounts.direct},
         notify_target=settings.notify_target,
         notify_schedule=list(settings.notify_schedule),
         refund_delay_s=settings.refund_delay,
     )
-    return WechatSimulator(server, ctx, engine, keys, notifier, settler)
+    return WechatSimulator(server, ctx, engine, keys, notifier, settler, direct_keys)
 
 
 async def serve(settings: WechatSettings) -> None:

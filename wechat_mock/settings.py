@@ -1,10 +1,18 @@
-"""WeChat Pay simulator settings (see ``python -m wechat_mock --help``)."""
+"""WeChat Pay simulator settings (see ``python -m wechat_mock --help``).
+
+Merchants: ``--mchid``/``--appid`` are the service provider's (服务商) ``sp_mchid``/``sp_appid``
+and ``--keys-dir``'s own files its keys; partner-mode requests name that sp_mchid and any
+sub_mchid of 6-32 digits (real WeChat also requires the sub-merchant to be bound to the provider).
+``--direct-merchants`` lists the merchants served in direct mode, each with its own keys in
+``<keys-dir>/direct/<mchid>/``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from rc_common.settings import parse_listen, setting
+from wechat_mock.domain.merchants import MCHID
 
 #: WeChat's notification retry schedule, in seconds (15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h).
 WECHAT_NOTIFY_SCHEDULE = (
@@ -26,10 +34,29 @@ class WechatSettings:
     keys_dir: str = setting(
         "var/wechat-keys",
         env="WECHAT_KEYS_DIR",
-        help="where the platform key pair and APIv3 key live (created on first start)",
+        help="where the service provider's platform key pair and APIv3 key live (partner mode); "
+        "each direct merchant's, in the same layout, in <keys-dir>/direct/<mchid>/ (all created on "
+        "first start)",
     )
-    mchid: str = setting("1900000109", env="WECHAT_MCHID", help="merchant id put in transactions")
-    appid: str = setting("wxd678efh567hg6787", env="WECHAT_APPID", help="app id put in transactions")
+    mchid: str = setting(
+        "1900000109",
+        env="WECHAT_MCHID",
+        help="the service provider's merchant id (sp_mchid): partner-mode requests must name it, with "
+        "any sub_mchid of 6-32 digits (real WeChat also requires the sub-merchant to be bound to the "
+        "provider; not simulated)",
+    )
+    appid: str = setting(
+        "wxd678efh567hg6787",
+        env="WECHAT_APPID",
+        help="the service provider's app id (sp_appid) put in partner-mode transactions; also the app "
+        "id of direct merchants listed without one",
+    )
+    direct_merchants: str = setting(
+        "",
+        env="WECHAT_DIRECT_MERCHANTS",
+        help="merchants served in direct mode (their own mchid, app id and keys), comma separated: "
+        "MCHID or MCHID:APPID (APPID defaults to --appid); empty = none",
+    )
     notify_schedule: tuple[float, ...] = setting(
         tuple(float(s) for s in WECHAT_NOTIFY_SCHEDULE),
         env="WECHAT_NOTIFY_SCHEDULE",
@@ -59,8 +86,37 @@ class WechatSettings:
     log_level: str = setting("info", env="WECHAT_LOG_LEVEL", help="debug, info, warning, error")
     log_format: str = setting("console", env="WECHAT_LOG_FORMAT", help="console or json")
 
+    @property
+    def direct_accounts(self) -> dict[str, str]:
+        """The direct merchants: mchid -> app id."""
+        accounts: dict[str, str] = {}
+        for entry in self.direct_merchants.split(","):
+            mchid, _, appid = entry.strip().partition(":")
+            if mchid:
+                accounts[mchid] = appid.strip() or self.appid
+        return accounts
+
+    def _validate_merchants(self) -> None:
+        if not MCHID.match(self.mchid):
+            raise ValueError("--mchid: must be 6-32 digits")
+        seen: set[str] = set()
+        for entry in self.direct_merchants.split(","):
+            mchid, colon, appid = entry.strip().partition(":")
+            if not mchid and not colon:
+                continue
+            if not MCHID.match(mchid):
+                raise ValueError(f"--direct-merchants: {mchid!r} is not a mchid (6-32 digits)")
+            if colon and not appid.strip():
+                raise ValueError(f"--direct-merchants: {mchid}: empty app id after ':'")
+            if mchid == self.mchid:
+                raise ValueError(f"--direct-merchants: {mchid} is the service provider's --mchid")
+            if mchid in seen:
+                raise ValueError(f"--direct-merchants: {mchid} is listed twice")
+            seen.add(mchid)
+
     def validate(self) -> None:
         parse_listen(self.listen)
+        self._validate_merchants()
         if self.notify_target:
             parse_listen(self.notify_target)
         if any(gap < 0 for gap in self.notify_schedule):

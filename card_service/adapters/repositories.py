@@ -61,8 +61,8 @@ _SAVE_CARD = versioned_update(t.cards, "card_no")
 
 def _card(row: Any) -> Card:
     return Card(
-        row["card_no"], CardStatus(row["status"]), row["balance_fen"], row["holder_name"],
-        utc(row["created_at"]), utc(row["updated_at"]), row["version"],
+        row["card_no"], row["merchant_id"], CardStatus(row["status"]), row["balance_fen"],
+        row["holder_name"], utc(row["created_at"]), utc(row["updated_at"]), row["version"],
     )
 
 
@@ -73,8 +73,8 @@ class SqlCardRepository(_Repository):
 
     def add(self, card: Card) -> None:
         _ADD_CARD.stage(self._batch, card.card_no, {
-            "card_no": card.card_no, "created_at": card.created_at, "version": card.version,
-            **self._values(card),
+            "card_no": card.card_no, "merchant_id": card.merchant_id, "created_at": card.created_at,
+            "version": card.version, **self._values(card),
         })
 
     def save(self, card: Card) -> None:
@@ -106,9 +106,9 @@ _SAVE_RECHARGE = versioned_update(t.pre_recharges, "order_no")
 
 def _recharge(row: Any) -> PreRecharge:
     return PreRecharge(
-        row["order_no"], row["card_no"], PreRechargeStatus(row["status"]), row["pay_amount_fen"],
-        row["bonus_fen"], row["rule_version"], utc(row["created_at"]), utc(row["updated_at"]),
-        row["void_reason"], bool(row["tombstone"]), row["version"],
+        row["order_no"], row["card_no"], row["merchant_id"], PreRechargeStatus(row["status"]),
+        row["pay_amount_fen"], row["bonus_fen"], row["rule_version"], utc(row["created_at"]),
+        utc(row["updated_at"]), row["void_reason"], bool(row["tombstone"]), row["version"],
     )
 
 
@@ -139,7 +139,8 @@ class SqlRechargeRepository(_Repository):
     def add(self, recharge: PreRecharge) -> None:
         stage_insert(self._batch, _ADD_RECHARGE, [{
             "order_no": recharge.order_no, "card_no": recharge.card_no,
-            "pay_amount_fen": recharge.pay_amount_fen, "bonus_fen": recharge.bonus_fen,
+            "merchant_id": recharge.merchant_id, "pay_amount_fen": recharge.pay_amount_fen,
+            "bonus_fen": recharge.bonus_fen,
             "rule_version": recharge.rule_version, "tombstone": recharge.tombstone,
             "created_at": recharge.created_at, "version": recharge.version, **self._values(recharge),
         }])
@@ -224,39 +225,47 @@ class SqlJournalRepository(_Repository):
         return int(await self._scalar(_JOURNAL_TOTAL, key=card_no))
 
 
-_LATEST_RULE = sa.select(t.recharge_rules).order_by(t.recharge_rules.c.version.desc()).limit(1)
+_R = t.recharge_rules.c
+_B = t.bonus_tiers.c
+_LATEST_RULE = sa.select(t.recharge_rules).where(_R.merchant_id == KEY).order_by(_R.version.desc()).limit(1)
 _TIERS = (
-    sa.select(t.bonus_tiers.c.min_pay_fen, t.bonus_tiers.c.bonus_fen)
-    .where(t.bonus_tiers.c.rule_version == KEY).order_by(t.bonus_tiers.c.min_pay_fen)
+    sa.select(_B.min_pay_fen, _B.bonus_fen)
+    .where(_B.merchant_id == KEY, _B.rule_version == sa.bindparam("version", type_=sa.BigInteger))
+    .order_by(_B.min_pay_fen)
 )
 _ADD_RULE = sa.insert(t.recharge_rules)
 _ADD_TIERS = sa.insert(t.bonus_tiers)
 
 
-def _latest_rule(conn: sa.Connection) -> RechargeRule | None:
-    row = conn.execute(_LATEST_RULE).mappings().first()
-    if row is None:
-        return None
-    tiers = conn.execute(_TIERS, {"key": row["version"]})
-    return RechargeRule(
-        row["version"],
-        tuple(BonusTier(min_pay, bonus) for min_pay, bonus in tiers),
-        Limits(row["min_pay_fen"], row["max_pay_fen"], row["balance_cap_fen"]),
-        utc(row["created_at"]),
-    )
+def _latest_rule(merchant_id: str) -> Callable[[sa.Connection], RechargeRule | None]:
+    def read(conn: sa.Connection) -> RechargeRule | None:
+        row = conn.execute(_LATEST_RULE, {"key": merchant_id}).mappings().first()
+        if row is None:
+            return None
+        tiers = conn.execute(_TIERS, {"key": merchant_id, "version": row["version"]})
+        return RechargeRule(
+            merchant_id,
+            row["version"],
+            tuple(BonusTier(min_pay, bonus) for min_pay, bonus in tiers),
+            Limits(row["min_pay_fen"], row["max_pay_fen"], row["balance_cap_fen"]),
+            utc(row["created_at"]),
+        )
+
+    return read
 
 
 class SqlRuleRepository(_Repository):
-    async def current(self) -> RechargeRule | None:
-        return await self._run(_latest_rule)
+    async def current(self, merchant_id: str) -> RechargeRule | None:
+        return await self._run(_latest_rule(merchant_id))
 
     def add(self, rule: RechargeRule) -> None:
         stage_insert(self._batch, _ADD_RULE, [{
-            "version": rule.version, "min_pay_fen": rule.limits.min_pay_fen,
-            "max_pay_fen": rule.limits.max_pay_fen, "balance_cap_fen": rule.limits.balance_cap_fen,
-            "created_at": rule.created_at,
+            "merchant_id": rule.merchant_id, "version": rule.version,
+            "min_pay_fen": rule.limits.min_pay_fen, "max_pay_fen": rule.limits.max_pay_fen,
+            "balance_cap_fen": rule.limits.balance_cap_fen, "created_at": rule.created_at,
         }])
         stage_insert(self._batch, _ADD_TIERS, [
-            {"rule_version": rule.version, "min_pay_fen": tier.min_pay_fen, "bonus_fen": tier.bonus_fen}
+            {"merchant_id": rule.merchant_id, "rule_version": rule.version,
+             "min_pay_fen": tier.min_pay_fen, "bonus_fen": tier.bonus_fen}
             for tier in rule.tiers
         ])

@@ -2,6 +2,10 @@
 
 Unique (kind, business_key) on the journal makes "at most one principal credit per order number"
 (and one spend / one reversal per request id) a database fact, not only a code path.
+
+Merchants: every card belongs to one (card numbers stay globally unique, so the card number alone
+is still the key); a pre-recharge records its card's merchant; rules are versioned per merchant,
+keyed by (merchant_id, version).
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ metadata = sa.MetaData()
 #: BIGINT on PostgreSQL; INTEGER on SQLite so the primary key is the auto-incrementing rowid.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Timestamp = sa.DateTime(timezone=True)
+#: 1 to 32 of [A-Za-z0-9_-] (checked by the commands).
+MerchantId = sa.String(32)
 
 cards = sa.Table(
     "cards",
     metadata,
     sa.Column("card_no", sa.String(32), primary_key=True),
+    sa.Column("merchant_id", MerchantId, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("balance_fen", sa.BigInteger, nullable=False),
     sa.Column("holder_name", sa.String(200), nullable=False, default=""),
@@ -33,6 +40,8 @@ pre_recharges = sa.Table(
     sa.Column("order_no", sa.String(128), primary_key=True),
     # Empty for a tombstone, so no foreign key.
     sa.Column("card_no", sa.String(32), nullable=False),
+    # The card's merchant; on a tombstone the merchant its void named, or ''.
+    sa.Column("merchant_id", MerchantId, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("pay_amount_fen", sa.BigInteger, nullable=False),
     sa.Column("bonus_fen", sa.BigInteger, nullable=False),
@@ -76,6 +85,8 @@ journal_entries = sa.Table(
 recharge_rules = sa.Table(
     "recharge_rules",
     metadata,
+    sa.Column("merchant_id", MerchantId, primary_key=True),
+    # Counted per merchant: 1, 2, ...
     sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("min_pay_fen", sa.BigInteger, nullable=False),
     sa.Column("max_pay_fen", sa.BigInteger, nullable=False),
@@ -86,7 +97,12 @@ recharge_rules = sa.Table(
 bonus_tiers = sa.Table(
     "bonus_tiers",
     metadata,
-    sa.Column("rule_version", sa.BigInteger, sa.ForeignKey("recharge_rules.version"), primary_key=True),
-    sa.Column("min_pay_fen", sa.BigInteger, primary_key=True),
+    sa.Column("merchant_id", MerchantId, primary_key=True),
+    sa.Column("rule_version", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("min_pay_fen", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("bonus_fen", sa.BigInteger, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["merchant_id", "rule_version"], ["recharge_rules.merchant_id", "recharge_rules.version"],
+        name="fk_bonus_tiers_rule",
+    ),
 )

@@ -65,5 +65,7 @@ def uow_factory(db: Database) -> UnitOfWorkFactory:
 
 
 async def create_schema(db: Database) -> None:
-    """Creates missing tables (the simulator has no migrations; its schema only grows)."""
-    await db.create_all(metadata)
+    """Creates missing tables (no migrations yet; the schema only grows). A database made by an
+    older version (e.g. before cards had a ``merchant_id``) is refused (``OutdatedSchema``),
+    naming what it lacks, rather than failing on its first write."""
+    await db.create_all(metadata, "the card database")

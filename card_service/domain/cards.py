@@ -40,7 +40,10 @@ def refuse_inactive(status: CardStatus, card_no: str) -> None:
 
 @dataclass
 class Card:
+    #: Globally unique across merchants.
     card_no: str
+    #: The merchant whose card program issued the card; it never changes.
+    merchant_id: str
     status: CardStatus
     balance_fen: int
     holder_name: str
@@ -50,8 +53,13 @@ class Card:
     version: int = 0
 
     @classmethod
-    def open(cls, card_no: str, holder_name: str, now: datetime) -> Card:
-        return cls(card_no, CardStatus.ACTIVE, 0, holder_name, now, now)
+    def open(cls, card_no: str, merchant_id: str, holder_name: str, now: datetime) -> Card:
+        return cls(card_no, merchant_id, CardStatus.ACTIVE, 0, holder_name, now, now)
+
+    def visible_to(self, merchant_id: str) -> bool:
+        """Whether a request naming ``merchant_id`` may see this card ('' names no merchant and
+        sees every card); to any other merchant the card does not exist."""
+        return not merchant_id or merchant_id == self.merchant_id
 
     def ensure_active(self) -> None:
         refuse_inactive(self.status, self.card_no)

@@ -15,12 +15,17 @@ def start_pre_recharge(
     card: Card, rule: RechargeRule, defaults: Limits, order_no: str, pay_amount_fen: int,
     pending_fen: int, now: datetime,
 ) -> PreRecharge:
-    """Checks the top-up is legal and fixes its bonus with ``rule``; credits nothing."""
+    """Checks the top-up is legal and fixes its bonus with ``rule`` (the card's merchant's rule
+    in force); credits nothing."""
+    if rule.merchant_id != card.merchant_id:
+        raise ValueError(f"rule of merchant {rule.merchant_id!r} for a card of {card.merchant_id!r}")
     card.ensure_active()
     bonus_fen = rule.bonus_for(pay_amount_fen)
     limits = rule.limits.filled(defaults)
     limits.check_top_up(pay_amount_fen, pay_amount_fen + bonus_fen, card.balance_fen, pending_fen)
-    return PreRecharge.start(order_no, card.card_no, pay_amount_fen, bonus_fen, rule.version, now)
+    return PreRecharge.start(
+        order_no, card.card_no, card.merchant_id, pay_amount_fen, bonus_fen, rule.version, now
+    )
 
 
 def confirm_recharge(card: Card, recharge: PreRecharge, now: datetime) -> list[JournalEntry]:

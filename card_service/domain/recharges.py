@@ -44,10 +44,13 @@ class PreRecharge:
     order_no: str
     #: Empty for a tombstone.
     card_no: str
+    #: The card's merchant, whose rule gave the bonus; on a tombstone the merchant the void named
+    #: ('' if none).
+    merchant_id: str
     status: PreRechargeStatus
     pay_amount_fen: int
     bonus_fen: int
-    #: The version of the recharge rule the bonus was computed with (0: no rule set).
+    #: The version of the merchant's recharge rule the bonus was computed with (0: no rule set).
     rule_version: int
     created_at: datetime
     updated_at: datetime
@@ -59,18 +62,18 @@ class PreRecharge:
 
     @classmethod
     def start(
-        cls, order_no: str, card_no: str, pay_amount_fen: int, bonus_fen: int, rule_version: int,
-        now: datetime,
+        cls, order_no: str, card_no: str, merchant_id: str, pay_amount_fen: int, bonus_fen: int,
+        rule_version: int, now: datetime,
     ) -> PreRecharge:
         return cls(
-            order_no, card_no, PreRechargeStatus.RECHARGING, pay_amount_fen, bonus_fen,
+            order_no, card_no, merchant_id, PreRechargeStatus.RECHARGING, pay_amount_fen, bonus_fen,
             rule_version, now, now,
         )
 
     @classmethod
-    def tombstone_for(cls, order_no: str, reason: str, now: datetime) -> PreRecharge:
+    def tombstone_for(cls, order_no: str, merchant_id: str, reason: str, now: datetime) -> PreRecharge:
         return cls(
-            order_no, "", PreRechargeStatus.VOIDED, 0, 0, 0, now, now,
+            order_no, "", merchant_id, PreRechargeStatus.VOIDED, 0, 0, 0, now, now,
             void_reason=reason, tombstone=True,
         )
 
@@ -82,15 +85,24 @@ class PreRecharge:
     def is_terminal(self) -> bool:
         return not TRANSITIONS[self.status]
 
-    def same_request(self, card_no: str, pay_amount_fen: int) -> bool:
-        return not self.tombstone and (self.card_no, self.pay_amount_fen) == (card_no, pay_amount_fen)
+    def visible_to(self, merchant_id: str) -> bool:
+        """Whether a request naming ``merchant_id`` may see this record: '' sees every record, and
+        every request sees a tombstone that named no merchant; to any other merchant it does not
+        exist."""
+        return not merchant_id or self.merchant_id in ("", merchant_id)
 
-    def check_replay(self, card_no: str, pay_amount_fen: int) -> None:
-        """For a pre-recharge whose order number is taken: passes for a faithful replay."""
+    def same_request(self, card_no: str, pay_amount_fen: int, merchant_id: str) -> bool:
+        return not self.tombstone and (self.card_no, self.pay_amount_fen, self.merchant_id) == (
+            card_no, pay_amount_fen, merchant_id
+        )
+
+    def check_replay(self, card_no: str, pay_amount_fen: int, merchant_id: str) -> None:
+        """For a pre-recharge whose order number is taken: passes for a faithful replay (same
+        card, pay amount and merchant). A tombstone refuses every one, whichever merchant asks."""
         if self.tombstone:
             raise Refused("RECHARGE_VOIDED", f"order {self.order_no} was voided before it arrived",
                           order_no=self.order_no)
-        if self.same_request(card_no, pay_amount_fen):
+        if self.same_request(card_no, pay_amount_fen, merchant_id):
             return
         if self.status is PreRechargeStatus.VOIDED:
             raise Refused("RECHARGE_VOIDED", f"order {self.order_no} was voided", order_no=self.order_no)

@@ -1,4 +1,8 @@
-"""Recharge rules: versioned bonus tiers and the limits a top-up must respect."""
+"""Recharge rules: each merchant's versioned bonus tiers and the limits its top-ups must respect.
+
+Every merchant runs its own card program, so each has its own rule history (versions 1, 2, ...);
+a merchant that never set one tops up under version 0: no bonus and the server's default limits.
+"""
 
 from __future__ import annotations
 
@@ -54,9 +58,11 @@ class Limits:
 
 @dataclass(frozen=True)
 class RechargeRule:
-    """One version of the rule; a new version is created for every change, never edited."""
+    """One version of a merchant's rule; a new version is created for every change, never edited."""
 
-    #: 0 is the implicit rule in force before any was set: no bonus, default limits.
+    merchant_id: str
+    #: Counted per merchant. 0 is the implicit rule in force before the merchant set any: no
+    #: bonus, default limits.
     version: int
     tiers: tuple[BonusTier, ...] = ()
     limits: Limits = field(default_factory=Limits)
@@ -70,7 +76,7 @@ class RechargeRule:
     def next_version(self, tiers: Sequence[BonusTier], limits: Limits, now: datetime) -> RechargeRule:
         validate_rule(tiers, limits)
         ordered = tuple(sorted(tiers, key=lambda tier: tier.min_pay_fen))
-        return RechargeRule(self.version + 1, ordered, limits, now)
+        return RechargeRule(self.merchant_id, self.version + 1, ordered, limits, now)
 
 
 def validate_rule(tiers: Sequence[BonusTier], limits: Limits) -> None:

@@ -1,4 +1,4 @@
-"""``card.v1.CardAdmin``: the card system's own operators (cards and recharge rules)."""
+"""``card.v1.CardAdmin``: the card system's own operators (cards and each merchant's recharge rules)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class CardAdminServicer(card_pb2_grpc.CardAdminServicer):
     async def OpenCard(
         self, request: card_pb2.OpenCardRequest, context: grpc.aio.ServicerContext
     ) -> card_pb2.Card:
-        cmd = commands.OpenCard(request.card_no, request.holder_name)
+        cmd = commands.OpenCard(request.card_no, request.merchant_id, request.holder_name)
         return mappers.card_to_proto(await cards.open_card(self._ctx, cmd))
 
     @maps_errors
@@ -46,11 +46,12 @@ class CardAdminServicer(card_pb2_grpc.CardAdminServicer):
         self, request: card_pb2.SetRechargeRuleRequest, context: grpc.aio.ServicerContext
     ) -> card_pb2.RechargeRule:
         tiers, limits = mappers.tiers_from_proto(request)
-        rule = await rules.set_recharge_rule(self._ctx, commands.SetRechargeRule(tiers, limits))
+        cmd = commands.SetRechargeRule(request.merchant_id, tiers, limits)
+        rule = await rules.set_recharge_rule(self._ctx, cmd)
         return mappers.rule_to_proto(rule)
 
     @maps_errors
     async def GetRechargeRule(
         self, request: card_pb2.GetRechargeRuleRequest, context: grpc.aio.ServicerContext
     ) -> card_pb2.RechargeRule:
-        return mappers.rule_to_proto(await rules.get_recharge_rule(self._ctx))
+        return mappers.rule_to_proto(await rules.get_recharge_rule(self._ctx, request.merchant_id))

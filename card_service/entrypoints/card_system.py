@@ -26,21 +26,23 @@ class CardSystemServicer(card_pb2_grpc.CardSystemServicer):
     async def PreRecharge(
         self, request: card_pb2.PreRechargeRequest, context: grpc.aio.ServicerContext
     ) -> card_pb2.PreRecharge:
-        cmd = commands.StartPreRecharge(request.order_no, request.card_no, request.pay_amount_fen)
+        cmd = commands.StartPreRecharge(
+            request.order_no, request.card_no, request.pay_amount_fen, request.merchant_id
+        )
         return mappers.recharge_to_proto(await recharges.pre_recharge(self._ctx, cmd))
 
     @maps_errors
     async def ConfirmRecharge(
         self, request: card_pb2.ConfirmRechargeRequest, context: grpc.aio.ServicerContext
     ) -> card_pb2.PreRecharge:
-        cmd = commands.ConfirmRecharge(request.order_no)
+        cmd = commands.ConfirmRecharge(request.order_no, request.merchant_id)
         return mappers.recharge_to_proto(await recharges.confirm_recharge(self._ctx, cmd))
 
     @maps_errors
     async def VoidRecharge(
         self, request: card_pb2.VoidRechargeRequest, context: grpc.aio.ServicerContext
     ) -> card_pb2.PreRecharge:
-        cmd = commands.VoidRecharge(request.order_no, request.reason)
+        cmd = commands.VoidRecharge(request.order_no, request.reason, request.merchant_id)
         return mappers.recharge_to_proto(await recharges.void_recharge(self._ctx, cmd))
 
     @maps_errors
@@ -48,13 +50,14 @@ class CardSystemServicer(card_pb2_grpc.CardSystemServicer):
         self, request: card_pb2.GetRechargeRequest, context: grpc.aio.ServicerContext
     ) -> card_pb2.PreRecharge:
         commands.required("order_no", request.order_no)
-        return mappers.recharge_to_proto(await recharges.get_recharge(self._ctx, request.order_no))
+        recharge = await recharges.get_recharge(self._ctx, request.order_no, request.merchant_id)
+        return mappers.recharge_to_proto(recharge)
 
     @maps_errors
     async def GetCard(
         self, request: card_pb2.GetCardRequest, context: grpc.aio.ServicerContext
     ) -> card_pb2.Card:
-        return mappers.card_to_proto(await cards.get_card(self._ctx, request.card_no))
+        return mappers.card_to_proto(await cards.get_card(self._ctx, request.card_no, request.merchant_id))
 
     @maps_errors
     async def Consume(
@@ -75,7 +78,9 @@ class CardSystemServicer(card_pb2_grpc.CardSystemServicer):
         self, request: card_pb2.ListJournalRequest, context: grpc.aio.ServicerContext
     ) -> card_pb2.ListJournalResponse:
         after = mappers.after_entry_id(request.card_no, request.page_token)
-        page = await cards.list_journal(self._ctx, request.card_no, after, request.page_size)
+        page = await cards.list_journal(
+            self._ctx, request.card_no, after, request.page_size, request.merchant_id
+        )
         return card_pb2.ListJournalResponse(
             entries=[mappers.entry_to_proto(entry) for entry in page.entries],
             next_page_token=mappers.page_token(request.card_no, page.next_after_entry_id),

@@ -28,6 +28,7 @@ def card_to_proto(view: CardView) -> card_pb2.Card:
     card = view.card
     return card_pb2.Card(
         card_no=card.card_no,
+        merchant_id=card.merchant_id,
         status=_CARD_STATUS[card.status],
         balance_fen=card.balance_fen,
         pending_recharge_fen=view.pending_recharge_fen,
@@ -50,6 +51,7 @@ def recharge_to_proto(recharge: PreRecharge) -> card_pb2.PreRecharge:
         tombstone=recharge.tombstone,
         created_at=timestamp(recharge.created_at),
         updated_at=timestamp(recharge.updated_at),
+        merchant_id=recharge.merchant_id,
     )
 
 
@@ -85,6 +87,7 @@ def rule_to_proto(rule: RechargeRule) -> card_pb2.RechargeRule:
         max_pay_fen=rule.limits.max_pay_fen,
         balance_cap_fen=rule.limits.balance_cap_fen,
         created_at=timestamp(rule.created_at),
+        merchant_id=rule.merchant_id,
     )
 
 

@@ -14,7 +14,8 @@ log = get_logger("card.consumes")
 
 
 async def consume(ctx: CardContext, cmd: Consume) -> Consumption:
-    """Spends at once under the card's lock; a replay returns the stored consumption."""
+    """Spends at once under the card's lock; a replay returns the stored consumption. Naming a
+    merchant, another merchant's card is refused exactly as a missing one (CARD_NOT_FOUND)."""
     async with ctx.locks.hold(consume_key(cmd.request_id)), ctx.card_lock(cmd.card_no):
         async with ctx.uow(False) as uow:
             existing = await uow.consumptions.get(cmd.request_id)
@@ -27,7 +28,7 @@ async def consume(ctx: CardContext, cmd: Consume) -> Consumption:
                     )
                 return existing
             card = await uow.cards.get(cmd.card_no)
-            if card is None:
+            if card is None or not card.visible_to(cmd.merchant_id):
                 raise Refused("CARD_NOT_FOUND", f"no card {cmd.card_no}", card_no=cmd.card_no)
             consumption, entry = ledger.consume(
                 card, cmd.request_id, cmd.amount_fen, cmd.merchant_id, ctx.clock()

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from card_service.domain.rules import Limits, RechargeRule
 from card_service.service_layer.locks import KeyedLocks, card_key
@@ -18,27 +19,48 @@ async def no_hold() -> None:
     """Default lock hook: nothing to wait for."""
 
 
-class OwnerCache:
+V = TypeVar("V")
+
+
+class BoundedCache(Generic[V]):
+    """A bounded memory by key; the least recently used entry is forgotten first."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[str, V] = OrderedDict()
+
+    def get(self, key: str) -> V | None:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def remember(self, key: str, value: V) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+
+class OwnerCache(BoundedCache[str]):
     """Bounded memory of which card an order number or consume request belongs to.
 
     The owner of a stored record never changes, so a hit saves a read; a miss reads the record.
     """
 
     def __init__(self, capacity: int = 100_000) -> None:
-        self._capacity = capacity
-        self._owners: OrderedDict[str, str] = OrderedDict()
+        super().__init__(capacity)
 
-    def get(self, key: str) -> str | None:
-        owner = self._owners.get(key)
-        if owner is not None:
-            self._owners.move_to_end(key)
-        return owner
 
-    def remember(self, key: str, owner: str) -> None:
-        self._owners[key] = owner
-        self._owners.move_to_end(key)
-        while len(self._owners) > self._capacity:
-            self._owners.popitem(last=False)
+class RuleCache(BoundedCache[RechargeRule]):
+    """Bounded memory of each merchant's recharge rule in force (keyed by merchant id).
+
+    Only this process changes rules and it replaces the entry on every change, so a hit is
+    current; a miss (a merchant not seen lately) reads the merchant's latest version.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        super().__init__(capacity)
 
 
 @dataclass
@@ -52,8 +74,8 @@ class CardContext:
     #: Awaited right after the card's lock is taken and before the transaction opens; the
     #: server plugs the fault engine's lock-wait (DELAY) in here.
     after_lock: Callable[[], Awaitable[None]] = no_hold
-    #: The recharge rule in force, cached after the first read and replaced by every change.
-    rule: RechargeRule | None = None
+    #: Each merchant's recharge rule in force, cached after a read and replaced by every change.
+    rules: RuleCache = field(default_factory=RuleCache)
 
     @contextlib.asynccontextmanager
     async def card_lock(self, card_no: str) -> AsyncIterator[None]:

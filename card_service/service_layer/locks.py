@@ -1,4 +1,4 @@
-"""Per-key asyncio locks (a card, an order number, a consume request id), held by key.
+"""Per-key asyncio locks (a card, an order number, a consume request id, a merchant's rule).
 
 The card system runs as one process, so these in-process locks are its "row locks": confirm, void
 and consume on one card queue here, *before* a write transaction is opened. Keys are always
@@ -89,4 +89,6 @@ def consume_key(request_id: str) -> str:
     return f"consume:{request_id}"
 
 
-RULE_KEY = "rule"
+def rule_key(merchant_id: str) -> str:
+    """Changes of one merchant's rule queue here (versions are counted per merchant)."""
+    return f"rule:{merchant_id}"

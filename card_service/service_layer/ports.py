@@ -63,7 +63,9 @@ class JournalRepository(Protocol):
 
 
 class RuleRepository(Protocol):
-    async def current(self) -> RechargeRule | None: ...
+    async def current(self, merchant_id: str) -> RechargeRule | None:
+        """The merchant's latest rule version; None before the merchant set any."""
+        ...
     def add(self, rule: RechargeRule) -> None: ...
 
 

@@ -27,11 +27,12 @@ class AnomaliesRepository:
         old_statuses: Sequence[OrderStatus] = (),
         old_before: datetime | None = None,
         changed_before: datetime | None = None,
+        merchant_id: str = "",
         page_size: int = 50,
         page_token: str = "",
     ) -> AnomalyPage:
         """Orders in ``statuses``, plus those in ``old_statuses`` last changed before ``old_before``;
-        only those last changed before ``changed_before`` (None = any)."""
+        only those last changed before ``changed_before`` (None = any); of ``merchant_id`` ("" = all)."""
         wanted: ColumnElement[bool] = orders.status.in_([s.name for s in statuses]) if statuses else false()
         if old_statuses and old_before is not None:
             wanted = or_(
@@ -41,6 +42,8 @@ class AnomaliesRepository:
         query = select(recharge_orders).where(wanted)
         if changed_before is not None:
             query = query.where(orders.updated_at <= changed_before)
+        if merchant_id:
+            query = query.where(orders.merchant_id == merchant_id)
         if page_token:
             after_at, after_no = read_anomaly_page_token(page_token)
             query = query.where(

@@ -45,20 +45,22 @@ class CardClient:
             rpc, request, order_no, _recharge, announce=announce, describe=_status, policy=policy
         )
 
-    async def pre_recharge(self, order_no: str, card_no: str, pay_amount_fen: int) -> Answer:
+    async def pre_recharge(
+        self, order_no: str, card_no: str, pay_amount_fen: int, merchant_id: str
+    ) -> Answer:
         request = card_pb2.PreRechargeRequest(
-            order_no=order_no, card_no=card_no, pay_amount_fen=pay_amount_fen
+            merchant_id=merchant_id, order_no=order_no, card_no=card_no, pay_amount_fen=pay_amount_fen
         )
         return await self._call("PreRecharge", request, order_no)
 
-    async def confirm_recharge(self, order_no: str) -> Answer:
-        request = card_pb2.ConfirmRechargeRequest(order_no=order_no)
+    async def confirm_recharge(self, order_no: str, merchant_id: str) -> Answer:
+        request = card_pb2.ConfirmRechargeRequest(order_no=order_no, merchant_id=merchant_id)
         return await self._call("ConfirmRecharge", request, order_no, policy=self._confirm_policy)
 
-    async def void_recharge(self, order_no: str, reason: str) -> Answer:
-        request = card_pb2.VoidRechargeRequest(order_no=order_no, reason=reason)
+    async def void_recharge(self, order_no: str, reason: str, merchant_id: str) -> Answer:
+        request = card_pb2.VoidRechargeRequest(order_no=order_no, reason=reason, merchant_id=merchant_id)
         return await self._call("VoidRecharge", request, order_no)
 
-    async def get_recharge(self, order_no: str) -> Answer:
-        request = card_pb2.GetRechargeRequest(order_no=order_no)
+    async def get_recharge(self, order_no: str, merchant_id: str) -> Answer:
+        request = card_pb2.GetRechargeRequest(order_no=order_no, merchant_id=merchant_id)
         return await self._call("GetRecharge", request, order_no, announce=False)

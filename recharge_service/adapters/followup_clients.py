@@ -32,16 +32,12 @@ class NoticeClient:
 
 
 class CallbackClient:
-    """``RechargeCallbacks.OnRechargeFinished`` at the target configured for the order's channel."""
+    """``RechargeCallbacks.OnRechargeFinished`` at a target (one channel per target, kept open)."""
 
-    def __init__(self, targets: Mapping[str, str], deadline: float) -> None:
-        self._targets = {name: target for name, target in targets.items() if target}
+    def __init__(self, deadline: float) -> None:
         self._deadline = deadline
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, recharge_pb2_grpc.RechargeCallbacksStub] = {}
-
-    def target_for(self, channel: str) -> str:
-        return self._targets.get(channel, "")
 
     async def send(self, target: str, event_id: str, order: RechargeOrder) -> Done[None] | Rejected | Unknown:
         stub = self._stubs.get(target)

@@ -4,11 +4,15 @@
 (owner cleared), when the last visit ended. A lease is free when nobody holds it or it expired.
 
 ``claim_batch`` is the only place that decides which orders a sentinel run takes: due orders, the
-least recently visited first (never visited first), then the oldest change first — so orders that
-stay undecided cannot starve newer ones. It is one short write of two set-based statements: pick
-the due orders in that order (``LIMIT n``; on PostgreSQL ``FOR UPDATE SKIP LOCKED``, so concurrent
-claimers skip each other's rows instead of waiting), then ``UPDATE … WHERE order_no IN (picked)
-AND <free> RETURNING order_no``. ``claim_one`` and ``renew`` are single conditional updates
+merchants taking turns (each merchant's first due order, then each one's second, …: a window
+``ROW_NUMBER() OVER (PARTITION BY merchant_id …)``), and within a merchant the least recently
+visited first (never visited first), then the oldest change first — so orders that stay undecided
+cannot starve newer ones, and one merchant's backlog of thousands cannot push another merchant's
+few orders out of a run: with a batch of ``n`` and ``m`` merchants with due orders, each gets at
+least ``n / m`` places. It is one short write of two set-based statements: pick the due orders in
+that order (``LIMIT n``; on PostgreSQL ``FOR UPDATE OF recharge_orders SKIP LOCKED``, so
+concurrent claimers skip each other's rows instead of waiting), then ``UPDATE … WHERE order_no IN
+(picked) AND <free> RETURNING order_no``. ``claim_one`` and ``renew`` are single conditional updates
 that answer at once; ``release_all`` is staged with the unit of work that records the visits. A
 lease that is not released (crash, cancelled run) simply expires.
 """
@@ -74,15 +78,27 @@ class OrderLeases:
 
         Due: status in ``statuses`` (those in ``only_expired`` only once past their expiry), last
         changed before ``changed_before`` and not visited since ``visited_before`` (None = any
-        time), and no live lease. Returns them oldest change first."""
+        time), and no live lease. Returns them merchants taking turns, each one's least recently
+        visited first."""
         due = _due(now, statuses, only_expired, changed_before, visited_before)
-        fair = (func.coalesce(orders.lease_until, NEVER), orders.updated_at, orders.order_no)
+        oldest_first = (func.coalesce(orders.lease_until, NEVER), orders.updated_at, orders.order_no)
+        ranked = (
+            select(
+                orders.order_no,
+                func.row_number().over(partition_by=orders.merchant_id, order_by=oldest_first).label("turn"),
+                oldest_first[0].label("visited"),
+                orders.updated_at.label("changed"),
+            )
+            .where(due)
+            .subquery("ranked")
+        )
         picked = (
             select(orders.order_no)
-            .where(due)
-            .order_by(*fair)
+            .join_from(recharge_orders, ranked, ranked.c.order_no == orders.order_no)
+            .order_by(ranked.c.turn, ranked.c.visited, ranked.c.changed, orders.order_no)
             .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL; on SQLite the writer is alone
+            # PostgreSQL; on SQLite the writer is alone
+            .with_for_update(of=recharge_orders, skip_locked=True)
         )
 
         def unit(conn: Connection) -> list[str]:

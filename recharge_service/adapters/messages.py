@@ -29,6 +29,8 @@ def order_to_proto(order: RechargeOrder) -> recharge_pb2.RechargeOrder:
         expires_at=timestamp(order.expires_at),
         version=order.version,
         rule_version=order.rule_version,
+        merchant_id=order.merchant_id,
+        merchant_version=order.merchant_version,
     )
 
 

@@ -47,7 +47,10 @@ recharge_orders = Table(
     "recharge_orders",
     metadata,
     Column("order_no", String(32), primary_key=True),
-    Column("idempotency_key", String(64), nullable=False, unique=True),
+    Column("merchant_id", String(32), nullable=False),
+    # The merchant configuration the order was created with (merchant_versions).
+    Column("merchant_version", BigInteger, nullable=False),
+    Column("idempotency_key", String(64), nullable=False),
     Column("card_no", String(32), nullable=False),
     Column("channel", String(24), nullable=False),
     Column("status", String(24), nullable=False),
@@ -74,6 +77,31 @@ recharge_orders = Table(
     Column("lease_until", UtcDateTime, nullable=True),
     Index("ix_recharge_orders_status_updated", "status", "updated_at"),
     Index("ix_recharge_orders_card_no", "card_no"),
+    # Idempotency keys are the merchant's: unique per merchant.
+    Index("ux_recharge_orders_merchant_key", "merchant_id", "idempotency_key", unique=True),
+    Index("ix_recharge_orders_merchant_status", "merchant_id", "status"),
+)
+
+#: The current configuration of each merchant (``config`` is MerchantConfig as JSON).
+merchants = Table(
+    "merchants",
+    metadata,
+    Column("merchant_id", String(32), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("config", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+#: Every version a merchant's configuration had, immutable: orders point at one; the audit trail.
+merchant_versions = Table(
+    "merchant_versions",
+    metadata,
+    Column("merchant_id", String(32), primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("config", Text, nullable=False),
+    Column("operator", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
 )
 
 payments = Table(
@@ -109,6 +137,8 @@ outbox = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("order_no", String(32), nullable=False),
+    # The order's merchant: dispatchers take turns between merchants (``OutboxRepository.claim``).
+    Column("merchant_id", String(32), nullable=False),
     # customer_notice | business_callback
     Column("topic", String(24), nullable=False),
     Column("event_id", String(96), nullable=False, unique=True),

@@ -3,7 +3,11 @@
 ``add`` is staged with the state change that caused the follow-up (``OrdersRepository.save``
 does it). ``claim`` is the only place that decides who delivers a row: one set-based
 ``UPDATE … WHERE id IN (due rows) RETURNING``, its own short write (on PostgreSQL the due rows are
-picked ``FOR UPDATE SKIP LOCKED``, so concurrent dispatchers skip each other's rows). ``finish``
+picked ``FOR UPDATE OF outbox SKIP LOCKED``, so concurrent dispatchers skip each other's rows).
+Merchants take turns (each merchant's first due row, then each one's second, …: a window
+``ROW_NUMBER() OVER (PARTITION BY merchant_id …)``), the oldest due first within a merchant — so
+one merchant's backlog (say, its callback endpoint down for an hour) cannot hold back another
+merchant's follow-ups beyond one batch. ``finish``
 records the results of a whole batch in one write, each row only if its lease is still ours,
 with the row's delivery attempt on the order's timeline.
 """
@@ -15,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from rc_common.db import Database
 from recharge_service.adapters.orm import UtcDateTime, outbox
@@ -34,12 +38,23 @@ class OutboxRepository:
         """Reserve up to ``limit`` due rows for ``owner`` until ``lease_until`` (one statement)."""
         free = or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
         due = and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now, free)
+        ranked = (
+            select(
+                outbox.c.id,
+                func.row_number()
+                .over(partition_by=outbox.c.merchant_id, order_by=(outbox.c.next_attempt_at, outbox.c.id))
+                .label("turn"),
+            )
+            .where(due)
+            .subquery("ranked")
+        )
         picked = (
             select(outbox.c.id)
-            .where(due)
-            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .join_from(outbox, ranked, ranked.c.id == outbox.c.id)
+            .order_by(ranked.c.turn, outbox.c.next_attempt_at, outbox.c.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's writer is alone anyway
+            # PostgreSQL; SQLite's writer is alone anyway
+            .with_for_update(of=outbox, skip_locked=True)
         )
         statement = (
             update(outbox)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -28,7 +28,7 @@ from rc_common.db import Database
 from rc_common.sql import insert_or_ignore
 from recharge_service.adapters.orm import outbox, payments, recharge_orders, timeline_events
 from recharge_service.domain.followups import followups_for
-from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
+from recharge_service.domain.order import OPEN_STATUSES, Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TRANSITION, TimelineEntry
 from recharge_service.service_layer.storage import (
     DuplicateKey,
@@ -43,6 +43,8 @@ __all__ = ["OrderPage", "StaleOrder"]  # the port's types, for the adapters' use
 
 _ORDER_FIELDS = (
     "order_no",
+    "merchant_id",
+    "merchant_version",
     "idempotency_key",
     "card_no",
     "pay_amount_fen",
@@ -170,7 +172,14 @@ def timeline_row(entry: TimelineEntry) -> dict[str, Any]:
 # Statements built once: executing a prebuilt statement skips building and cache-keying it again.
 _INSERT_TIMELINE = insert(timeline_events)
 _GET_ORDER = select(recharge_orders).where(recharge_orders.c.order_no == bindparam("order_no"))
-_GET_BY_KEY = select(recharge_orders).where(recharge_orders.c.idempotency_key == bindparam("key"))
+_GET_BY_KEY = select(recharge_orders).where(
+    recharge_orders.c.merchant_id == bindparam("merchant_id"),
+    recharge_orders.c.idempotency_key == bindparam("key"),
+)
+_COUNT_OPEN = select(func.count()).where(
+    recharge_orders.c.merchant_id == bindparam("merchant_id"),
+    recharge_orders.c.status.in_([s.name for s in OPEN_STATUSES]),
+)
 _INSERT_ORDER = insert(recharge_orders)
 #: SET comes from the parameters' column names; the guard's parameters are named apart.
 _SAVE_ORDER = update(recharge_orders).where(
@@ -208,6 +217,7 @@ def _outbox_rows(order: RechargeOrder) -> list[dict[str, Any]]:
     return [
         {
             "order_no": order.order_no,
+            "merchant_id": order.merchant_id,
             "topic": followup.topic,
             "event_id": followup.event_id,
             "payload": json.dumps(followup.payload, ensure_ascii=False),
@@ -232,10 +242,14 @@ class OrdersRepository:
         row = await read(self._db, lambda conn: conn.execute(_GET_ORDER, params).mappings().first())
         return order_from_row(row) if row else None
 
-    async def get_by_idempotency_key(self, key: str) -> RechargeOrder | None:
-        params = {"key": key}
+    async def get_by_idempotency_key(self, merchant_id: str, key: str) -> RechargeOrder | None:
+        params = {"merchant_id": merchant_id, "key": key}
         row = await read(self._db, lambda conn: conn.execute(_GET_BY_KEY, params).mappings().first())
         return order_from_row(row) if row else None
+
+    async def count_open(self, merchant_id: str) -> int:
+        params = {"merchant_id": merchant_id}
+        return int(await read(self._db, lambda conn: conn.execute(_COUNT_OPEN, params).scalar_one()))
 
     async def add(self, order: RechargeOrder, *, actor: str = "system", detail: str = "") -> None:
         """Stage a new order (the commit raises IntegrityError when the idempotency key exists)."""
@@ -284,6 +298,7 @@ class OrdersRepository:
     async def list(
         self,
         *,
+        merchant_id: str,
         card_no: str = "",
         statuses: Sequence[OrderStatus] = (),
         channel: Channel | None = None,
@@ -291,7 +306,7 @@ class OrdersRepository:
         page_token: str = "",
     ) -> OrderPage:
         """Newest first (order numbers sort by creation time)."""
-        query = select(recharge_orders)
+        query = select(recharge_orders).where(recharge_orders.c.merchant_id == merchant_id)
         if card_no:
             query = query.where(recharge_orders.c.card_no == card_no)
         if statuses:

@@ -1,19 +1,23 @@
 """Opening WeChat Pay notifications: signature, freshness, decryption (platform public key mode).
 
-The keys come from ``--wechat-keys-dir``: ``platform_public_key.pem``, ``public_key_id.txt`` and
-``apiv3_key.txt``. They are read at start and again on a notification if they were missing then.
+The provider's keys come from ``--wechat-keys-dir``: ``platform_public_key.pem``,
+``public_key_id.txt`` and ``apiv3_key.txt``; they are read at start and again on a notification if
+they were missing then. A direct-mode merchant's keys (same files) are in the ``keys_dir`` of its
+configuration; the service layer hands those directories over (``use_direct_keys``) and the
+notification's ``Wechatpay-Serial`` picks the key set. ``OpenedNotification.keys_dir`` says which
+one opened it ("" = the provider's), so a merchant's keys never vouch for another's payment.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rc_common import wechatpay_crypto as crypto
-from recharge_service.service_layer.notifications import BadNotification, OpenedNotification
+from recharge_service.service_layer.notifications import BadNotification, OpenedNotification, UnknownSerial
 
 PUBLIC_KEY_FILE = "platform_public_key.pem"
 PUBLIC_KEY_ID_FILE = "public_key_id.txt"
@@ -49,10 +53,31 @@ class NotificationOpener:
         self._max_skew_s = max_skew_s
         self._clock = clock
         self._keys: MerchantKeys | None = None
+        self._direct: dict[str, MerchantKeys] = {}  # keys_dir -> that merchant's keys
         try:
             self._keys = load_keys(keys_dir)
         except (OSError, ValueError):
             self._keys = None  # tried again on the first notification
+
+    def use_direct_keys(self, keys_dirs: Sequence[str]) -> None:
+        """Load the direct-mode merchants' key sets not loaded yet (unreadable ones are skipped
+        and tried again next time: a notification they should open is refused meanwhile)."""
+        for keys_dir in keys_dirs:
+            if keys_dir not in self._direct:
+                try:
+                    self._direct[keys_dir] = load_keys(keys_dir)
+                except (OSError, ValueError):
+                    continue
+
+    def _keys_for(self, headers: Mapping[str, str]) -> tuple[str, MerchantKeys]:
+        serial = crypto.header(headers, crypto.HEADER_SERIAL)
+        provider = self._loaded()
+        if serial == provider.public_key_id:
+            return "", provider
+        for keys_dir, keys in self._direct.items():
+            if serial == keys.public_key_id:
+                return keys_dir, keys
+        raise UnknownSerial("Wechatpay-Serial is not a platform public key id we know")
 
     def _loaded(self) -> MerchantKeys:
         if self._keys is None:
@@ -63,7 +88,11 @@ class NotificationOpener:
         return self._keys
 
     def open(self, headers: Mapping[str, str], body: bytes) -> OpenedNotification:
-        keys = self._loaded()
+        try:
+            keys_dir, keys = self._keys_for(headers)
+        except UnknownSerial as exc:
+            exc.order_no = _named_order(self._loaded(), body)
+            raise
         try:
             self._verify(keys, headers, body)
         except BadNotification as exc:
@@ -79,6 +108,7 @@ class NotificationOpener:
             notification_id=str(envelope.get("id", "")),
             event_type=str(envelope.get("event_type", "")),
             resource=_as_dict(resource),
+            keys_dir=keys_dir,
         )
 
     def _verify(self, keys: MerchantKeys, headers: Mapping[str, str], body: bytes) -> None:
@@ -90,8 +120,6 @@ class NotificationOpener:
             raise BadNotification("signature probe (WECHATPAY/SIGNTEST/) refused")
         if crypto.header(headers, crypto.HEADER_SIGNATURE_TYPE) != crypto.SIGNATURE_TYPE:
             raise BadNotification(f"Wechatpay-Signature-Type must be {crypto.SIGNATURE_TYPE}")
-        if crypto.header(headers, crypto.HEADER_SERIAL) != keys.public_key_id:
-            raise BadNotification("Wechatpay-Serial is not our platform public key id")
         if not crypto.timestamp_is_fresh(timestamp, self._clock(), self._max_skew_s):
             raise BadNotification(f"Wechatpay-Timestamp {timestamp!r} is more than {self._max_skew_s:g}s off")
         nonce = crypto.header(headers, crypto.HEADER_NONCE)

@@ -55,7 +55,13 @@ def _callback(order: RechargeOrder, outcome: str) -> FollowUp:
     return FollowUp(
         BUSINESS_CALLBACK,
         f"{order.order_no}.{outcome}.callback",
-        {"channel": order.channel.name, "status": order.status.name},
+        {
+            "channel": order.channel.name,
+            "status": order.status.name,
+            # whose configuration names the target: the dispatcher skips without reading the order
+            "merchant_id": order.merchant_id,
+            "merchant_version": order.merchant_version,
+        },
     )
 
 

@@ -79,6 +79,8 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 
 #: States in which the order's story has ended.
 FINAL = frozenset({S.CREDITED, S.REFUNDED, S.CLOSED, S.REJECTED})
+#: Orders still waiting for the customer to pay (what a merchant's ``max_open_orders`` counts).
+OPEN_STATUSES = frozenset({S.CREATED, S.AWAITING_PAYMENT})
 #: States the sentinel moves forward (CREATED only once past its expiry). Not MANUAL_REVIEW: only
 #: operators' fenced actions take an order out of review.
 SENTINEL_STATES = frozenset({S.CREATED, S.AWAITING_PAYMENT, S.PAID, S.CREDIT_UNKNOWN, S.REFUNDING})
@@ -133,6 +135,9 @@ class RechargeOrder:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
+    #: The merchant the order belongs to, and the version of its configuration the order keeps.
+    merchant_id: str
+    merchant_version: int
     status: OrderStatus = S.CREATED
     bonus_fen: int = 0
     credit_amount_fen: int = 0

@@ -28,6 +28,7 @@ class RechargeCenterServicer(recharge_pb2_grpc.RechargeCenterServicer):
             channel=request.channel,
             idempotency_key=request.idempotency_key,
             payer_openid=request.payer_openid,
+            merchant_id=request.merchant_id,
         )
         return order_to_proto(await create_recharge_order(command, self._deps))
 
@@ -35,7 +36,7 @@ class RechargeCenterServicer(recharge_pb2_grpc.RechargeCenterServicer):
     async def GetRechargeOrder(
         self, request: recharge_pb2.GetRechargeOrderRequest, context: grpc.aio.ServicerContext
     ) -> recharge_pb2.RechargeOrder:
-        return order_to_proto(await queries.get_order(self._deps, request.order_no))
+        return order_to_proto(await queries.get_order(self._deps, request.merchant_id, request.order_no))
 
     @maps_errors
     async def ListRechargeOrders(
@@ -43,6 +44,7 @@ class RechargeCenterServicer(recharge_pb2_grpc.RechargeCenterServicer):
     ) -> recharge_pb2.ListRechargeOrdersResponse:
         page = await queries.list_orders(
             self._deps,
+            merchant_id=request.merchant_id,
             card_no=request.filter.card_no,
             statuses=list(request.filter.statuses),
             channel=request.filter.channel,

@@ -7,13 +7,23 @@ from datetime import timedelta
 import grpc
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
+from rc_common.errors import NotFound
 from rc_common.grpc_status import maps_errors
 from rc_common.server import Registrar
 from recharge_service.adapters.messages import order_to_proto, timeline_to_proto
+from recharge_service.domain.merchant import check_merchant_id
+from recharge_service.entrypoints.merchant_messages import (
+    DEFAULT_ORDER_EXPIRY,
+    change_to_proto,
+    merchant_from_proto,
+    merchant_to_proto,
+    stale_status,
+)
 from recharge_service.service_layer import queries
 from recharge_service.service_layer.anomalies import list_anomalies
 from recharge_service.service_layer.commands import ResolveAnomaly
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.merchants import StaleMerchant, put_merchant
 from recharge_service.service_layer.resolve import resolve_anomaly
 from recharge_service.service_layer.sentinel import Sentinel
 
@@ -27,7 +37,7 @@ class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
     async def GetOrderTimeline(
         self, request: recharge_pb2.GetOrderTimelineRequest, context: grpc.aio.ServicerContext
     ) -> recharge_pb2.GetOrderTimelineResponse:
-        entries = await queries.get_timeline(self._deps, request.order_no)
+        entries = await queries.get_timeline(self._deps, request.order_no, request.merchant_id)
         return recharge_pb2.GetOrderTimelineResponse(
             order_no=request.order_no, events=[timeline_to_proto(entry) for entry in entries]
         )
@@ -43,6 +53,7 @@ class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
             min_age_seconds=request.min_age_seconds,
             page_size=request.page.page_size,
             page_token=request.page.page_token,
+            merchant_id=request.merchant_id,
         )
         return recharge_pb2.ListAnomaliesResponse(
             anomalies=[
@@ -62,7 +73,9 @@ class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
     async def ResolveAnomaly(
         self, request: recharge_pb2.ResolveAnomalyRequest, context: grpc.aio.ServicerContext
     ) -> recharge_pb2.ResolveAnomalyResponse:
-        command = ResolveAnomaly(request.order_no, request.action, request.operator, request.reason)
+        command = ResolveAnomaly(
+            request.order_no, request.action, request.operator, request.reason, request.merchant_id
+        )
         resolution = await resolve_anomaly(self._deps, self._sentinel.policy, command)
         return recharge_pb2.ResolveAnomalyResponse(
             order=order_to_proto(resolution.order), outcome=resolution.outcome
@@ -74,6 +87,47 @@ class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
     ) -> recharge_pb2.SentinelReport:
         report = await self._sentinel.run(ignore_hold=request.ignore_hold)
         return recharge_pb2.SentinelReport(**report.as_dict())
+
+    @maps_errors
+    async def PutMerchant(
+        self, request: recharge_pb2.PutMerchantRequest, context: grpc.aio.ServicerContext
+    ) -> recharge_pb2.Merchant:
+        config = merchant_from_proto(request.merchant, DEFAULT_ORDER_EXPIRY)
+        try:
+            written = await put_merchant(
+                self._deps.merchants,
+                config,
+                request.expected_version,
+                request.operator,
+                request.reason,
+                self._deps.clock(),
+            )
+        except StaleMerchant as exc:  # the contract says ABORTED (read again, then retry)
+            status = stale_status(exc)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+            raise AssertionError("unreachable: abort raises") from exc
+        return merchant_to_proto(written)
+
+    @maps_errors
+    async def GetMerchant(
+        self, request: recharge_pb2.GetMerchantRequest, context: grpc.aio.ServicerContext
+    ) -> recharge_pb2.GetMerchantResponse:
+        merchant_id = check_merchant_id(request.merchant_id)
+        # From the history (the database), not the cache of current versions: an operator about
+        # to change the merchant must see the version a PutMerchant will be checked against.
+        history = await self._deps.merchants.history(merchant_id)
+        if not history:
+            raise NotFound(f"no merchant {merchant_id}")
+        return recharge_pb2.GetMerchantResponse(
+            merchant=merchant_to_proto(history[-1].config), history=[change_to_proto(c) for c in history]
+        )
+
+    @maps_errors
+    async def ListMerchants(
+        self, request: recharge_pb2.ListMerchantsRequest, context: grpc.aio.ServicerContext
+    ) -> recharge_pb2.ListMerchantsResponse:
+        found = await self._deps.merchants.all()
+        return recharge_pb2.ListMerchantsResponse(merchants=[merchant_to_proto(c) for c in found])
 
 
 def registrar(deps: Deps, sentinel: Sentinel) -> Registrar:

@@ -6,6 +6,10 @@
     resolve ORDER_NO --action A --operator NAME --reason TEXT
                                                       retry-now | refund | confirm-credit
     sentinel [--ignore-hold]                          run the sentinel now, print its report
+    merchant-put --merchant-id ID [config flags] --operator NAME --reason TEXT
+                                                      create a merchant, or change the flags given
+    merchant-get MERCHANT_ID                          one merchant's configuration and history
+    merchant-list                                     every merchant
 
 Exit status: 0 done, 1 the service refused or failed (the reason is printed), 2 bad usage.
 """
@@ -13,6 +17,7 @@ Exit status: 0 done, 1 the service refused or failed (the reason is printed), 2 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -73,6 +78,7 @@ def show_anomalies(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namesp
     while len(rows) < args.limit:
         page = ops.ListAnomalies(
             recharge_pb2.ListAnomaliesRequest(
+                merchant_id=args.merchant_id,
                 statuses=args.status or [],
                 min_age_seconds=args.min_age,
                 page=recharge_pb2.PageRequest(page_size=min(args.limit - len(rows), 500), page_token=token),
@@ -84,18 +90,18 @@ def show_anomalies(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namesp
             problem = " | ".join(part for part in said if part)
             status = status_name(a.order.status)
             age = duration(timedelta(seconds=a.age_seconds))
-            rows.append((a.order.order_no, status, age, a.attempts, problem))
+            rows.append((a.order.order_no, a.order.merchant_id, status, age, a.attempts, problem))
         token = page.next_page_token
         if not token:
             break
     more = " (more: raise --limit)" if token else ""
-    return table(("ORDER_NO", "STATUS", "AGE", "ATTEMPTS", "LAST ERROR | REASON"), rows) + (
+    return table(("ORDER_NO", "MERCHANT", "STATUS", "AGE", "ATTEMPTS", "LAST ERROR | REASON"), rows) + (
         f"\n{len(rows)} anomalies{more}"
     )
 
 
 def show_timeline(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespace) -> str:
-    request = recharge_pb2.GetOrderTimelineRequest(order_no=args.order_no)
+    request = recharge_pb2.GetOrderTimelineRequest(order_no=args.order_no, merchant_id=args.merchant_id)
     reply = ops.GetOrderTimeline(request, timeout=args.timeout)
     rows: list[tuple[object, ...]] = []
     for e in reply.events:
@@ -122,6 +128,7 @@ def show_timeline(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespa
 def show_order(order: recharge_pb2.RechargeOrder) -> str:
     fields = [
         ("order_no", order.order_no),
+        ("merchant", f"{order.merchant_id} (configuration v{order.merchant_version})"),
         ("status", status_name(order.status)),
         ("card_no", order.card_no),
         ("channel", recharge_pb2.Channel.Name(order.channel).removeprefix("CHANNEL_")),
@@ -145,7 +152,8 @@ def get_order(channel: grpc.Channel, args: argparse.Namespace) -> str:
     center = recharge_pb2_grpc.RechargeCenterStub(channel)
     return show_order(
         center.GetRechargeOrder(
-            recharge_pb2.GetRechargeOrderRequest(order_no=args.order_no), timeout=args.timeout
+            recharge_pb2.GetRechargeOrderRequest(merchant_id=args.merchant_id, order_no=args.order_no),
+            timeout=args.timeout,
         )
     )
 
@@ -153,7 +161,11 @@ def get_order(channel: grpc.Channel, args: argparse.Namespace) -> str:
 def resolve(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespace) -> str:
     reply = ops.ResolveAnomaly(
         recharge_pb2.ResolveAnomalyRequest(
-            order_no=args.order_no, action=ACTIONS[args.action], operator=args.operator, reason=args.reason
+            order_no=args.order_no,
+            action=ACTIONS[args.action],
+            operator=args.operator,
+            reason=args.reason,
+            merchant_id=args.merchant_id,
         ),
         timeout=args.timeout,
     )
@@ -178,11 +190,253 @@ def run_sentinel(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespac
     return "sentinel run\n" + "\n".join(f"  {n.ljust(width)}  {getattr(report, n)}" for n in names)
 
 
+# -- merchants ---------------------------------------------------------------------------------
+
+WECHAT_MODES = {"partner": recharge_pb2.WECHAT_MODE_PARTNER, "direct": recharge_pb2.WECHAT_MODE_DIRECT}
+CHANNELS = ("OFFICIAL_ACCOUNT", "POS", "THIRD_PARTY")
+
+
+def channel_name(value: int) -> str:
+    return str(recharge_pb2.Channel.Name(value)).removeprefix("CHANNEL_")  # type: ignore[arg-type]
+
+
+def channel_value(text: str) -> int:
+    name = text.strip().upper().replace("-", "_").removeprefix("CHANNEL_")
+    if name not in CHANNELS:
+        raise argparse.ArgumentTypeError(f"unknown channel {text!r} (one of {', '.join(CHANNELS)})")
+    return int(recharge_pb2.Channel.Value("CHANNEL_" + name))
+
+
+def channel_list(text: str) -> list[int]:
+    values = [channel_value(part) for part in text.split(",") if part.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("at least one channel")
+    return sorted(set(values))
+
+
+def callback_value(text: str) -> tuple[int, str]:
+    """``CHANNEL=host:port``; ``CHANNEL=`` (empty) removes that channel's callback."""
+    channel, sep, target = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"CHANNEL=host:port expected, not {text!r}")
+    return channel_value(channel), target.strip()
+
+
+def wechat_mode_name(value: int) -> str:
+    return next((name for name, v in WECHAT_MODES.items() if v == value), "unspecified")
+
+
+def show_merchant(m: recharge_pb2.Merchant) -> str:
+    expiry = duration(timedelta(seconds=m.order_expiry_seconds))
+    fields = [
+        ("merchant_id", m.merchant_id),
+        ("display_name", m.display_name),
+        ("version", m.version),
+        ("updated_at", when(m.updated_at)),
+        ("disabled", "yes" if m.disabled else "no"),
+        ("channels", ",".join(channel_name(c) for c in m.channels)),
+        ("callbacks", ", ".join(f"{channel_name(c.channel)}={c.target}" for c in m.callbacks) or "-"),
+        ("order_expiry", f"{expiry} ({m.order_expiry_seconds}s)"),
+        ("wechat_mode", wechat_mode_name(m.wechat.mode)),
+        ("wechat_mchid", m.wechat.mchid),
+        ("wechat_appid", m.wechat.appid),
+        ("wechat_keys_dir", m.wechat.keys_dir),
+        ("max_open_orders", m.max_open_orders or "no limit"),
+        ("max_create_rate", f"{m.max_create_rate}/s" if m.max_create_rate else "no limit"),
+    ]
+    width = max(len(name) for name, _ in fields)
+    return "\n".join(f"{name.ljust(width)}  {value}".rstrip() for name, value in fields)
+
+
+def _flat(value: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, object] = {}
+    for key, inner in value.items():
+        flat.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def changed_fields(before: str | None, after: str) -> str:
+    """Which fields a history entry changed (from the configurations as JSON), for reading only."""
+    if before is None:
+        return "created"
+    try:
+        old, new = _flat(json.loads(before)), _flat(json.loads(after))
+    except ValueError:
+        return "?"
+    names = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    return ", ".join(n for n in names if n not in ("version", "updated_at")) or "-"
+
+
+def get_merchant(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespace) -> str:
+    reply = ops.GetMerchant(
+        recharge_pb2.GetMerchantRequest(merchant_id=args.merchant_id), timeout=args.timeout
+    )
+    rows: list[tuple[object, ...]] = []
+    before: str | None = None
+    for change in reply.history:
+        rows.append(
+            (
+                change.version,
+                when(change.at),
+                change.operator,
+                changed_fields(before, change.config_json),
+                change.reason,
+            )
+        )
+        before = change.config_json
+    history = table(("VERSION", "AT (UTC+8)", "OPERATOR", "CHANGED", "REASON"), rows)
+    return f"{show_merchant(reply.merchant)}\n\nhistory\n{history}"
+
+
+def list_merchants(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespace) -> str:
+    reply = ops.ListMerchants(recharge_pb2.ListMerchantsRequest(), timeout=args.timeout)
+    rows = [
+        (
+            m.merchant_id,
+            m.version,
+            "DISABLED" if m.disabled else "enabled",
+            ",".join(channel_name(c) for c in m.channels),
+            f"{wechat_mode_name(m.wechat.mode)} {m.wechat.mchid}",
+            duration(timedelta(seconds=m.order_expiry_seconds)),
+            when(m.updated_at),
+            m.display_name,
+        )
+        for m in reply.merchants
+    ]
+    headers = ("MERCHANT_ID", "VERSION", "STATE", "CHANNELS", "WECHAT", "EXPIRY", "UPDATED (UTC+8)", "NAME")
+    return table(headers, rows) + f"\n{len(rows)} merchants"
+
+
+def put_merchant(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespace) -> str:
+    """Create the merchant (it does not exist yet) or change it: its current configuration with
+    only the flags given applied, based on the version read (or ``--expected-version``)."""
+    merchant = recharge_pb2.Merchant()
+    try:
+        current = ops.GetMerchant(
+            recharge_pb2.GetMerchantRequest(merchant_id=args.merchant_id), timeout=args.timeout
+        )
+        merchant.CopyFrom(current.merchant)
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        merchant.merchant_id = args.merchant_id
+        merchant.wechat.mode = WECHAT_MODES["partner"]  # a new merchant's default
+    based_on = merchant.version
+    merchant.ClearField("version")
+    merchant.ClearField("updated_at")
+    if args.display_name is not None:
+        merchant.display_name = args.display_name
+    if args.channels is not None:
+        merchant.ClearField("channels")
+        merchant.channels.extend(args.channels)
+    if args.callback:
+        targets = {c.channel: c.target for c in merchant.callbacks}
+        for channel, target in args.callback:
+            targets[channel] = target
+        merchant.ClearField("callbacks")
+        merchant.callbacks.extend(
+            recharge_pb2.CallbackTarget(channel=c, target=t) for c, t in sorted(targets.items()) if t
+        )
+    if args.order_expiry is not None:
+        merchant.order_expiry_seconds = args.order_expiry
+    if args.wechat_mode is not None:
+        merchant.wechat.mode = WECHAT_MODES[args.wechat_mode]
+    for flag in ("mchid", "appid", "keys_dir"):
+        value = getattr(args, f"wechat_{flag}")
+        if value is not None:
+            setattr(merchant.wechat, flag, value)
+    for flag in ("max_open_orders", "max_create_rate", "disabled"):
+        if getattr(args, flag) is not None:
+            setattr(merchant, flag, getattr(args, flag))
+    expected = based_on if args.expected_version is None else args.expected_version
+    reply = ops.PutMerchant(
+        recharge_pb2.PutMerchantRequest(
+            merchant=merchant, expected_version=expected, operator=args.operator, reason=args.reason
+        ),
+        timeout=args.timeout,
+    )
+    done = "created" if reply.version == 1 else "changed"
+    return f"{done} merchant {reply.merchant_id}: version {reply.version}\n{show_merchant(reply)}"
+
+
+def add_merchant_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "merchant-put",
+        help="create a merchant, or change some of its configuration",
+        description="Creates the merchant if it does not exist yet (then --display-name, --channels "
+        "and --wechat-mchid are needed; WeChat mode defaults to partner). Otherwise reads its current "
+        "configuration, applies only the flags given and writes it as the next version, based on the "
+        "version read (or --expected-version): if someone changed it meanwhile the change is refused "
+        "(ABORTED) and nothing is written. Orders keep the version they were created with.",
+    )
+    p.add_argument("--merchant-id", required=True, help="1-32 characters of A-Z a-z 0-9 _ -")
+    p.add_argument("--display-name", help="the name operators and customers see (1-64 characters)")
+    p.add_argument(
+        "--channels",
+        type=channel_list,
+        metavar="LIST",
+        help="the channels that may create orders, replacing the current ones: a comma list of "
+        + ", ".join(CHANNELS),
+    )
+    p.add_argument(
+        "--callback",
+        type=callback_value,
+        action="append",
+        metavar="CHANNEL=HOST:PORT",
+        help="where that channel's RechargeCallbacks is told when an order ends (repeatable); "
+        "CHANNEL= (empty) removes it; other channels keep theirs",
+    )
+    p.add_argument(
+        "--order-expiry", type=int, metavar="SECONDS", help="the payment window (0: the server's default)"
+    )
+    p.add_argument("--wechat-mode", choices=sorted(WECHAT_MODES), help="partner (服务商) or direct")
+    p.add_argument("--wechat-mchid", metavar="MCHID", help="direct: the mchid; partner: the sub_mchid")
+    p.add_argument("--wechat-appid", metavar="APPID", help="the WeChat appid")
+    p.add_argument(
+        "--wechat-keys-dir",
+        metavar="DIR",
+        help="direct only: the merchant's key directory on the recharge center's host "
+        '(--wechat-keys-dir "" clears it)',
+    )
+    p.add_argument(
+        "--max-open-orders", type=int, metavar="N", help="orders awaiting payment at most; 0 = no limit"
+    )
+    p.add_argument("--max-create-rate", type=int, metavar="N", help="orders created per second; 0 = no limit")
+    state = p.add_mutually_exclusive_group()
+    state.add_argument(
+        "--disabled", dest="disabled", action="store_const", const=True, help="refuse new orders"
+    )
+    state.add_argument(
+        "--enabled", dest="disabled", action="store_const", const=False, help="accept them again"
+    )
+    p.add_argument(
+        "--expected-version",
+        type=int,
+        metavar="N",
+        help="refuse the change unless the merchant is at this version (0: only create); "
+        "default: the version just read",
+    )
+    p.add_argument("--operator", required=True, help="who is acting")
+    p.add_argument("--reason", required=True, help="why (kept in the merchant's history)")
+    p = sub.add_parser(
+        "merchant-get",
+        help="one merchant's configuration and history",
+        description="The current configuration, then every version: when, who, which fields changed, why.",
+    )
+    p.add_argument("merchant_id")
+    sub.add_parser(
+        "merchant-list", help="every merchant", description="Every merchant's current configuration."
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m recharge_service.ops",
         description="Operator tools for the recharge center: anomalies, timelines, fenced manual actions, "
-        "the sentinel. Every action needs an operator name and a reason and lands in the order's timeline.",
+        "the sentinel, merchants. Every action needs an operator name and a reason and lands in the "
+        "order's timeline (a merchant change: in the merchant's history).",
     )
     top.add_argument(
         "--target",
@@ -206,6 +460,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--min-age", type=int, default=0, metavar="SECONDS", help="unchanged at least this long")
     p.add_argument("--limit", type=int, default=200, help="at most this many rows (default: %(default)s)")
+    p.add_argument("--merchant-id", default="", help="only this merchant's orders (default: everyone's)")
     p = sub.add_parser(
         "timeline",
         help="an order's timeline",
@@ -213,8 +468,14 @@ def parser() -> argparse.ArgumentParser:
         "attempt, notification, follow-up delivery, sentinel visit and operator action.",
     )
     p.add_argument("order_no")
-    p = sub.add_parser("order", help="one order", description="The order's fields.")
+    p.add_argument("--merchant-id", default="", help="refuse (NOT_FOUND) unless the order is this merchant's")
+    p = sub.add_parser(
+        "order",
+        help="one order",
+        description="The order's fields (the merchant is required: orders are read as their merchant).",
+    )
     p.add_argument("order_no")
+    p.add_argument("--merchant-id", required=True, help="the order's merchant (anomalies lists it)")
     p = sub.add_parser(
         "resolve",
         help="a fenced operator action on one order",
@@ -224,6 +485,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("order_no")
     p.add_argument("--action", required=True, choices=sorted(ACTIONS))
+    p.add_argument("--merchant-id", default="", help="refuse (NOT_FOUND) unless the order is this merchant's")
     p.add_argument("--operator", required=True, help="who is acting")
     p.add_argument("--reason", required=True, help="why (kept in the timeline)")
     p = sub.add_parser(
@@ -232,6 +494,7 @@ def parser() -> argparse.ArgumentParser:
         description="Runs the sentinel once now (waits if a run is in progress).",
     )
     p.add_argument("--ignore-hold", action="store_true", help="also take orders changed within the hold")
+    add_merchant_commands(sub)
     return top
 
 
@@ -241,6 +504,9 @@ COMMANDS: dict[str, Callable[[grpc.Channel, argparse.Namespace], str]] = {
     "order": get_order,
     "resolve": lambda ch, a: resolve(recharge_pb2_grpc.RechargeOpsStub(ch), a),
     "sentinel": lambda ch, a: run_sentinel(recharge_pb2_grpc.RechargeOpsStub(ch), a),
+    "merchant-put": lambda ch, a: put_merchant(recharge_pb2_grpc.RechargeOpsStub(ch), a),
+    "merchant-get": lambda ch, a: get_merchant(recharge_pb2_grpc.RechargeOpsStub(ch), a),
+    "merchant-list": lambda ch, a: list_merchants(recharge_pb2_grpc.RechargeOpsStub(ch), a),
 }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from rc_common.errors import InvalidArgument
+from recharge_service.domain.merchant import check_merchant_id
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.queries import page_size_of
@@ -48,7 +49,11 @@ async def list_anomalies(
     min_age_seconds: int = 0,
     page_size: int = 0,
     page_token: str = "",
+    merchant_id: str = "",
 ) -> AnomalyList:
+    """With ``merchant_id``, that merchant's anomalies only ("" = every merchant's)."""
+    if merchant_id:
+        check_merchant_id(merchant_id)
     try:
         wanted = [OrderStatus(s) for s in statuses]
     except ValueError:
@@ -67,6 +72,7 @@ async def list_anomalies(
             old_statuses=() if wanted else (S.PAID,),
             old_before=now - hold,
             changed_before=now - timedelta(seconds=min_age_seconds) if min_age_seconds else None,
+            merchant_id=merchant_id,
             page_size=page_size_of(page_size),
             page_token=page_token,
         )

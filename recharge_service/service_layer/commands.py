@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from rc_common.errors import InvalidArgument
+from recharge_service.domain.merchant import check_merchant_id
 from recharge_service.domain.order import Channel
 
 CARD_NO = re.compile(r"[0-9]{8,32}")
@@ -19,9 +20,11 @@ class CreateRechargeOrder:
     channel: int
     idempotency_key: str
     payer_openid: str
+    merchant_id: str
 
     def validated(self) -> tuple[str, int, Channel, str, str]:
         """The checked values, or ``InvalidArgument`` naming the first bad field. Writes nothing."""
+        check_merchant_id(self.merchant_id)
         if not CARD_NO.fullmatch(self.card_no):
             raise InvalidArgument("card_no", "must be 8 to 32 digits")
         if self.pay_amount_fen <= 0:
@@ -51,9 +54,13 @@ class ResolveAnomaly:
     action: int
     operator: str
     reason: str
+    #: Optional: when set, another merchant's order is NOT_FOUND.
+    merchant_id: str = ""
 
     def validated(self) -> tuple[str, ResolveAction, str, str]:
         """The checked values, or ``InvalidArgument`` naming the first bad field."""
+        if self.merchant_id:
+            check_merchant_id(self.merchant_id)
         if not self.order_no:
             raise InvalidArgument("order_no", "required")
         try:

@@ -27,7 +27,7 @@ async def credit(deps: Deps, order_no: str, *, known: RechargeOrder | None = Non
     order = known or await load_order(deps, order_no)
     if order.status not in (OrderStatus.PAID, OrderStatus.CREDIT_UNKNOWN):
         return order
-    outcome = await deps.card.confirm_recharge(order_no)
+    outcome = await deps.card.confirm_recharge(order_no, order.merchant_id)
     if isinstance(outcome, Done):
         if outcome.value.status == CardState.SUCCEEDED:
             return await settle.mark_credited(deps, order_no, "card system confirmed the credit", known=order)

@@ -1,13 +1,19 @@
 """CreateRechargeOrder: persist, pre-recharge, prepay — resumable with the same idempotency key.
 
-1. Validate (nothing is written on bad input). Find the order by idempotency key, or insert it
+1. Validate (nothing is written on bad input), including the merchant: it must exist, be enabled
+   and sell through the channel; the order keeps the merchant's current configuration version
+   (its payment window, WeChat account, callback targets). Find the order by the merchant's
+   idempotency key, or — within the merchant's limits on open orders and on the rate of new
+   orders (``limits.py``; RESOURCE_EXHAUSTED, nothing written) — insert it
    CREATED — in the same transaction as the ``sent`` rows of the two calls that follow — and commit.
    The same key with other parameters is refused (IDEMPOTENCY_KEY_REUSED).
-2. CREATED without a recorded pre-recharge: ``CardSystem.PreRecharge`` (retried on unknown).
+2. CREATED without a recorded pre-recharge: ``CardSystem.PreRecharge`` naming the merchant (retried
+   on unknown; another merchant's card is refused as not found).
    Refused -> REJECTED, the card system's reason goes back to the caller. Unknown -> UNAVAILABLE
    with the order number: the caller retries with the same key and we resume here.
-3. CREATED with the pre-recharge answered: ``PaymentGateway.CreatePrepay`` with out_trade_no =
-   order number and time_expire = created + --order-expiry -> AWAITING_PAYMENT, recorded in one
+3. CREATED with the pre-recharge answered: ``PaymentGateway.CreatePrepay`` for the merchant's WeChat
+   account with out_trade_no = order number and time_expire = created + the merchant's payment
+   window -> AWAITING_PAYMENT, recorded in one
    transaction with the pre-recharge's answer (whatever the prepay's answer, the pre-recharge is
    recorded with it). A crash before that transaction loses nothing: the retry asks the card
    system again with the same order number and gets the same record back.
@@ -22,11 +28,14 @@ from rc_common.clock import rfc3339_china
 from rc_common.errors import Refused, Unavailable
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected
+from recharge_service.domain.merchant import MerchantConfig
 from recharge_service.domain.numbers import new_order_no
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.service_layer.actor import actor
 from recharge_service.service_layer.commands import CreateRechargeOrder
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.limits import check_open_orders, check_rate
+from recharge_service.service_layer.merchants import merchant_for_new_order, merchant_of
 from recharge_service.service_layer.orders import change_order, flow
 from recharge_service.service_layer.ports import CREATE_PREPAY, PRE_RECHARGE, VOIDED, CardRecharge
 from recharge_service.service_layer.storage import DuplicateKey
@@ -36,8 +45,9 @@ log = get_logger("create")
 
 async def create_recharge_order(command: CreateRechargeOrder, deps: Deps) -> RechargeOrder:
     card_no, pay_amount_fen, channel, key, openid = command.validated()
+    merchant = await merchant_for_new_order(deps.merchants, command.merchant_id, channel)
     async with flow(deps):
-        order = await _find_or_insert(deps, card_no, pay_amount_fen, channel, key, openid)
+        order = await _find_or_insert(deps, merchant, card_no, pay_amount_fen, channel, key, openid)
         record: CardRecharge | None = None
         if order.status is OrderStatus.CREATED and not order.pre_recharge_recorded:
             order, record = await _pre_recharge(deps, order)
@@ -51,11 +61,17 @@ async def create_recharge_order(command: CreateRechargeOrder, deps: Deps) -> Rec
 
 
 async def _find_or_insert(
-    deps: Deps, card_no: str, pay_amount_fen: int, channel: Channel, key: str, openid: str
+    deps: Deps,
+    merchant: MerchantConfig,
+    card_no: str,
+    pay_amount_fen: int,
+    channel: Channel,
+    key: str,
+    openid: str,
 ) -> RechargeOrder:
     for _ in range(2):
         async with deps.uow() as uow:
-            existing = await uow.orders.get_by_idempotency_key(key)
+            existing = await uow.orders.get_by_idempotency_key(merchant.merchant_id, key)
             if existing is not None:
                 if not existing.same_request(card_no, pay_amount_fen, channel, openid):
                     raise Refused(
@@ -64,6 +80,10 @@ async def _find_or_insert(
                         order_no=existing.order_no,
                     )
                 return existing
+            # Limits apply to new orders only (a replay above returns what is recorded).
+            if merchant.max_open_orders:
+                check_open_orders(merchant, await uow.orders.count_open(merchant.merchant_id))
+            check_rate(deps.create_rates, merchant)
             now = deps.clock()
             order = RechargeOrder(
                 order_no=new_order_no(now),
@@ -74,7 +94,9 @@ async def _find_or_insert(
                 payer_openid=openid,
                 created_at=now,
                 updated_at=now,
-                expires_at=now + deps.order_expiry,
+                expires_at=now + merchant.order_expiry,
+                merchant_id=merchant.merchant_id,
+                merchant_version=merchant.version,
             )
             await uow.orders.add(order)
             uow.announce(order.order_no, PRE_RECHARGE, now, actor(), "attempt 1: sent, answer pending")
@@ -96,7 +118,9 @@ async def _find_or_insert(
 
 async def _pre_recharge(deps: Deps, order: RechargeOrder) -> tuple[RechargeOrder, CardRecharge | None]:
     """The card system's record (recorded later, with the prepay), or the order as refused."""
-    outcome = await deps.card.pre_recharge(order.order_no, order.card_no, order.pay_amount_fen)
+    outcome = await deps.card.pre_recharge(
+        order.order_no, order.card_no, order.pay_amount_fen, order.merchant_id
+    )
     if isinstance(outcome, Done) and outcome.value.status != VOIDED:
         return order, outcome.value
     if isinstance(outcome, Rejected) or isinstance(outcome, Done):
@@ -131,7 +155,9 @@ async def _create_prepay(deps: Deps, order: RechargeOrder, record: CardRecharge 
         if record is not None:
             await change_order(deps, order.order_no, lambda current: _record(current, record))
         raise Refused("ORDER_EXPIRED", "this order expired before it could be paid", order_no=order.order_no)
+    merchant = await merchant_of(deps.merchants, order)
     outcome = await deps.payments.create_prepay(
+        merchant.wechat,
         order.order_no,
         f"储值卡充值 {order.card_no}",
         order.pay_amount_fen,

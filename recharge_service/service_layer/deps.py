@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from rc_common.clock import utc_now
 from recharge_service.service_layer.background import BackgroundTasks
+from recharge_service.service_layer.limits import CreateRates
+from recharge_service.service_layer.merchants import MerchantDirectory
 from recharge_service.service_layer.ports import CardSystem, PaymentGateway
 from recharge_service.service_layer.unit_of_work import UowFactory
 
@@ -17,7 +19,10 @@ class Deps:
     uow: UowFactory
     card: CardSystem
     payments: PaymentGateway
-    order_expiry: timedelta = timedelta(minutes=30)
-    mchid: str = "1900000109"
+    merchants: MerchantDirectory
+    #: The provider's WeChat Pay sp_mchid (partner-mode merchants' notifications must carry it).
+    sp_mchid: str = "1900000109"
     clock: Callable[[], datetime] = utc_now
     background: BackgroundTasks = field(default_factory=BackgroundTasks)
+    #: Each merchant's ``max_create_rate`` bucket (per process).
+    create_rates: CreateRates = field(default_factory=CreateRates)

@@ -19,8 +19,10 @@ from rc_common.clock import backoff
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected, Unknown
 from recharge_service.domain.followups import BUSINESS_CALLBACK, CUSTOMER_NOTICE
+from recharge_service.domain.order import Channel
 from recharge_service.domain.timeline import OUTBOX_DELIVERY, TimelineEntry
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.merchants import merchant_of
 from recharge_service.service_layer.orders import load_order
 from recharge_service.service_layer.ports import CallbackSender, NoticeSender
 from recharge_service.service_layer.storage import OutboxRow, Settled
@@ -102,9 +104,15 @@ async def _deliver(deps: Deps, notices: NoticeSender, callbacks: CallbackSender,
         return _result(outcome, detail)
     if row.topic == BUSINESS_CALLBACK:
         channel = str(payload.get("channel", ""))
-        target = callbacks.target_for(channel)
+        merchant_id, version = str(payload.get("merchant_id", "")), int(payload.get("merchant_version", 0))
+        merchant = await deps.merchants.version(merchant_id, version)  # versions are cached for good
+        if merchant is None:
+            order = await load_order(deps, row.order_no)
+            merchant = await merchant_of(deps.merchants, order)
+        target = merchant.callbacks.get(Channel[channel], "") if channel in Channel.__members__ else ""
         if not target:
-            return Result("skipped", "skipped", detail=f"no callback target configured for {channel}")
+            why = f"merchant {merchant.merchant_id} v{merchant.version} has no callback target for {channel}"
+            return Result("skipped", "skipped", detail=why)
         order = await load_order(deps, row.order_no)
         return _result(await callbacks.send(target, row.event_id, order), f"OnRechargeFinished at {target}")
     return Result("failed", "refused", error=f"unknown topic {row.topic!r}")

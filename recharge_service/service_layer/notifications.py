@@ -8,16 +8,18 @@ afterwards in a background task: it never delays the answer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rc_common.logs import get_logger
 from recharge_service.domain.answers import RefundState
+from recharge_service.domain.merchant import WechatMode
 from recharge_service.domain.order import OrderStatus
 from recharge_service.domain.timeline import NOTIFICATION, TimelineEntry
 from recharge_service.service_layer import confirm, settle
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.merchants import wechat_account
 from recharge_service.service_layer.orders import flow
 from recharge_service.service_layer.payment import PaymentRejected, record_payment_then_confirm
 from recharge_service.service_layer.ports import CONFIRM_RECHARGE, PaymentTransaction
@@ -39,15 +41,24 @@ class BadNotification(Exception):
     order_no: str = ""
 
 
+class UnknownSerial(BadNotification):
+    """Signed with a platform key we do not hold (yet): perhaps a direct merchant's we have not
+    loaded; the handler loads them and tries once more."""
+
+
 @dataclass(frozen=True)
 class OpenedNotification:
     notification_id: str
     event_type: str
     resource: dict[str, Any]
+    #: Whose keys opened it: "" = the provider's, else a direct-mode merchant's ``keys_dir``.
+    keys_dir: str = ""
 
 
 class NotificationOpener(Protocol):
     def open(self, headers: Mapping[str, str], body: bytes) -> OpenedNotification: ...
+
+    def use_direct_keys(self, keys_dirs: Sequence[str]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,13 +71,14 @@ async def handle_notification(
     deps: Deps, opener: NotificationOpener, headers: Mapping[str, str], body: bytes
 ) -> Ack:
     try:
-        notice = opener.open(headers, body)
+        notice = await _open(deps, opener, headers, body)
     except BadNotification as exc:
         return await _refuse(deps, {"out_trade_no": exc.order_no}, str(exc))
     resource = notice.resource
-    if str(resource.get("mchid", "")) != deps.mchid:
-        return await _refuse(deps, resource, f"mchid {resource.get('mchid')!r} is not ours")
     try:
+        mix_up = await _not_the_orders_merchant(deps, notice)
+        if mix_up:
+            return await _refuse(deps, resource, mix_up)
         if notice.event_type == TRANSACTION_SUCCESS:
             return await _payment(deps, resource)
         if notice.event_type in REFUND_EVENTS:
@@ -75,6 +87,44 @@ async def handle_notification(
         log.exception("notification_not_recorded", event_type=notice.event_type)
         return Ack(FAIL, "could not record the notification; retry later")
     return await _refuse(deps, resource, f"unsupported event_type {notice.event_type!r}")
+
+
+async def _open(
+    deps: Deps, opener: NotificationOpener, headers: Mapping[str, str], body: bytes
+) -> OpenedNotification:
+    try:
+        return opener.open(headers, body)
+    except UnknownSerial:
+        try:
+            merchants = await deps.merchants.all()
+        except StorageError:
+            raise BadNotification("could not read the merchants' keys; retry later") from None
+        opener.use_direct_keys([m.wechat.keys_dir for m in merchants if m.wechat.mode is WechatMode.DIRECT])
+        return opener.open(headers, body)
+
+
+async def _not_the_orders_merchant(deps: Deps, notice: OpenedNotification) -> str:
+    """Why the notification cannot be about the order it names ("" when it can): it must come
+    with the WeChat account of the order's merchant, opened by that account's keys."""
+    resource = notice.resource
+    order_no = str(resource.get("out_trade_no", ""))
+    async with deps.uow(readonly=True) as uow:
+        order = await uow.orders.get(order_no)
+    if order is None:
+        return f"unknown order {order_no!r}"
+    account = await wechat_account(deps.merchants, order)
+    said = {name: str(resource.get(name, "")) for name in ("mchid", "sp_mchid", "sub_mchid")}
+    if account.mode is WechatMode.DIRECT:
+        expected = {"mchid": account.mchid, "sp_mchid": "", "sub_mchid": ""}
+        keys_dir = account.keys_dir
+    else:
+        expected = {"mchid": "", "sp_mchid": deps.sp_mchid, "sub_mchid": account.mchid}
+        keys_dir = ""
+    if said != expected:
+        return f"merchant {said} is not order's merchant {order.merchant_id} ({expected})"
+    if notice.keys_dir != keys_dir:
+        return f"signed with keys that are not merchant {order.merchant_id}'s"
+    return ""
 
 
 async def _payment(deps: Deps, resource: dict[str, Any]) -> Ack:

@@ -38,10 +38,12 @@ async def flow(deps: Deps, *, announced: Iterable[str] = (), order_no: str = "")
         yield log
 
 
-async def load_order(deps: Deps, order_no: str) -> RechargeOrder:
+async def load_order(deps: Deps, order_no: str, *, merchant_id: str = "") -> RechargeOrder:
+    """The order; with ``merchant_id``, only when it is that merchant's (else NOT_FOUND, as if
+    it did not exist: one merchant never learns another's order numbers)."""
     async with deps.uow(readonly=True) as uow:
         order = await uow.orders.get(order_no)
-    if order is None:
+    if order is None or (merchant_id and order.merchant_id != merchant_id):
         raise NotFound(f"no recharge order {order_no!r}")
     return order
 

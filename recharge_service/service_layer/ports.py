@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rc_common.outcomes import Done, Rejected, Unknown
+from recharge_service.domain.merchant import WechatAccount
 from recharge_service.domain.order import RechargeOrder
 from recharge_service.domain.timeline import TimelineEntry
 
@@ -61,31 +62,60 @@ class RefundResult:
 
 class CardSystem(Protocol):
     async def pre_recharge(
-        self, order_no: str, card_no: str, pay_amount_fen: int
+        self, order_no: str, card_no: str, pay_amount_fen: int, merchant_id: str
+    ) -> Done[CardRecharge] | Rejected | Unknown:
+        """Refused (NOT_FOUND) when the card is not ``merchant_id``'s."""
+        ...
+
+    # The merchant is named on every call: the card system answers another merchant's
+    # pre-recharge NOT_FOUND, and a void of an order it never saw leaves that merchant's tombstone.
+    async def confirm_recharge(
+        self, order_no: str, merchant_id: str
     ) -> Done[CardRecharge] | Rejected | Unknown: ...
 
-    async def confirm_recharge(self, order_no: str) -> Done[CardRecharge] | Rejected | Unknown: ...
+    async def void_recharge(
+        self, order_no: str, reason: str, merchant_id: str
+    ) -> Done[CardRecharge] | Rejected | Unknown: ...
 
-    async def void_recharge(self, order_no: str, reason: str) -> Done[CardRecharge] | Rejected | Unknown: ...
-
-    async def get_recharge(self, order_no: str) -> Done[CardRecharge] | Rejected | Unknown: ...
+    async def get_recharge(
+        self, order_no: str, merchant_id: str
+    ) -> Done[CardRecharge] | Rejected | Unknown: ...
 
 
 class PaymentGateway(Protocol):
+    """WeChat Pay; every call acts for the order's merchant (``account``: the WeChat account its
+    merchant configuration version names, partner or direct)."""
+
     async def create_prepay(
-        self, out_trade_no: str, description: str, amount_total_fen: int, payer_openid: str, time_expire: str
+        self,
+        account: WechatAccount,
+        out_trade_no: str,
+        description: str,
+        amount_total_fen: int,
+        payer_openid: str,
+        time_expire: str,
     ) -> Done[str] | Rejected | Unknown: ...
 
-    async def query_order(self, out_trade_no: str) -> Done[PaymentTransaction] | Rejected | Unknown: ...
+    async def query_order(
+        self, account: WechatAccount, out_trade_no: str
+    ) -> Done[PaymentTransaction] | Rejected | Unknown: ...
 
-    async def close_order(self, out_trade_no: str) -> Done[str] | Rejected | Unknown: ...
+    async def close_order(
+        self, account: WechatAccount, out_trade_no: str
+    ) -> Done[str] | Rejected | Unknown: ...
 
     async def create_refund(
-        self, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int, reason: str
+        self,
+        account: WechatAccount,
+        out_trade_no: str,
+        out_refund_no: str,
+        refund_fen: int,
+        total_fen: int,
+        reason: str,
     ) -> Done[RefundResult] | Rejected | Unknown: ...
 
     async def query_refund(
-        self, order_no: str, out_refund_no: str
+        self, account: WechatAccount, order_no: str, out_refund_no: str
     ) -> Done[RefundResult] | Rejected | Unknown: ...
 
 
@@ -98,11 +128,8 @@ class NoticeSender(Protocol):
 
 
 class CallbackSender(Protocol):
-    """Business callbacks (``RechargeCallbacks.OnRechargeFinished``) per channel."""
-
-    def target_for(self, channel: str) -> str:
-        """host:port for the channel, '' when none is configured."""
-        ...
+    """Business callbacks (``RechargeCallbacks.OnRechargeFinished``) at the target the order's
+    merchant configuration names for its channel."""
 
     async def send(
         self, target: str, event_id: str, order: RechargeOrder

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rc_common.errors import InvalidArgument, NotFound
+from recharge_service.domain.merchant import check_merchant_id
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TimelineEntry
 from recharge_service.service_layer.deps import Deps
@@ -15,10 +16,12 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
 
-async def get_order(deps: Deps, order_no: str) -> RechargeOrder:
+async def get_order(deps: Deps, merchant_id: str, order_no: str) -> RechargeOrder:
+    """The order, when it is ``merchant_id``'s (another merchant's is NOT_FOUND, as a missing one)."""
+    check_merchant_id(merchant_id)
     if not order_no:
         raise InvalidArgument("order_no", "required")
-    return await load_order(deps, order_no)
+    return await load_order(deps, order_no, merchant_id=merchant_id)
 
 
 def page_size_of(requested: int) -> int:
@@ -30,12 +33,14 @@ def page_size_of(requested: int) -> int:
 async def list_orders(
     deps: Deps,
     *,
+    merchant_id: str,
     card_no: str = "",
     statuses: Sequence[int] = (),
     channel: int = 0,
     page_size: int = 0,
     page_token: str = "",
 ) -> OrderPage:
+    check_merchant_id(merchant_id)
     try:
         wanted = [OrderStatus(s) for s in statuses]
     except ValueError:
@@ -51,6 +56,7 @@ async def list_orders(
             raise InvalidArgument("page.page_token", "not a token from a previous page") from None
     async with deps.uow(readonly=True) as uow:
         return await uow.orders.list(
+            merchant_id=merchant_id,
             card_no=card_no,
             statuses=wanted,
             channel=channel_filter,
@@ -59,10 +65,14 @@ async def list_orders(
         )
 
 
-async def get_timeline(deps: Deps, order_no: str) -> list[TimelineEntry]:
+async def get_timeline(deps: Deps, order_no: str, merchant_id: str = "") -> list[TimelineEntry]:
+    """An order's timeline; with ``merchant_id``, only when the order is that merchant's."""
+    if merchant_id:
+        check_merchant_id(merchant_id)
     if not order_no:
         raise InvalidArgument("order_no", "required")
     async with deps.uow(readonly=True) as uow:
-        if await uow.orders.get(order_no) is None:
+        order = await uow.orders.get(order_no)
+        if order is None or (merchant_id and order.merchant_id != merchant_id):
             raise NotFound(f"no recharge order {order_no!r}")
         return await uow.timeline.for_order(order_no)

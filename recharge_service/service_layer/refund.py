@@ -26,6 +26,7 @@ from recharge_service.domain.numbers import refund_no
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer import settle
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.merchants import wechat_account
 from recharge_service.service_layer.orders import load_order
 from recharge_service.service_layer.ports import CardRecharge, RefundResult
 
@@ -52,7 +53,7 @@ async def void_then_refund(
         return order, None
     if order.status is S.REFUNDING:
         return await request_refund(deps, order), None
-    outcome = await deps.card.void_recharge(order_no, reason)
+    outcome = await deps.card.void_recharge(order_no, reason, order.merchant_id)
     if isinstance(outcome, Done) and outcome.value.status == CardState.SUCCEEDED:
         return await settle.mark_credited(deps, order_no, "void answered SUCCEEDED: the credit won"), outcome
     if not (isinstance(outcome, Done) and outcome.value.status == CardState.VOIDED):
@@ -75,6 +76,7 @@ async def request_refund(deps: Deps, order: RechargeOrder) -> RechargeOrder:
     if order.status is not S.REFUNDING or not order.out_refund_no:
         return order
     outcome = await deps.payments.create_refund(
+        await wechat_account(deps.merchants, order),
         order.order_no,
         order.out_refund_no,
         order.pay_amount_fen,
@@ -95,7 +97,9 @@ async def settle_refund(deps: Deps, order_no: str, *, known: RechargeOrder | Non
     order = known or await load_order(deps, order_no)
     if order.status is not S.REFUNDING or not order.out_refund_no:
         return order
-    outcome = await deps.payments.query_refund(order_no, order.out_refund_no)
+    outcome = await deps.payments.query_refund(
+        await wechat_account(deps.merchants, order), order_no, order.out_refund_no
+    )
     if isinstance(outcome, Done):
         return await _settle_refund(deps, order, outcome.value)
     if isinstance(outcome, Rejected) and outcome.code == NOT_FOUND:

@@ -28,6 +28,7 @@ from recharge_service.service_layer import refund, settle
 from recharge_service.service_layer.actor import acting_as
 from recharge_service.service_layer.commands import ResolveAction, ResolveAnomaly
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.merchants import wechat_account
 from recharge_service.service_layer.orders import flow, load_order
 from recharge_service.service_layer.sentinel import SentinelPolicy, visit
 from recharge_service.service_layer.steps import Step
@@ -46,7 +47,7 @@ class Resolution:
 
 async def resolve_anomaly(deps: Deps, policy: SentinelPolicy, command: ResolveAnomaly) -> Resolution:
     order_no, action, operator, reason = command.validated()
-    await load_order(deps, order_no)  # NotFound first
+    await load_order(deps, order_no, merchant_id=command.merchant_id)  # NotFound first
     owner = f"{policy.owner}:operator"
     now = deps.clock()
     async with deps.uow() as uow:
@@ -96,7 +97,7 @@ async def review_step(deps: Deps, order: RechargeOrder) -> Step:
     """Look again at an order in MANUAL_REVIEW; act only on what is already decided elsewhere."""
     order_no = order.order_no
     if not order.transaction_id:
-        found = await deps.payments.query_order(order_no)
+        found = await deps.payments.query_order(await wechat_account(deps.merchants, order), order_no)
         if isinstance(found, Done) and found.value.trade_state in PAID_STATES:
             step = await paid_path(deps, found.value)
             return Step(step.order, f"{step.detail}; now CONFIRM_CREDIT or REFUND")
@@ -106,7 +107,8 @@ async def review_step(deps: Deps, order: RechargeOrder) -> Step:
             return Step(order, f"WeChat: {found.value.trade_state}, not expired yet")
         raise Unavailable("WECHAT_UNAVAILABLE", f"QueryOrder did not answer: {found.code}")
     if order.out_refund_no:
-        asked = await deps.payments.query_refund(order_no, order.out_refund_no)
+        account = await wechat_account(deps.merchants, order)
+        asked = await deps.payments.query_refund(account, order_no, order.out_refund_no)
         if isinstance(asked, Done) and asked.value.status == RefundState.SUCCESS:
             ended = await settle.mark_refunded(deps, order_no, f"refund {order.out_refund_no} SUCCESS")
             return Step(ended, f"refund {order.out_refund_no}: SUCCESS")
@@ -115,7 +117,7 @@ async def review_step(deps: Deps, order: RechargeOrder) -> Step:
         if isinstance(asked, Rejected) and asked.code == NOT_FOUND:
             return Step(order, f"refund {order.out_refund_no} never reached WeChat: REFUND sends it")
         raise Unavailable("WECHAT_UNAVAILABLE", f"QueryRefund did not answer: {asked.code}")
-    card = await deps.card.get_recharge(order_no)
+    card = await deps.card.get_recharge(order_no, order.merchant_id)
     if isinstance(card, Done) and card.value.status == CardState.SUCCEEDED:
         ended = await settle.mark_credited(deps, order_no, "card system says SUCCEEDED")
         return Step(ended, "card: SUCCEEDED")
@@ -135,7 +137,8 @@ async def refund_now(deps: Deps, order_no: str, why: str) -> Resolution:
     if not order.transaction_id:
         raise Refused("ORDER_NOT_PAID", "no payment is on record for this order (RETRY_NOW asks WeChat)")
     if order.out_refund_no and order.status is S.MANUAL_REVIEW:
-        asked = await deps.payments.query_refund(order_no, order.out_refund_no)
+        account = await wechat_account(deps.merchants, order)
+        asked = await deps.payments.query_refund(account, order_no, order.out_refund_no)
         if isinstance(asked, Done) and asked.value.status == RefundState.SUCCESS:
             ended = await settle.mark_refunded(deps, order_no, f"refund {order.out_refund_no} SUCCESS")
             return Resolution(ended, f"refund {order.out_refund_no}: SUCCESS")
@@ -173,9 +176,9 @@ async def confirm_credit(deps: Deps, order_no: str) -> Resolution:
         raise Refused("ORDER_NOT_PAID", "no payment is on record for this order: it cannot be credited")
     if order.status is S.REFUNDED:
         raise Refused("CARD_NOT_CREDITED", "the order was refunded after the card system voided it")
-    card = await deps.card.get_recharge(order_no)
+    card = await deps.card.get_recharge(order_no, order.merchant_id)
     if isinstance(card, Done) and card.value.status == CardState.RECHARGING:
-        card = await deps.card.confirm_recharge(order_no)
+        card = await deps.card.confirm_recharge(order_no, order.merchant_id)
     if isinstance(card, Done) and card.value.status == CardState.SUCCEEDED:
         ended = await settle.mark_credited(deps, order_no, "operator: the card system says SUCCEEDED")
         return Resolution(ended, "card: SUCCEEDED -> CREDITED")

@@ -6,11 +6,11 @@ the order is already there."""
 from __future__ import annotations
 
 from recharge_service.domain.answers import VoidProof
-from recharge_service.domain.order import RechargeOrder
+from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer.actor import actor
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import change_order, change_order_in
-from recharge_service.service_layer.ports import CREATE_REFUND
+from recharge_service.service_layer.ports import CREATE_REFUND, CardRecharge
 from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork
 
 
@@ -67,6 +67,18 @@ async def note_undecided(deps: Deps, order_no: str, error: str) -> RechargeOrder
     return await change_order(deps, order_no, noted)
 
 
-async def mark_closed(deps: Deps, order_no: str, detail: str) -> RechargeOrder:
-    """Never paid: WeChat's order is closed (or never existed) and the pre-recharge is voided."""
-    return await change_order(deps, order_no, lambda order: order.close(deps.clock(), actor(), detail))
+async def mark_closed(
+    deps: Deps, order_no: str, detail: str, voided: CardRecharge | None = None
+) -> RechargeOrder:
+    """Never paid: WeChat's order is closed (or never existed) and the pre-recharge is voided.
+
+    ``voided``: the card system's record as the void answered it. An order that never learned
+    its pre-recharge (every answer was lost; a late one landed before the void) takes the bonus,
+    credit amount and rule version from it, so the order and the card system tell the same story."""
+
+    def close(order: RechargeOrder) -> bool:
+        if voided is not None and order.status is OrderStatus.CREATED and not order.pre_recharge_recorded:
+            order.record_pre_recharge(voided.bonus_fen, voided.credit_amount_fen, voided.rule_version)
+        return order.close(deps.clock(), actor(), detail)
+
+    return await change_order(deps, order_no, close)

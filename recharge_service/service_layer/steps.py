@@ -46,7 +46,7 @@ async def credit_step(deps: Deps, order: RechargeOrder, on_pending: OnPending) -
     order_no = order.order_no
     if order.status is S.PAID and deps.background.running(credit_task_key(order_no)):
         return Step(order, "the credit step after the notification is still running here", waiting=True)
-    outcome = await deps.card.get_recharge(order_no)
+    outcome = await deps.card.get_recharge(order_no, order.merchant_id)
     if isinstance(outcome, Done):
         status = outcome.value.status
         if status == CardState.SUCCEEDED:

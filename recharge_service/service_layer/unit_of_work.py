@@ -32,12 +32,16 @@ from recharge_service.service_layer.storage import AnomalyPage, OrderPage, Outbo
 
 class Orders(Protocol):
     async def get(self, order_no: str) -> RechargeOrder | None: ...
-    async def get_by_idempotency_key(self, key: str) -> RechargeOrder | None: ...
+    async def get_by_idempotency_key(self, merchant_id: str, key: str) -> RechargeOrder | None: ...
+    async def count_open(self, merchant_id: str) -> int:
+        """The merchant's orders still waiting for payment (CREATED, AWAITING_PAYMENT)."""
+        ...
     async def add(self, order: RechargeOrder, *, actor: str = "system", detail: str = "") -> None: ...
     async def save(self, order: RechargeOrder) -> None: ...
     async def list(
         self,
         *,
+        merchant_id: str,
         card_no: str = "",
         statuses: Sequence[OrderStatus] = (),
         channel: Channel | None = None,
@@ -108,6 +112,7 @@ class Anomalies(Protocol):
         old_statuses: Sequence[OrderStatus] = (),
         old_before: datetime | None = None,
         changed_before: datetime | None = None,
+        merchant_id: str = "",
         page_size: int = 50,
         page_token: str = "",
     ) -> AnomalyPage: ...

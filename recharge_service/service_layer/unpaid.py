@@ -22,6 +22,7 @@ from recharge_service.domain.answers import NOT_FOUND, PAID_TRADE_STATES, CardSt
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer import confirm, settle
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.merchants import wechat_account
 from recharge_service.service_layer.payment import PaymentRejected, record_payment
 from recharge_service.service_layer.ports import PaymentTransaction
 from recharge_service.service_layer.steps import Step
@@ -38,7 +39,7 @@ def _said(outcome: Rejected | Unknown, method: str) -> str:
 
 
 async def awaiting_payment_step(deps: Deps, order: RechargeOrder) -> Step:
-    outcome = await deps.payments.query_order(order.order_no)
+    outcome = await deps.payments.query_order(await wechat_account(deps.merchants, order), order.order_no)
     expired = deps.clock() >= order.expires_at
     if isinstance(outcome, Done):
         state = outcome.value.trade_state
@@ -76,9 +77,10 @@ async def paid_path(deps: Deps, payment: PaymentTransaction) -> Step:
 
 
 async def close_then_void(deps: Deps, order: RechargeOrder) -> Step:
-    closed = await deps.payments.close_order(order.order_no)
+    account = await wechat_account(deps.merchants, order)
+    closed = await deps.payments.close_order(account, order.order_no)
     if isinstance(closed, Rejected) and closed.reason == ORDER_PAID:
-        again = await deps.payments.query_order(order.order_no)
+        again = await deps.payments.query_order(account, order.order_no)
         if isinstance(again, Done) and again.value.trade_state in PAID_STATES:
             return await paid_path(deps, again.value)
         if isinstance(again, Done):
@@ -92,9 +94,9 @@ async def close_then_void(deps: Deps, order: RechargeOrder) -> Step:
 
 async def void_and_close(deps: Deps, order: RechargeOrder, why: str) -> Step:
     """Nobody can pay any more: void the pre-recharge (fenced), then CLOSED."""
-    voided = await deps.card.void_recharge(order.order_no, f"order closed unpaid: {why}")
+    voided = await deps.card.void_recharge(order.order_no, f"order closed unpaid: {why}", order.merchant_id)
     if isinstance(voided, Done) and voided.value.status == CardState.VOIDED:
-        ended = await settle.mark_closed(deps, order.order_no, f"{why}; pre-recharge voided")
+        ended = await settle.mark_closed(deps, order.order_no, f"{why}; pre-recharge voided", voided.value)
         return Step(ended, f"{why}; voided -> {ended.status.name}")
     if isinstance(voided, Done) and voided.value.status == CardState.SUCCEEDED:
         reason = "the void of an unpaid order answered SUCCEEDED: credited without a payment"

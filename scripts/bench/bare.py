@@ -8,6 +8,11 @@ answers and posts Notify to the recharge center in the background, as WeChat doe
 against it crosses the same seven RPCs as against the real services, so the bench reports the
 real flow as a share of what this machine can do at all.
 
+The messages carry the merchant where the real ones do: CreateRechargeOrder and GetRechargeOrder
+name it, PreRecharge names it, CreatePrepay names the WeChat account (direct: the merchant's mchid;
+partner: the provider's sp_mchid with the sub_mchid) of the bench's merchants
+(``scripts.merchants.BENCH_MERCHANTS``); asked for another merchant's order, it answers an empty one.
+
   python -m scripts.bench.bare --role card --listen 127.0.0.1:0      # prints "PORT <n>"
 """
 
@@ -21,6 +26,7 @@ import grpc
 from protos.card.v1 import card_pb2, card_pb2_grpc
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from scripts.merchants import BENCH_MERCHANTS
 
 
 class BareCard(card_pb2_grpc.CardSystemServicer):
@@ -48,6 +54,8 @@ class BareRecharge(recharge_pb2_grpc.RechargeCenterServicer):
         self._card = card
         self._gateway = gateway
         self.orders: dict[str, recharge_pb2.RechargeOrder] = {}
+        #: merchant id -> the WeChat account its requests act for, as the recharge center names it.
+        self._wechat_refs = {m.merchant_id: m.wechat_ref() for m in BENCH_MERCHANTS}
 
     async def CreateRechargeOrder(
         self, request: recharge_pb2.CreateRechargeOrderRequest, context: object
@@ -55,15 +63,23 @@ class BareRecharge(recharge_pb2_grpc.RechargeCenterServicer):
         order_no = "B" + request.idempotency_key
         await self._card.PreRecharge(
             card_pb2.PreRechargeRequest(
-                order_no=order_no, card_no=request.card_no, pay_amount_fen=request.pay_amount_fen
+                merchant_id=request.merchant_id,
+                order_no=order_no,
+                card_no=request.card_no,
+                pay_amount_fen=request.pay_amount_fen,
             ),
             timeout=10,
         )
         prepay = await self._gateway.CreatePrepay(
-            wechatpay_pb2.CreatePrepayRequest(out_trade_no=order_no, amount_total_fen=request.pay_amount_fen),
+            wechatpay_pb2.CreatePrepayRequest(
+                merchant=self._wechat_refs.get(request.merchant_id),
+                out_trade_no=order_no,
+                amount_total_fen=request.pay_amount_fen,
+            ),
             timeout=10,
         )
         order = recharge_pb2.RechargeOrder(
+            merchant_id=request.merchant_id,
             order_no=order_no,
             card_no=request.card_no,
             status=recharge_pb2.ORDER_STATUS_AWAITING_PAYMENT,
@@ -76,7 +92,10 @@ class BareRecharge(recharge_pb2_grpc.RechargeCenterServicer):
     async def GetRechargeOrder(
         self, request: recharge_pb2.GetRechargeOrderRequest, context: object
     ) -> recharge_pb2.RechargeOrder:
-        return self.orders.get(request.order_no, recharge_pb2.RechargeOrder(order_no=request.order_no))
+        order = self.orders.get(request.order_no)
+        if order is None or order.merchant_id != request.merchant_id:
+            return recharge_pb2.RechargeOrder(order_no=request.order_no)
+        return order
 
 
 class BareNotifications(wechatpay_pb2_grpc.PaymentNotificationsServicer):

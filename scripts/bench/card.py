@@ -1,9 +1,11 @@
 """Card system bench: ConfirmRecharge per second against a real ``python -m card_service``.
 
-Starts the card system on 127.0.0.1:0 with a fresh SQLite file, opens cards, pre-recharges
-``--orders`` orders spread over the cards, then confirms them all with ``--concurrency`` callers
-and prints confirms per second. It checks the ledger afterwards (every card's balance equals
-what was confirmed on it), so a fast but wrong run does not count.
+Starts the card system on 127.0.0.1:0 with a fresh SQLite file, opens cards (dealt in turn to the
+bench's merchants, ``scripts.merchants.BENCH_MERCHANTS``, each with its bonus rule), pre-recharges
+``--orders`` orders spread over the cards (each naming its card's merchant), then confirms them all
+with ``--concurrency`` callers and prints confirms per second. It checks the ledger afterwards
+(every card's balance equals what was confirmed on it, bonus included), so a fast but wrong run
+does not count.
 
     .venv/bin/python -m scripts.bench.card [--orders 2000] [--cards 64] [--concurrency 32] [--db URL]
 """
@@ -22,9 +24,10 @@ from pathlib import Path
 import grpc
 
 from protos.card.v1 import card_pb2, card_pb2_grpc
+from scripts.merchants import BENCH_MERCHANTS
 from scripts.stack import ServiceProcess
 
-PAY_FEN = 10_000
+PAY_FEN = 20_000  # ¥200: the bench merchants' ¥20 bonus tier, so the bonus path is measured too
 
 
 async def run_all(calls: Sequence[Callable[[], Awaitable[object]]], concurrency: int) -> float:
@@ -44,21 +47,42 @@ async def bench(address: str, orders: int, card_count: int, concurrency: int) ->
     async with grpc.aio.insecure_channel(address) as channel:
         system = card_pb2_grpc.CardSystemStub(channel)
         admin = card_pb2_grpc.CardAdminStub(channel)
-        cards = [f"62{index:014d}" for index in range(card_count)]
-        for card_no in cards:
-            await admin.OpenCard(card_pb2.OpenCardRequest(card_no=card_no), timeout=10)
-        owner = {f"B{index:08d}": cards[index % card_count] for index in range(orders)}
+        credit_fen = {}
+        for merchant in BENCH_MERCHANTS:
+            await admin.SetRechargeRule(
+                card_pb2.SetRechargeRuleRequest(
+                    merchant_id=merchant.merchant_id,
+                    tiers=[card_pb2.BonusTier(min_pay_fen=p, bonus_fen=b) for p, b in merchant.rule],
+                ),
+                timeout=10,
+            )
+            bonus = max((b for p, b in merchant.rule if p <= PAY_FEN), default=0)
+            credit_fen[merchant.merchant_id] = PAY_FEN + bonus
+        # card number -> its merchant
+        cards = {
+            f"62{index:014d}": BENCH_MERCHANTS[index % len(BENCH_MERCHANTS)].merchant_id
+            for index in range(max(card_count, len(BENCH_MERCHANTS)))
+        }
+        for card_no, merchant_id in cards.items():
+            await admin.OpenCard(
+                card_pb2.OpenCardRequest(card_no=card_no, merchant_id=merchant_id), timeout=10
+            )
+        numbers = list(cards)
+        owner = {f"B{index:08d}": numbers[index % len(numbers)] for index in range(orders)}
         pre_s = await run_all(
             [
                 partial(
                     system.PreRecharge,
-                    card_pb2.PreRechargeRequest(order_no=order_no, card_no=card_no, pay_amount_fen=PAY_FEN),
+                    card_pb2.PreRechargeRequest(
+                        merchant_id=cards[card_no], order_no=order_no, card_no=card_no, pay_amount_fen=PAY_FEN
+                    ),
                     timeout=30,
                 )
                 for order_no, card_no in owner.items()
             ],
             concurrency,
         )
+        # As the recharge center confirms: by order number alone (order numbers are global).
         confirm_s = await run_all(
             [
                 partial(
@@ -69,9 +93,12 @@ async def bench(address: str, orders: int, card_count: int, concurrency: int) ->
             concurrency,
         )
         expected = Counter(owner.values())
-        for card_no in cards:
-            card = await system.GetCard(card_pb2.GetCardRequest(card_no=card_no), timeout=10)
-            assert card.balance_fen == expected[card_no] * PAY_FEN, (card_no, card.balance_fen)
+        for card_no, merchant_id in cards.items():
+            card = await system.GetCard(
+                card_pb2.GetCardRequest(card_no=card_no, merchant_id=merchant_id), timeout=10
+            )
+            want = expected[card_no] * credit_fen[merchant_id]
+            assert card.balance_fen == want, (card_no, card.balance_fen, want)
             assert card.pending_recharge_fen == 0, card_no
     return {"pre_recharge_per_s": orders / pre_s, "confirm_per_s": orders / confirm_s}
 
@@ -83,7 +110,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--orders", type=int, default=2000, help="pre-recharges to confirm")
-    parser.add_argument("--cards", type=int, default=64, help="cards the orders are spread over")
+    parser.add_argument(
+        "--cards",
+        type=int,
+        default=64,
+        help="cards the orders are spread over (dealt to the merchants in turn)",
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent callers")
     parser.add_argument("--db", default="", help="an EMPTY database URL (default: a fresh SQLite file)")
     args = parser.parse_args(argv)

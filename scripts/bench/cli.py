@@ -1,13 +1,18 @@
 """How fast is a top-up, end to end, on this machine — against what it could be at all — and what
 it costs each service's database.
 
+The top-ups alternate between the bench's two merchants (scripts/merchants.py BENCH_MERCHANTS):
+one paid directly (its own mchid and keys), one under the provider (partner mode, sp_mchid +
+sub_mchid), so both WeChat signing paths are measured; every request names its merchant.
+
 1. The bare chain (scripts/bench/bare.py: do-nothing grpc.aio servers in three processes making
-   the same seven hops a top-up makes) at each concurrency level.
+   the same seven hops a top-up makes, with the same merchant fields) at each concurrency level.
 2. The real services (started here with their default settings, on SQLite or with --db postgresql
-   on a throwaway PostgreSQL) at the same levels: top-ups per second (create -> pay -> notify ->
-   CREDITED, seen by polling GetRechargeOrder), p50/p95/p99 of CreateRechargeOrder and of
-   pay->credited; per service CPU ms, write transactions (units), commits and SQL statements per
-   top-up (rc_common/db.py's counters, written to RC_DB_STATS_FILE; see scripts/bench/db.py).
+   on a throwaway PostgreSQL; the two merchants and their cards opened first) at the same levels:
+   top-ups per second (create -> pay -> notify -> CREDITED, seen by polling GetRechargeOrder),
+   p50/p95/p99 of CreateRechargeOrder and of pay->credited; per service CPU ms, write
+   transactions (units), commits and SQL statements per top-up (rc_common/db.py's counters,
+   written to RC_DB_STATS_FILE; see scripts/bench/db.py).
 3. Open-loop arrivals at half the peak rate: CreateRechargeOrder's p99 there.
 4. The sentinel resolving a backlog of N orders stuck in CREDIT_UNKNOWN (skipped with a note while
    RechargeOps.RunSentinel is UNIMPLEMENTED).
@@ -48,13 +53,13 @@ from scripts.bench.db import (
     stats_env,
     template_messages,
 )
-from scripts.bench.load import OPENID, LoadResult, TopUps, closed_loop, open_loop
+from scripts.bench.load import OPENID, BenchCard, LoadResult, TopUps, closed_loop, open_loop
 from scripts.bench.procs import BareChain, RssSampler, cpu_seconds, wait_idle
 from scripts.bench.report import evaluate_goals, plot, print_table
 from scripts.bench.sentinel import build_backlog, resolve_backlog, sentinel_available
-from scripts.chaos.driver import BONUS_TIERS
 from scripts.chaos.rpc import Stubs
 from scripts.chaos.services import Services, flag_args
+from scripts.merchants import BENCH_MERCHANTS, direct_merchants_flag, open_merchants
 from scripts.stack import ROOT, build_stack, start_stack
 
 AMOUNT_FEN = 20_000  # ¥200: gets the ¥20 bonus tier, so the bonus path is measured too
@@ -98,7 +103,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--cards",
         type=int,
         default=500,
-        help="cards opened and spread over by the top-ups (default %(default)s)",
+        help="cards opened (alternately for each of the bench's merchants) and spread over by the "
+        "top-ups (default %(default)s)",
     )
     parser.add_argument(
         "--db",
@@ -230,7 +236,7 @@ async def bench_bare(args: argparse.Namespace) -> tuple[list[LoadResult], dict[s
     sampler = RssSampler(chain.pids())
     try:
         sampler.start()
-        topups = TopUps(chain.recharge, chain.wechat, ["0"], AMOUNT_FEN, "bare")
+        topups = TopUps(chain.recharge, chain.wechat, bench_cards(args.cards), AMOUNT_FEN, "bare")
         try:
             return await run_levels(topups, args, "bare", chain.pids()), sampler.peak_mb()
         finally:
@@ -240,22 +246,34 @@ async def bench_bare(args: argparse.Namespace) -> tuple[list[LoadResult], dict[s
         chain.stop()
 
 
-async def prepare_cards(stubs: Stubs, count: int) -> list[str]:
-    admin = stubs.card_admin
-    rule = await admin.GetRechargeRule(card_pb2.GetRechargeRuleRequest(), timeout=10)
-    if not rule.tiers:
-        await admin.SetRechargeRule(
-            card_pb2.SetRechargeRuleRequest(
-                tiers=[card_pb2.BonusTier(min_pay_fen=p, bonus_fen=b) for p, b in BONUS_TIERS]
-            ),
-            timeout=10,
-        )
-    cards = [f"66{i:014d}" for i in range(count)]
+def bench_cards(count: int) -> list[BenchCard]:
+    """``count`` card numbers (at least one per merchant), dealt to the bench's merchants in turn,
+    so top-ups going round them alternate between merchants. The bare chain uses the same ones."""
+    return [
+        BenchCard(BENCH_MERCHANTS[i % len(BENCH_MERCHANTS)].merchant_id, f"66{i:014d}")
+        for i in range(max(count, len(BENCH_MERCHANTS)))
+    ]
+
+
+async def prepare_merchants(services: Services, stubs: Stubs, keys_dir: Path, count: int) -> list[BenchCard]:
+    """Opens the bench's merchants (configuration in the recharge center, bonus rule in the card
+    system) and ``count`` cards spread over them; returns the cards."""
+    notes = await open_merchants(
+        services.recharge, services.card, keys_dir, BENCH_MERCHANTS, operator="bench"
+    )
+    for note in notes:
+        say(note)
+    cards = bench_cards(count)
     slots = asyncio.Semaphore(32)
 
-    async def open_one(card_no: str) -> None:
+    async def open_one(card: BenchCard) -> None:
         async with slots:
-            await admin.OpenCard(card_pb2.OpenCardRequest(card_no=card_no, holder_name="bench"), timeout=30)
+            await stubs.card_admin.OpenCard(
+                card_pb2.OpenCardRequest(
+                    card_no=card.card_no, holder_name="bench", merchant_id=card.merchant_id
+                ),
+                timeout=30,
+            )
 
     await asyncio.gather(*(open_one(c) for c in cards))
     return cards
@@ -272,7 +290,7 @@ def start_services(
         workdir,
         card_args=flag_args("card_service", flags, missing),
         recharge_args=flag_args("recharge_service", flags, missing),
-        wechat_args=flag_args("wechat_mock", flags, missing),
+        wechat_args=flag_args("wechat_mock", flags, missing) + direct_merchants_flag(BENCH_MERCHANTS),
         db_url_for=databases.urls,
     )
     env = stats_env(workdir)
@@ -295,7 +313,7 @@ async def bench_service(args: argparse.Namespace, workdir: Path, databases: Data
     try:
         sampler.start()
         async with Stubs.open(services.recharge, services.card, services.wechat) as stubs:
-            cards = await prepare_cards(stubs, args.cards)
+            cards = await prepare_merchants(services, stubs, workdir / "wechat-keys", args.cards)
             probe = Probe(counters, stubs, args.quick)
             await probe.measure_idle(services.pids())
             out["db_idle_per_s"] = probe.idle
@@ -405,6 +423,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "duration_s": args.duration,
             "orders_per_level": args.orders,
             "cards": args.cards,
+            "merchants": {m.merchant_id: m.mode for m in BENCH_MERCHANTS},
             "amount_fen": AMOUNT_FEN,
             "log_level": args.log_level,
             "db": args.db,

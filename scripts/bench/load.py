@@ -8,6 +8,10 @@ CreateRechargeOrder took (both queue behind the same work, so that tracks the lo
 later polls when the wait has grown by 25 % (at least 3 ms apart): a reading is at most ~25 % late
 — read pay->credited latencies as upper bounds.
 
+Every request names its merchant: the cards (:class:`BenchCard`) belong to merchants, and the
+top-ups go round the cards, so with the cards interleaved the load alternates between merchants
+(``completed_by_merchant`` in the summary shows the split).
+
 The same code drives the real services and the bare chain (``scripts/bench/bare.py``).
 """
 
@@ -15,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -27,6 +32,13 @@ from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
 CREDIT_TIMEOUT_S = 30.0
 #: The payer of every bench top-up (the customer notices go to it; the bench counts them by it).
 OPENID = "o-bench"
+
+
+class BenchCard(NamedTuple):
+    """A card the bench tops up, and the merchant whose card program issued it."""
+
+    merchant_id: str
+    card_no: str
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -59,6 +71,8 @@ class LoadResult:
     cpu_busy: dict[str, float] = field(default_factory=dict)
     #: Per service: database counters' growth and per-top-up figures (scripts/bench/db.py).
     db: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Completed top-ups per merchant.
+    by_merchant: Counter[str] = field(default_factory=Counter)
 
     @property
     def elapsed_s(self) -> float:
@@ -79,6 +93,7 @@ class LoadResult:
             "concurrency": self.concurrency,
             "offered_rate_per_s": round(self.offered_rate, 1),
             "completed": self.completed,
+            "completed_by_merchant": dict(sorted(self.by_merchant.items())),
             "failed": self.failed,
             "elapsed_s": round(self.elapsed_s, 3),
             "topups_per_s": round(self.tps, 1),
@@ -95,10 +110,11 @@ class LoadResult:
 
 
 class TopUps:
-    """Runs top-ups against one recharge center + payer; keeps the credit-latency estimate."""
+    """Runs top-ups against one recharge center + payer, going round ``cards`` (each top-up names
+    its card's merchant)."""
 
     def __init__(
-        self, recharge: str, wechat: str, cards: Sequence[str], amount_fen: int, prefix: str
+        self, recharge: str, wechat: str, cards: Sequence[BenchCard], amount_fen: int, prefix: str
     ) -> None:
         options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         self._recharge_channel = grpc.aio.insecure_channel(recharge, options=options)
@@ -110,11 +126,16 @@ class TopUps:
         self._prefix = prefix
         self._counter = 0
 
+    @property
+    def merchants(self) -> list[str]:
+        """The merchants whose cards are topped up."""
+        return sorted({card.merchant_id for card in self._cards})
+
     async def close(self) -> None:
         await self._recharge_channel.close()
         await self._wechat_channel.close()
 
-    def _next(self) -> tuple[str, str]:
+    def _next(self) -> tuple[str, BenchCard]:
         self._counter += 1
         return f"{self._prefix}-{self._counter:07d}", self._cards[self._counter % len(self._cards)]
 
@@ -125,7 +146,8 @@ class TopUps:
             t0 = time.perf_counter()
             order = await self._center.CreateRechargeOrder(
                 recharge_pb2.CreateRechargeOrderRequest(
-                    card_no=card,
+                    merchant_id=card.merchant_id,
+                    card_no=card.card_no,
                     pay_amount_fen=self._amount,
                     channel=recharge_pb2.CHANNEL_POS,
                     idempotency_key=key,
@@ -136,7 +158,7 @@ class TopUps:
             t1 = time.perf_counter()
             result.create_ms.append((t1 - t0) * 1000)
             await self._payer.Pay(wechatpay_pb2.PayRequest(out_trade_no=order.order_no), timeout=30)
-            if wait and not await self._until_credited(order.order_no, t1, t1 - t0, result):
+            if wait and not await self._until_credited(card.merchant_id, order.order_no, t1, t1 - t0, result):
                 return None
         except grpc.aio.AioRpcError as error:
             result.failed += 1
@@ -144,13 +166,14 @@ class TopUps:
             return None
         if wait:
             result.completed += 1
+            result.by_merchant[card.merchant_id] += 1
             result.finished = time.perf_counter()
         return str(order.order_no)
 
     async def _until_credited(
-        self, order_no: str, paid_at: float, first_wait_s: float, result: LoadResult
+        self, merchant_id: str, order_no: str, paid_at: float, first_wait_s: float, result: LoadResult
     ) -> bool:
-        request = recharge_pb2.GetRechargeOrderRequest(order_no=order_no)
+        request = recharge_pb2.GetRechargeOrderRequest(merchant_id=merchant_id, order_no=order_no)
         await asyncio.sleep(max(0.0, first_wait_s - (time.perf_counter() - paid_at)))
         while time.perf_counter() - paid_at < CREDIT_TIMEOUT_S:
             order = await self._center.GetRechargeOrder(request, timeout=30)

@@ -162,6 +162,20 @@ def print_db_table(rows: list[tuple[str, dict[str, Any]]]) -> None:
             )
 
 
+def _print_merchants(report: dict[str, Any]) -> None:
+    """Which merchants the load was spread over, and how many top-ups each completed per level."""
+    merchants = report["settings"].get("merchants") or {}
+    if not merchants:
+        return
+    split = "; ".join(
+        f"c={level['concurrency']} "
+        + "/".join(str(level["service"].get("completed_by_merchant", {}).get(m, 0)) for m in merchants)
+        for level in report["levels"]
+    )
+    names = ", ".join(f"{m} ({mode})" for m, mode in merchants.items())
+    print(f"\ntop-ups completed per merchant ({names}): {split}")
+
+
 def print_table(report: dict[str, Any]) -> None:
     print(f"services on {report['settings'].get('database') or report['settings'].get('db')}\n")
     head = (
@@ -178,6 +192,7 @@ def print_table(report: dict[str, Any]) -> None:
             f"{level['ratio'] if level['ratio'] is not None else '-':>6}  {_pcts(s['create_ms']):>24}  "
             f"{_pcts(s['pay_to_credited_ms']):>30} {s['failed']:>7}"
         )
+    _print_merchants(report)
     half = report["half_peak"]
     print(
         f"\nhalf of peak: {half['offered_rate_per_s']}/s offered, {half['topups_per_s']}/s done, "

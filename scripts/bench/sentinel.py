@@ -1,7 +1,9 @@
 """The sentinel's rate: resolve a backlog of N orders stuck in CREDIT_UNKNOWN.
 
 Builds the backlog through the public flow: ConfirmRecharge faulted UNAVAILABLE on every call, N
-top-ups created and paid, until each is CREDIT_UNKNOWN (the notify path gave up). Then the fault is
+top-ups created and paid (spread over the bench's merchants, as the load is), until each is
+CREDIT_UNKNOWN (the notify path gave up); orders are counted per merchant (listing is per
+merchant) and summed. Then the fault is
 cleared and ``RechargeOps.RunSentinel(ignore_hold=true)`` is called until none is left; the time
 from the first call to the last resolved order is the figure. Skipped (with the reason) when
 RunSentinel is UNIMPLEMENTED.
@@ -33,20 +35,28 @@ async def sentinel_available(stubs: Stubs) -> str:
     return ""
 
 
-async def count_in(stubs: Stubs, statuses: Sequence[recharge_pb2.OrderStatus.ValueType]) -> int:
-    total, token = 0, ""
-    while True:
-        page = await stubs.center.ListRechargeOrders(
-            recharge_pb2.ListRechargeOrdersRequest(
-                filter=recharge_pb2.OrderFilter(statuses=statuses),
-                page=recharge_pb2.PageRequest(page_size=1000, page_token=token),
-            ),
-            timeout=60,
-        )
-        total += len(page.orders)
-        token = page.next_page_token
-        if not token:
-            return total
+async def count_in(
+    stubs: Stubs, merchants: Sequence[str], statuses: Sequence[recharge_pb2.OrderStatus.ValueType]
+) -> dict[str, int]:
+    """Per merchant: how many of its orders are in ``statuses``."""
+    counts = {}
+    for merchant_id in merchants:
+        total, token = 0, ""
+        while True:
+            page = await stubs.center.ListRechargeOrders(
+                recharge_pb2.ListRechargeOrdersRequest(
+                    merchant_id=merchant_id,
+                    filter=recharge_pb2.OrderFilter(statuses=statuses),
+                    page=recharge_pb2.PageRequest(page_size=1000, page_token=token),
+                ),
+                timeout=60,
+            )
+            total += len(page.orders)
+            token = page.next_page_token
+            if not token:
+                break
+        counts[merchant_id] = total
+    return counts
 
 
 STUCK = (recharge_pb2.ORDER_STATUS_CREDIT_UNKNOWN,)
@@ -57,7 +67,8 @@ IN_FLIGHT = (
 )
 
 
-async def build_backlog(stubs: Stubs, topups: TopUps, n: int, concurrency: int, say: Any) -> int:
+async def build_backlog(stubs: Stubs, topups: TopUps, n: int, concurrency: int, say: Any) -> dict[str, int]:
+    """The orders left CREDIT_UNKNOWN, per merchant."""
     rule = faults_pb2.FaultRule(method=CONFIRM, kind=faults_pb2.FAULT_KIND_UNAVAILABLE, probability=1.0)
     await stubs.card_faults.SetFaults(faults_pb2.FaultPlan(seed=1, rules=[rule]), timeout=10)
     result = LoadResult("backlog", concurrency)
@@ -79,11 +90,11 @@ async def build_backlog(stubs: Stubs, topups: TopUps, n: int, concurrency: int, 
     finally:
         ticking.cancel()
     deadline = time.monotonic() + 600
-    stuck = 0
+    stuck: dict[str, int] = {}
     while time.monotonic() < deadline:
-        stuck = await count_in(stubs, STUCK)
-        flying = await count_in(stubs, IN_FLIGHT)
-        say(f"backlog: {stuck} CREDIT_UNKNOWN, {flying} still in flight")
+        stuck = await count_in(stubs, topups.merchants, STUCK)
+        flying = sum((await count_in(stubs, topups.merchants, IN_FLIGHT)).values())
+        say(f"backlog: CREDIT_UNKNOWN {stuck}, {flying} still in flight")
         if flying == 0:
             break
         await asyncio.sleep(1.0)
@@ -91,10 +102,14 @@ async def build_backlog(stubs: Stubs, topups: TopUps, n: int, concurrency: int, 
     return stuck
 
 
-async def resolve_backlog(stubs: Stubs, stuck: int, timeout_s: float, say: Any) -> dict[str, Any]:
+async def resolve_backlog(
+    stubs: Stubs, stuck_by_merchant: dict[str, int], timeout_s: float, say: Any
+) -> dict[str, Any]:
     started = time.perf_counter()
     runs, reports = 0, []
-    left = stuck
+    merchants = sorted(stuck_by_merchant)
+    stuck = left = sum(stuck_by_merchant.values())
+    left_by_merchant = dict(stuck_by_merchant)
     while left and time.perf_counter() - started < timeout_s:
         report = await stubs.ops.RunSentinel(
             recharge_pb2.RunSentinelRequest(ignore_hold=True), timeout=timeout_s
@@ -108,14 +123,20 @@ async def resolve_backlog(stubs: Stubs, stuck: int, timeout_s: float, say: Any) 
                 "duration_ms": report.duration_ms,
             }
         )
-        left = await count_in(stubs, STUCK)
-        say(f"sentinel run {runs}: examined {report.examined}, credited {report.credited}, {left} left")
+        left_by_merchant = await count_in(stubs, merchants, STUCK)
+        left = sum(left_by_merchant.values())
+        say(
+            f"sentinel run {runs}: examined {report.examined}, credited {report.credited}, "
+            f"{left} left {left_by_merchant}"
+        )
     elapsed = time.perf_counter() - started
     resolved = stuck - left
     return {
         "orders": stuck,
+        "orders_by_merchant": stuck_by_merchant,
         "resolved": resolved,
         "left": left,
+        "left_by_merchant": left_by_merchant,
         "seconds": round(elapsed, 2),
         "per_s": round(resolved / elapsed, 1) if elapsed else 0.0,
         "runs": runs,

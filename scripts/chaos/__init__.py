@@ -1,11 +1,14 @@
 """Chaos runs and the invariant checker: ``python -m scripts.chaos`` (``make chaos``).
 
 - ``cli``: flags, runs per (profile, seed), the table and the replay command
-- ``run``: one run — set the faults, drive, clear, wait until quiet, observe, check
+- ``run``: one run — open the merchants, set the faults, drive, clear, wait until quiet, observe, check
 - ``profiles``: the fault profiles
-- ``driver``: seeded order plans and the customers that carry them out
-- ``observe``: what a quiet system shows through public RPCs and WeChat's trade bill
-- ``invariants``: DESIGN.md §4's promises checked against an observation
+- ``driver``: seeded order plans spread over the merchants, and the customers that carry them out
+- ``observe``: what a quiet system shows through public RPCs, each merchant's WeChat trade bill, and
+  reads made as the wrong merchant
+- ``observation``: that view as plain data (what the checker sees and reports)
+- ``invariants``: DESIGN.md §4's promises (I1-I6) checked against an observation
+- ``isolation``: issue 12's promises between merchants (M1-M4)
 - ``services``: the three services started with the chaos time scale, or running ones
 - ``rpc``: the stubs and the retry helper every part shares
 """

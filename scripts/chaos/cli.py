@@ -1,11 +1,18 @@
-"""Chaos runs: break the network on purpose, then prove DESIGN.md §4 still holds.
+"""Chaos runs: break the network on purpose, then prove DESIGN.md §4 and issue 12 still hold.
 
 For each (profile, seed): start the three services with short hold/sentinel/notification settings
-(or use running ones, --targets), set the profile's seeded faults on both simulators, drive N
-top-ups with bounded concurrency (create, pay, spend part of the credit as it lands), clear the
-faults, wait until quiet, observe through public RPCs and WeChat's trade bill, and check with
-scripts/chaos/invariants.py. Prints progress, a table (end states, faults by kind, violations) and how
-to replay a failing run; --json writes the report; exits 1 on any violation.
+(or use running ones, --targets), open three merchants (scripts/merchants.py CHAOS_MERCHANTS: one
+paid through WeChat Pay directly, two under the provider, each with its own bonus rule), set the
+profile's seeded faults on both simulators, drive N top-ups spread over the merchants with bounded
+concurrency (create, pay, spend part of the credit as it lands; each card belongs to one merchant
+and every call names it), clear the faults, wait until quiet, observe through public RPCs and each
+merchant's WeChat trade bill, and check with scripts/chaos/invariants.py (I1-I6, and M1-M4: no
+credit, payment, refund or read across merchants; each merchant's money conserved). Prints
+progress, a table (end states, faults by kind, violations), money per merchant and how to replay a
+failing run; --json writes the report; exits 1 on any violation.
+
+With --targets the WeChat simulator must serve the direct-mode chaos merchant
+(--direct-merchants 1900000701:wx7777777777777777) and --keys-dir must be its keys directory.
 
 The same seed replays the same driver choices and the same fault decision streams. Under
 concurrency the order in which calls reach a rule can differ from run to run; --concurrency 1
@@ -30,8 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from scripts.chaos.profiles import PROFILES
-from scripts.chaos.run import RunConfig, RunResult, execute
+from scripts.chaos.run import DEFAULT_KEYS_DIR, RunConfig, RunResult, execute
 from scripts.chaos.services import Services, attach, start_fresh
+from scripts.merchants import PROVIDER_MCHID
 
 END_STATES = ("CREDITED", "REFUNDED", "CLOSED", "REJECTED", "MANUAL_REVIEW")
 
@@ -50,6 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="top-ups in flight at once")
     parser.add_argument("--long", action="store_true", help="every profile x 20 seeds x 200 orders")
     parser.add_argument("--targets", default="", help="RECHARGE,CARD,WECHAT host:port of running services")
+    parser.add_argument("--keys-dir", default=str(DEFAULT_KEYS_DIR),
+                        help="with --targets: the WeChat simulator's keys directory (direct-mode "
+                             "merchants' keys are in its direct/<mchid>/); default: make run's")
+    parser.add_argument("--sp-mchid", default=PROVIDER_MCHID,
+                        help="with --targets: the provider's WeChat merchant id (partner mode)")
     parser.add_argument("--workdir", default="", help="state dir for started services (default: a temp dir)")
     parser.add_argument("--share-stack", action="store_true", help="one started stack for all runs")
     parser.add_argument("--keep", action="store_true", help="keep the workdir even when every run passed")
@@ -68,6 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.seeds = max(args.seeds, 20)
         names = names or list(PROFILES)
     args.profiles = names or list(PROFILES)
+    args.keys_dir = Path(args.keys_dir).resolve()
     if args.abandon_share is None:
         args.abandon_share = 0.0 if args.targets else 0.05
     unknown = [n for n in args.profiles if n not in PROFILES]
@@ -106,6 +120,25 @@ def print_table(results: list[RunResult]) -> None:
     for name, kinds in by_profile.items():
         text = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
         print(f"  {name:<14} {text}")
+    print_merchants(results)
+
+
+def print_merchants(results: list[RunResult]) -> None:
+    """Money per merchant, summed over runs: each is checked to balance on its own (M4)."""
+    modes = {a.merchant_id: a.mode for r in results for a in r.accounts}
+    sums: dict[str, Counter[str]] = {}
+    for r in results:
+        for merchant_id, totals in r.result.summary.get("merchants", {}).items():
+            sums.setdefault(merchant_id, Counter()).update(totals)
+    if not sums:
+        return
+    print("\nper merchant (summed over runs; paid = credited + refunded for each):")
+    print(f"  {'merchant':<14}{'mode':<9}{'orders':>7}{'paid':>12}{'credited':>12}{'refunded':>11}"
+          f"{'parked':>9}{'cards':>7}")
+    for merchant_id, t in sorted(sums.items()):
+        print(f"  {merchant_id:<14}{modes.get(merchant_id, '?'):<9}{t['orders']:>7}{t['paid_fen']:>12}"
+              f"{t['credited_principal_fen']:>12}{t['refunded_fen']:>11}{t['manual_review_fen']:>9}"
+              f"{t['cards']:>7}")
 
 
 def print_failures(results: list[RunResult]) -> None:
@@ -163,7 +196,7 @@ async def run_all(args: argparse.Namespace, errors: list[dict[str, Any]]) -> lis
     base = Path(args.workdir or tempfile.mkdtemp(prefix="chaos-")) if not args.targets else None
     shared: Services | None = None
     if args.targets:
-        shared = attach(args.targets)
+        shared = attach(args.targets, args.keys_dir, args.sp_mchid)
     elif args.share_stack:
         assert base is not None
         shared = await asyncio.to_thread(start_fresh, base / "shared")

@@ -1,12 +1,16 @@
-"""The chaos driver: customers topping up cards, paying, and spending the moment the credit lands.
+"""The chaos driver: customers of several merchants topping up cards, paying, and spending the
+moment the credit lands.
 
-Every choice (card, amount, pay or walk away, freeze the card, spend how much) is drawn up front
-from ``random.Random(seed)`` into a list of :class:`OrderPlan`, so the same seed replays the same
-driver. Each top-up: ``CreateRechargeOrder`` with a deterministic idempotency key (retried with
-the same key while the outcome is unknown), optionally ``FreezeCard`` (a *doomed* order: its
+Every choice (merchant, card, amount, pay or walk away, freeze the card, spend how much) is drawn
+up front from ``random.Random(seed)`` into a list of :class:`OrderPlan`, so the same seed replays
+the same driver. Orders go round the merchants in turn; each card belongs to one merchant (its
+number says which: ``88`` + run tag + merchant index + card). Each top-up names its merchant on
+every call that has one: ``CreateRechargeOrder`` with a deterministic idempotency key (retried
+with the same key while the outcome is unknown), optionally ``FreezeCard`` (a *doomed* order: its
 credit will be refused, so the refund path must run), ``PayerSimulator.Pay``, and for spenders a
 watcher that polls the card system's ``GetRecharge`` and calls ``Consume`` as soon as it says
-SUCCEEDED. What the driver did and saw goes to a :class:`scripts.chaos.invariants.DriverLog`.
+SUCCEEDED. What the driver did and saw, as which merchant, goes to a
+:class:`scripts.chaos.invariants.DriverLog`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -25,12 +29,15 @@ from protos.wechatpay.v1 import wechatpay_pb2
 from rc_common.outcomes import Done, Rejected
 from scripts.chaos.invariants import DriverLog, Spend
 from scripts.chaos.rpc import Stubs, retrying
+from scripts.merchants import CHAOS_MERCHANTS
 
 AMOUNTS_FEN = (100, 500, 1_000, 5_000, 20_000, 20_000, 50_000, 100_000, 150_000)
 #: Below the card system's default minimum top-up: the pre-recharge is refused -> REJECTED.
 TOO_SMALL_FEN = 50
-#: The bonus rule the run sets when the card system has none (pay >= ¥1000 get ¥200, ...).
+#: A bonus rule (pay >= ¥1000 get ¥200, ...); each chaos merchant has its own (scripts/merchants.py).
 BONUS_TIERS = ((100_000, 20_000), (50_000, 8_000), (20_000, 2_000))
+#: The merchants a run spreads its orders over, unless told otherwise.
+MERCHANT_IDS = tuple(m.merchant_id for m in CHAOS_MERCHANTS)
 #: How the card system may answer OpenCard for a card that exists already.
 _CARD_EXISTS = (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION)
 CHANNELS = (recharge_pb2.CHANNEL_OFFICIAL_ACCOUNT, recharge_pb2.CHANNEL_POS, recharge_pb2.CHANNEL_THIRD_PARTY)
@@ -40,6 +47,7 @@ CHANNELS = (recharge_pb2.CHANNEL_OFFICIAL_ACCOUNT, recharge_pb2.CHANNEL_POS, rec
 class OrderPlan:
     index: int
     key: str
+    merchant_id: str
     card_no: str
     amount_fen: int
     channel: recharge_pb2.Channel.ValueType
@@ -62,22 +70,30 @@ def run_tag(profile: str, seed: int, nonce: str = "") -> str:
     return f"{int(digest[:12], 16) % 1_000_000:06d}"
 
 
-def plan_orders(seed: int, orders: int, tag: str, shares: Shares) -> list[OrderPlan]:
+def plan_orders(
+    seed: int, orders: int, tag: str, shares: Shares, merchants: Sequence[str] = MERCHANT_IDS
+) -> list[OrderPlan]:
+    """``orders`` top-ups, round the ``merchants`` in turn (at most 10), each on a card of its own
+    merchant: a shared pool per merchant, or a card of its own for a doomed order (it is frozen)."""
+    if not 1 <= len(merchants) <= 10:
+        raise ValueError("between 1 and 10 merchants: a card number has one digit for its merchant")
     rng = random.Random(seed)
-    pool = max(3, orders // 8)
+    pool = max(2, orders // (8 * len(merchants)))
     plans = []
     for i in range(orders):
+        which = i % len(merchants)
         doomed = rng.random() < shares.doomed
         rejected = not doomed and rng.random() < shares.reject
         abandon = not doomed and not rejected and rng.random() < shares.abandon
         amount = TOO_SMALL_FEN if rejected else rng.choice(AMOUNTS_FEN)
-        card = 500_000 + i if doomed else rng.randrange(pool)
+        card = 5_000_000 + i if doomed else rng.randrange(pool)
         spends = not doomed and not abandon and not rejected and rng.random() < shares.spend
         plans.append(
             OrderPlan(
                 index=i,
                 key=f"chaos-{tag}-{i:05d}",
-                card_no=f"88{tag}{card:08d}",
+                merchant_id=merchants[which],
+                card_no=f"88{tag}{which}{card:07d}",
                 amount_fen=amount,
                 channel=rng.choice(CHANNELS),
                 pay=not abandon and not rejected,
@@ -128,29 +144,34 @@ class Driver:
     def cards(self) -> list[str]:
         return sorted({p.card_no for p in self._plans})
 
+    @property
+    def card_merchants(self) -> dict[str, str]:
+        """card_no -> the merchant it is opened for."""
+        return {p.card_no: p.merchant_id for p in self._plans}
+
+    @property
+    def merchants(self) -> list[str]:
+        return sorted({p.merchant_id for p in self._plans})
+
     async def prepare(self) -> None:
-        """The bonus rule (when the card system has none) and every card of the run, opened."""
+        """Every card of the run, opened for its merchant (the merchants themselves, with their
+        bonus rules, are opened first: :func:`scripts.merchants.open_merchants`)."""
         admin = self._stubs.card_admin
-        rule = await admin.GetRechargeRule(card_pb2.GetRechargeRuleRequest(), timeout=10)
-        if not rule.tiers:
-            await admin.SetRechargeRule(
-                card_pb2.SetRechargeRuleRequest(
-                    tiers=[card_pb2.BonusTier(min_pay_fen=p, bonus_fen=b) for p, b in BONUS_TIERS]
-                ),
-                timeout=10,
-            )
         slots = asyncio.Semaphore(16)
 
-        async def open_card(card_no: str) -> None:
+        async def open_card(card_no: str, merchant_id: str) -> None:
             async with slots:
                 try:
-                    request = card_pb2.OpenCardRequest(card_no=card_no, holder_name=f"chaos {card_no[-6:]}")
+                    request = card_pb2.OpenCardRequest(
+                        card_no=card_no, holder_name=f"chaos {card_no[-6:]}", merchant_id=merchant_id
+                    )
                     await admin.OpenCard(request, timeout=10)
                 except grpc.aio.AioRpcError as error:
                     if error.code() not in _CARD_EXISTS:
                         raise
 
-        await asyncio.gather(*(open_card(c) for c in self.cards))
+        await asyncio.gather(*(open_card(c, m) for c, m in sorted(self.card_merchants.items())))
+        self.log.card_merchants.update(self.card_merchants)
 
     async def run(self) -> None:
         await asyncio.gather(*(self._top_up(p) for p in self._plans))
@@ -186,12 +207,14 @@ class Driver:
             channel=plan.channel,
             idempotency_key=plan.key,
             payer_openid=f"o-chaos-{plan.card_no[-6:]}",
+            merchant_id=plan.merchant_id,
         )
         outcome = await retrying(lambda: self._stubs.center.CreateRechargeOrder(request, timeout=15))
         if isinstance(outcome, Done):
             self.progress.created += 1
             order: recharge_pb2.RechargeOrder = outcome.value
             self.log.created[plan.key] = order.order_no
+            self.log.merchants[order.order_no] = plan.merchant_id
             return order
         if isinstance(outcome, Rejected):
             self.progress.rejected += 1
@@ -225,11 +248,10 @@ class Driver:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self._spend_wait_s
             credit_fen = 0
+            query = card_pb2.GetRechargeRequest(order_no=order_no, merchant_id=plan.merchant_id)
             while not self._stopping.is_set() and loop.time() < deadline:
                 try:
-                    pre = await self._stubs.card.GetRecharge(
-                        card_pb2.GetRechargeRequest(order_no=order_no), timeout=3
-                    )
+                    pre = await self._stubs.card.GetRecharge(query, timeout=3)
                 except grpc.aio.AioRpcError:
                     pre = None
                 if pre is not None and pre.status == card_pb2.PRE_RECHARGE_STATUS_SUCCEEDED:
@@ -243,10 +265,10 @@ class Driver:
             amount = max(1, int(credit_fen * plan.spend_share))
             request_id = f"{plan.key}-spend"
             request = card_pb2.ConsumeRequest(
-                request_id=request_id, card_no=plan.card_no, amount_fen=amount, merchant_id="chaos-shop"
+                request_id=request_id, card_no=plan.card_no, amount_fen=amount, merchant_id=plan.merchant_id
             )
             outcome = await retrying(lambda: self._stubs.card.Consume(request, timeout=5), attempts=20)
-            self.log.spends.append(Spend(request_id, plan.card_no, amount, outcome.outcome))
+            self.log.spends.append(Spend(request_id, plan.card_no, amount, outcome.outcome, plan.merchant_id))
             if isinstance(outcome, Done):
                 self.progress.spends_done += 1
             elif isinstance(outcome, Rejected):

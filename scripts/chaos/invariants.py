@@ -1,14 +1,13 @@
-"""The promises of DESIGN.md §4, checked from outside on one observation of a quiet system.
+"""The promises of DESIGN.md §4 and issue 12's, checked from outside on one observation of a quiet system.
 
-An :class:`Observation` is plain data, gathered through public RPCs only (see
-``scripts/chaos/observe.py``): the recharge orders and their timelines, each order's pre-recharge
-and each card's journal at the card system, WeChat's trade bill and per-order queries, and the
-driver's own log of what it paid and spent. Enum values are their short names (``CREDITED``,
-``SUCCEEDED``, ``SUCCESS``, ``RECHARGE_PRINCIPAL`` ...), so this module imports no generated code
-and unit tests build observations by hand.
+An :class:`Observation` (``scripts/chaos/observation.py``) is plain data, gathered through public
+RPCs only (see ``scripts/chaos/observe.py``): the recharge orders of each merchant and their
+timelines, each order's pre-recharge and each card's journal at the card system, each merchant's
+WeChat trade bill and per-order queries, reads made as the wrong merchant, and the driver's own log
+of what it created, paid and spent as which merchant. Unit tests build observations by hand.
 
-:func:`check` returns a :class:`CheckResult`: violations, each naming the invariant (I1..I6), the
-order or card, and what was seen. What each invariant means here:
+:func:`check` returns a :class:`CheckResult`: violations, each naming the invariant (I1..I6,
+M1..M4), the order, card or merchant, and what was seen. What each invariant means here:
 
 - I1 no premature refund: every refund WeChat knows of belongs to an order whose pre-recharge is
   VOIDED; in the order's timeline the first CreateRefund comes after a VoidRecharge that answered
@@ -25,6 +24,8 @@ order or card, and what was seen. What each invariant means here:
 - I6 traceable: a non-empty timeline whose transitions chain from CREATED to the current status;
   the credit and the refund each have their remote call in it; MANUAL_REVIEW and REJECTED carry a
   reason.
+- M1..M4 between merchants (``scripts/chaos/isolation.py``): no cross-merchant credit (M1),
+  payment or refund (M2), or visibility (M3); each merchant's money conserved on its own (M4).
 
 Orders in MANUAL_REVIEW are parked, not settled: the money rule "credited xor refunded" is not
 applied to them (they are counted in the summary), every other rule is.
@@ -34,149 +35,39 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
+
+from scripts.chaos.isolation import check_isolation, merchant_totals
+from scripts.chaos.observation import (
+    BillRow,
+    Card,
+    CrossRead,
+    DriverLog,
+    JournalEntry,
+    MerchantAccount,
+    Observation,
+    Order,
+    PreRecharge,
+    Refund,
+    Spend,
+    TimelineEvent,
+    Trade,
+    Violation,
+)
+
+__all__ = [
+    "INVARIANTS", "SETTLED", "TERMINAL", "BillRow", "Card", "CheckResult", "CrossRead", "DriverLog",
+    "JournalEntry", "MerchantAccount", "Observation", "Order", "PreRecharge", "Refund", "Spend",
+    "TimelineEvent", "Trade", "Violation", "check", "void_answered_voided",
+]
 
 TERMINAL = frozenset({"CREDITED", "REFUNDED", "CLOSED", "REJECTED"})
 SETTLED = TERMINAL | {"MANUAL_REVIEW"}
 PAID_TRADE_STATES = frozenset({"SUCCESS", "REFUND"})
-INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6")
+INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "M1", "M2", "M3", "M4")
 _REFUND_RANK = {"SUCCESS": 4, "ABNORMAL": 3, "CLOSED": 2, "PROCESSING": 1}
-
-
-# --------------------------------------------------------------------------- observation
-
-
-@dataclass(frozen=True)
-class Order:
-    order_no: str
-    card_no: str
-    status: str
-    pay_amount_fen: int
-    bonus_fen: int = 0
-    credit_amount_fen: int = 0
-    failure_reason: str = ""
-    out_refund_no: str = ""
-    transaction_id: str = ""
-    idempotency_key: str = ""
-
-
-@dataclass(frozen=True)
-class TimelineEvent:
-    seq: int
-    kind: str
-    from_status: str = "UNSPECIFIED"
-    to_status: str = "UNSPECIFIED"
-    method: str = ""
-    outcome: str = ""
-    detail: str = ""
-    error: str = ""
-    actor: str = ""
-
-
-@dataclass(frozen=True)
-class PreRecharge:
-    order_no: str
-    card_no: str
-    status: str  # RECHARGING | SUCCEEDED | VOIDED | MISSING (NOT_FOUND at the card system)
-    pay_amount_fen: int = 0
-    bonus_fen: int = 0
-    credit_amount_fen: int = 0
-    tombstone: bool = False
-
-
-@dataclass(frozen=True)
-class Card:
-    card_no: str
-    status: str
-    balance_fen: int
-    pending_recharge_fen: int = 0
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    entry_id: int
-    card_no: str
-    kind: str
-    amount_fen: int
-    balance_after_fen: int
-    business_key: str
-
-
-@dataclass(frozen=True)
-class BillRow:
-    out_trade_no: str
-    trade_state: str  # SUCCESS (a payment) | REFUND (a refund)
-    amount_total_fen: int = 0
-    out_refund_no: str = ""
-    refund_fen: int = 0
-    refund_status: str = ""
-    transaction_id: str = ""
-    trade_time: str = ""
-
-
-@dataclass(frozen=True)
-class Trade:
-    """WeChat's QueryOrder; state NOT_FOUND when WeChat never saw the order."""
-
-    out_trade_no: str
-    trade_state: str
-    amount_total_fen: int = 0
-    refunded_fen: int = 0
-
-
-@dataclass(frozen=True)
-class Refund:
-    """WeChat's QueryRefund."""
-
-    out_refund_no: str
-    out_trade_no: str
-    status: str
-    refund_fen: int
-
-
-@dataclass(frozen=True)
-class Spend:
-    request_id: str
-    card_no: str
-    amount_fen: int
-    outcome: str  # done | refused | unknown
-
-
-@dataclass
-class DriverLog:
-    """What the chaos driver did and saw; ``created`` maps idempotency key -> order number."""
-
-    created: dict[str, str] = field(default_factory=dict)
-    payments: dict[str, str] = field(default_factory=dict)  # order_no -> done | refused | unknown
-    spends: list[Spend] = field(default_factory=list)
-
-
-@dataclass
-class Observation:
-    orders: list[Order] = field(default_factory=list)
-    timelines: dict[str, list[TimelineEvent]] = field(default_factory=dict)
-    pre_recharges: dict[str, PreRecharge] = field(default_factory=dict)
-    cards: dict[str, Card] = field(default_factory=dict)
-    journals: dict[str, list[JournalEntry]] = field(default_factory=dict)
-    bill_rows: list[BillRow] = field(default_factory=list)
-    trades: dict[str, Trade] = field(default_factory=dict)
-    refunds: dict[str, Refund] = field(default_factory=dict)
-    driver: DriverLog = field(default_factory=DriverLog)
-
-
-# --------------------------------------------------------------------------- result
-
-
-@dataclass(frozen=True)
-class Violation:
-    invariant: str
-    subject: str  # order number, card number, or "*" for totals
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.invariant} {self.subject}: {self.message}"
 
 
 @dataclass
@@ -234,7 +125,7 @@ def _merge_refunds(obs: Observation) -> dict[str, list[Refund]]:
         seen = merged.get(row.out_refund_no)
         if seen is None or _REFUND_RANK.get(row.refund_status, 0) > _REFUND_RANK.get(seen.status, 0):
             merged[row.out_refund_no] = Refund(
-                row.out_refund_no, row.out_trade_no, row.refund_status, row.refund_fen
+                row.out_refund_no, row.out_trade_no, row.refund_status, row.refund_fen, row.mchid
             )
     merged.update(obs.refunds)
     by_order: dict[str, list[Refund]] = defaultdict(list)
@@ -504,6 +395,8 @@ def check(obs: Observation) -> CheckResult:
     violations.extend(_check_driver(obs, index))
     totals = _totals(obs, index)
     violations.extend(_check_totals(obs, index, totals))
+    per_merchant = merchant_totals(obs, index.principals, index.refunds)
+    violations.extend(check_isolation(obs, index.principals, index.bonuses, index.refunds, per_merchant))
     violations = _dedupe(violations)
     violations.sort(key=lambda v: (v.invariant, v.subject, v.message))
     summary: dict[str, Any] = {
@@ -512,6 +405,8 @@ def check(obs: Observation) -> CheckResult:
         "cards": len(obs.cards),
         "spends_done": sum(1 for s in obs.driver.spends if s.outcome == "done"),
         **totals,
+        "cross_reads": len(obs.cross_reads),
+        "merchants": per_merchant,
     }
     return CheckResult(violations, summary)
 

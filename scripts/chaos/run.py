@@ -1,7 +1,8 @@
 """One chaos run: set the profile's faults, drive the top-ups, clear, wait until quiet, check.
 
 ``execute`` is what ``python -m scripts.chaos`` calls per (profile, seed) and what the test matrix
-calls directly. Phases: prepare (bonus rule, cards) -> set faults with the seed -> drive (with the
+calls directly. Phases: prepare (open the run's merchants — each with its own bonus rule and WeChat
+mode — and their cards) -> set faults with the seed -> drive (with the
 crash monkey killing and restarting the recharge center if the profile says so) -> read fault
 stats, clear faults -> wait until every order of the run is settled (terminal or MANUAL_REVIEW),
 nudging the sentinel -> wait out late work (the longest injected delay) -> observe -> check.
@@ -22,11 +23,17 @@ import grpc
 from protos.faults.v1 import faults_pb2
 from protos.recharge.v1 import recharge_pb2
 from scripts.chaos.driver import Driver, OrderPlan, Progress, Shares, plan_orders, run_tag
-from scripts.chaos.invariants import SETTLED, CheckResult, Observation, check
+from scripts.chaos.invariants import SETTLED, CheckResult, MerchantAccount, Observation, check
 from scripts.chaos.observe import list_orders, observe, order_status
 from scripts.chaos.profiles import FaultTally, Profile
 from scripts.chaos.rpc import Stubs
 from scripts.chaos.services import Services
+from scripts.merchants import CHAOS_MERCHANTS, DemoMerchant, describe_rule, open_merchants
+from scripts.stack import ROOT
+
+#: The WeChat keys of `make run`'s stack: a direct-mode merchant's are read from here when the
+#: services were given (--targets) without --keys-dir.
+DEFAULT_KEYS_DIR = ROOT / "var" / "wechat-keys"
 
 
 @dataclass(frozen=True)
@@ -42,10 +49,20 @@ class RunConfig:
     nonce: str = ""
     progress_every_s: float = 2.0
     quiet_output: bool = False
+    #: The merchants the orders are spread over (at least one direct and one partner-mode).
+    merchants: tuple[DemoMerchant, ...] = CHAOS_MERCHANTS
 
     @property
     def shares(self) -> Shares:
         return Shares(self.profile.doomed_share, self.abandon_share, self.reject_share, self.spend_share)
+
+    @property
+    def merchant_ids(self) -> list[str]:
+        return [m.merchant_id for m in self.merchants]
+
+    @property
+    def accounts(self) -> list[MerchantAccount]:
+        return [MerchantAccount(m.merchant_id, m.mode, m.mchid) for m in self.merchants]
 
 
 @dataclass
@@ -61,6 +78,7 @@ class RunResult:
     quiet: bool
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    accounts: list[MerchantAccount] = field(default_factory=list)
 
     @property
     def end_states(self) -> dict[str, int]:
@@ -74,6 +92,9 @@ class RunResult:
             "orders": c.orders,
             "concurrency": c.concurrency,
             "tag": self.tag,
+            "merchants": [
+                {"merchant_id": a.merchant_id, "mode": a.mode, "mchid": a.mchid} for a in self.accounts
+            ],
             "quiet": self.quiet,
             "end_states": self.end_states,
             "faults_by_kind": self.tally.by_kind(),
@@ -200,7 +221,7 @@ async def _wait_quiet(
     deadline = time.monotonic() + timeout_s
     last_print = 0.0
     while True:
-        orders = await list_orders(stubs, cards)
+        orders = await list_orders(stubs, config.merchant_ids, cards)
         open_orders = Counter(order_status(o.status) for o in orders if order_status(o.status) not in SETTLED)
         if not open_orders:
             return True
@@ -221,19 +242,28 @@ async def _print_progress(config: RunConfig, driver: Driver, done: asyncio.Event
             _say(config, "driving: " + driver.progress.line(config.orders))
 
 
+async def _open_merchants(config: RunConfig, services: Services) -> None:
+    """The run's merchants in the recharge center and the card system (kept when already there)."""
+    keys_dir = services.keys_dir or DEFAULT_KEYS_DIR
+    await open_merchants(services.recharge, services.card, keys_dir, config.merchants, operator="chaos")
+    for m in config.merchants:
+        _say(config, f"merchant {m.merchant_id} ({m.mode}, mchid {m.mchid}): {describe_rule(m.rule)}")
+
+
 async def execute(config: RunConfig, services: Services) -> RunResult:
     started = time.monotonic()
     timings: dict[str, float] = {}
     notes = [f"missing flag: {m}" for m in services.missing_flags]
     tag = run_tag(config.profile.name, config.seed, config.nonce)
-    plans = plan_orders(config.seed, config.orders, tag, config.shares)
+    plans = plan_orders(config.seed, config.orders, tag, config.shares, config.merchant_ids)
+    await _open_merchants(config, services)
     async with Stubs.open(services.recharge, services.card, services.wechat) as stubs:
         driver = Driver(stubs, plans, config.concurrency, spend_wait_s=config.quiet_timeout_s + 30)
         await driver.prepare()
         cards = set(driver.cards)
         await _set_faults(stubs, config.profile, config.seed)
-        _say(config, f"{config.orders} orders, concurrency {config.concurrency}, {len(cards)} cards, "
-             f"tag {tag}")
+        _say(config, f"{config.orders} orders over {len(config.merchants)} merchants, concurrency "
+             f"{config.concurrency}, {len(cards)} cards, tag {tag}")
         done = asyncio.Event()
         monkey = None
         side_tasks = [asyncio.ensure_future(_print_progress(config, driver, done))]
@@ -268,11 +298,12 @@ async def execute(config: RunConfig, services: Services) -> RunResult:
         if not quiet:
             notes.append(f"not quiet after {config.quiet_timeout_s:.0f}s: unsettled orders are I5 violations")
         observe_started = time.monotonic()
-        observation = await observe(stubs, cards, driver.log)
+        observation = await observe(stubs, config.accounts, cards, driver.log, services.sp_mchid)
         result = check(observation)
         timings["observe"] = time.monotonic() - observe_started
     timings["total"] = time.monotonic() - started
     notes += [f"driver: {e}" for e in driver.progress.errors[:20]]
     return RunResult(
-        config, tag, sorted(cards), plans, driver.progress, tally, observation, result, quiet, timings, notes
+        config, tag, sorted(cards), plans, driver.progress, tally, observation, result, quiet, timings, notes,
+        config.accounts,
     )

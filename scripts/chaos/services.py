@@ -2,7 +2,10 @@
 
 :func:`start_fresh` starts the three services with :mod:`scripts.stack` in a directory, passing the
 time-scale flags the run wants — but only those the service's ``--help`` lists; a missing flag is
-reported (``Services.missing_flags``), never silently guessed. :func:`attach` wraps running ones.
+reported (``Services.missing_flags``), never silently guessed — and the WeChat simulator's
+``--direct-merchants`` for the run's direct-mode merchants (their keys are then created in the
+stack's keys directory). :func:`attach` wraps running ones; their simulator must list the run's
+direct merchants, and ``keys_dir`` must be its keys directory.
 ``restart_recharge`` is the crash profile's kill -9 and restart on the same port with the same DB.
 """
 
@@ -17,13 +20,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from scripts.merchants import CHAOS_MERCHANTS, PROVIDER_MCHID, DemoMerchant, direct_merchants_flag
 from scripts.stack import ROOT, Stack, build_stack, start_stack
 
 #: Time-scale settings for chaos: seconds, not the production hours. Keys are flags without "--".
 CHAOS_RECHARGE_FLAGS: dict[str, str] = {
     "hold": "1",
     "sentinel-interval": "1",
-    "order-expiry": "8",
+    # (The payment window is each merchant's: scripts/merchants.py CHAOS_MERCHANTS, 8 s.)
     "remote-deadline": "1",
     "remote-backoff": "0.05",
     "remote-backoff-max": "0.5",
@@ -77,6 +81,10 @@ class Services:
     stack: Stack | None = None
     missing_flags: list[str] = field(default_factory=list)
     settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The WeChat simulator's keys directory (a direct-mode merchant's keys are in ``direct/<mchid>/``).
+    keys_dir: Path | None = None
+    #: The provider's WeChat merchant id, named with each partner-mode merchant's sub_mchid.
+    sp_mchid: str = PROVIDER_MCHID
 
     @property
     def owned(self) -> bool:
@@ -119,13 +127,19 @@ def start_fresh(
     card_flags: Mapping[str, str] = CHAOS_CARD_FLAGS,
     extra: Mapping[str, Sequence[str]] | None = None,
     profile: tuple[str, Path] | None = None,
+    merchants: Sequence[DemoMerchant] = CHAOS_MERCHANTS,
 ) -> Services:
-    """``profile=(name, stats_file)`` runs that service under cProfile (scripts/bench/profiled.py)."""
+    """``profile=(name, stats_file)`` runs that service under cProfile (scripts/bench/profiled.py);
+    the simulator serves ``merchants``' direct-mode ones (partner mode needs nothing)."""
     missing: list[str] = []
     extra = extra or {}
     card_args = flag_args("card_service", card_flags, missing) + list(extra.get("card", ()))
     recharge_args = flag_args("recharge_service", recharge_flags, missing) + list(extra.get("recharge", ()))
-    wechat_args = flag_args("wechat_mock", wechat_flags, missing) + list(extra.get("wechat", ()))
+    wechat_args = (
+        flag_args("wechat_mock", wechat_flags, missing)
+        + direct_merchants_flag(merchants)
+        + list(extra.get("wechat", ()))
+    )
     built = build_stack(workdir, card_args=card_args, recharge_args=recharge_args, wechat_args=wechat_args)
     if profile is not None:
         name, stats_file = profile
@@ -139,13 +153,15 @@ def start_fresh(
         "wechat": {k: v for k, v in wechat_flags.items() if f"wechat_mock --{k}" not in missing},
     }
     return Services(
-        stack.recharge.address, stack.card.address, stack.wechat.address, stack, missing, settings
+        stack.recharge.address, stack.card.address, stack.wechat.address, stack, missing, settings,
+        keys_dir=stack.keys_dir,
     )
 
 
-def attach(targets: str) -> Services:
-    """``RECHARGE,CARD,WECHAT`` host:port triple of running services."""
+def attach(targets: str, keys_dir: Path | None = None, sp_mchid: str = PROVIDER_MCHID) -> Services:
+    """``RECHARGE,CARD,WECHAT`` host:port triple of running services; ``keys_dir``: the simulator's
+    keys directory, ``sp_mchid``: the provider's WeChat merchant id (both as the services know them)."""
     parts = [p.strip() for p in targets.split(",")]
     if len(parts) != 3 or not all(":" in p for p in parts):
         raise ValueError("--targets wants RECHARGE_HOST:PORT,CARD_HOST:PORT,WECHAT_HOST:PORT")
-    return Services(parts[0], parts[1], parts[2])
+    return Services(parts[0], parts[1], parts[2], keys_dir=keys_dir, sp_mchid=sp_mchid)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from scripts.chaos.driver import Shares, plan_orders, run_tag
 from scripts.chaos.invariants import Observation, check
 from scripts.chaos.profiles import PROFILES
+from scripts.merchants import CHAOS_MERCHANTS
 
 
 def test_the_same_seed_plans_the_same_top_ups() -> None:
@@ -37,3 +40,27 @@ def test_every_profile_of_the_issue_exists_and_fault_profiles_have_rules() -> No
 
 def test_an_empty_observation_is_clean() -> None:
     assert check(Observation()).ok
+
+
+def test_the_chaos_merchants_differ_in_wechat_mode_and_bonus_rule() -> None:
+    assert len(CHAOS_MERCHANTS) == 3
+    assert {m.mode for m in CHAOS_MERCHANTS} == {"direct", "partner"}
+    assert len({m.rule for m in CHAOS_MERCHANTS}) == 3
+    assert len({m.mchid for m in CHAOS_MERCHANTS}) == 3
+    assert all(m.order_expiry_seconds <= 10 for m in CHAOS_MERCHANTS)  # walk-aways close within a run
+
+
+def test_plans_spread_over_the_merchants_and_each_card_belongs_to_one() -> None:
+    merchants = [m.merchant_id for m in CHAOS_MERCHANTS]
+    plans = plan_orders(5, 90, run_tag("all", 5), Shares(doomed=0.2), merchants)
+    per_merchant = Counter(p.merchant_id for p in plans)
+    assert set(per_merchant) == set(merchants)
+    assert min(per_merchant.values()) == max(per_merchant.values()) == 30
+    owners: dict[str, set[str]] = {}
+    for plan in plans:
+        owners.setdefault(plan.card_no, set()).add(plan.merchant_id)
+    assert all(len(o) == 1 for o in owners.values())
+    for merchant in merchants:  # every merchant has cards shared by several of its orders
+        cards = Counter(p.card_no for p in plans if p.merchant_id == merchant and not p.doomed)
+        assert max(cards.values()) > 1
+    assert {len(p.card_no) for p in plans} == {16}

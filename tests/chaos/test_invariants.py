@@ -1,5 +1,6 @@
 """The checker on synthetic observations: a clean world passes; each planted bug is caught
-with the invariant it breaks, naming the order or card."""
+with the invariant it breaks, naming the order, card or merchant. The merchant promises (M1..M4)
+each have their own plants: a credit, payment, refund or read that crosses merchants."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import dataclasses
 from scripts.chaos.invariants import (
     BillRow,
     Card,
+    CrossRead,
     JournalEntry,
     Observation,
     Order,
@@ -15,10 +17,9 @@ from scripts.chaos.invariants import (
     Refund,
     Spend,
     TimelineEvent,
-    Trade,
     check,
 )
-from tests.chaos.world import CARD, call, clean_world, transitions
+from tests.chaos.world import CARD, CARD_B, SHOP_A, SHOP_B, A, B, call, clean_world, transitions
 
 
 def found(obs: Observation) -> set[tuple[str, str]]:
@@ -40,7 +41,7 @@ def set_journal(obs: Observation, amounts: list[tuple[str, int, str]]) -> None:
         running += amount
         entries.append(JournalEntry(entry_id, CARD, kind, amount, running, key))
     obs.journals[CARD] = entries
-    obs.cards[CARD] = Card(CARD, "ACTIVE", running)
+    obs.cards[CARD] = Card(CARD, "ACTIVE", running, merchant_id=A)
 
 
 CLEAN_JOURNAL = [
@@ -51,17 +52,31 @@ CLEAN_JOURNAL = [
 
 
 def refund_of(order_no: str, amount: int, status: str = "SUCCESS") -> tuple[BillRow, Refund]:
+    """A refund of one of SHOP_A's orders, booked under SHOP_A's account."""
     number = f"{order_no}-R1"
-    row = BillRow(order_no, "REFUND", amount, out_refund_no=number, refund_fen=amount, refund_status=status)
-    return row, Refund(number, order_no, status, amount)
+    row = BillRow(order_no, "REFUND", amount, out_refund_no=number, refund_fen=amount, refund_status=status,
+                  mchid=SHOP_A.mchid, bill_of=A)
+    return row, Refund(number, order_no, status, amount, mchid=SHOP_A.mchid)
+
+
+def trade(obs: Observation, order_no: str, state: str, refunded_fen: int = 0) -> None:
+    """WeChat's view of the order changed to ``state`` (same merchant, same amount)."""
+    obs.trades[order_no] = dataclasses.replace(
+        obs.trades[order_no], trade_state=state, refunded_fen=refunded_fen
+    )
 
 
 def test_a_clean_world_has_no_violations() -> None:
     result = check(clean_world())
     assert result.violations == []
-    assert result.summary["by_status"] == {"CLOSED": 1, "CREDITED": 1, "REFUNDED": 1, "REJECTED": 1}
-    assert result.summary["paid_fen"] == 105_000
-    assert result.summary["credited_principal_fen"] + result.summary["refunded_fen"] == 105_000
+    assert result.summary["by_status"] == {"CLOSED": 1, "CREDITED": 2, "REFUNDED": 1, "REJECTED": 1}
+    assert result.summary["paid_fen"] == 135_000
+    assert result.summary["credited_principal_fen"] + result.summary["refunded_fen"] == 135_000
+    per_merchant = result.summary["merchants"]
+    assert per_merchant[A]["paid_fen"] == 105_000
+    assert per_merchant[A]["credited_principal_fen"] + per_merchant[A]["refunded_fen"] == 105_000
+    assert per_merchant[B]["paid_fen"] == per_merchant[B]["credited_principal_fen"] == 30_000
+    assert result.summary["cross_reads"] == 7
 
 
 def test_a_refund_without_a_void_breaks_i1_and_i3() -> None:
@@ -69,7 +84,7 @@ def test_a_refund_without_a_void_breaks_i1_and_i3() -> None:
     row, refund = refund_of("O-CREDIT", 100_000)
     obs.bill_rows.append(row)
     obs.refunds[refund.out_refund_no] = refund
-    obs.trades["O-CREDIT"] = Trade("O-CREDIT", "REFUND", 100_000, refunded_fen=100_000)
+    trade(obs, "O-CREDIT", "REFUND", refunded_fen=100_000)
     violations = found(obs)
     assert ("I1", "O-CREDIT") in violations
     assert ("I3", "O-CREDIT") in violations
@@ -133,7 +148,7 @@ def test_a_paid_order_neither_credited_nor_refunded_breaks_i3() -> None:
     obs = clean_world()
     obs.bill_rows = [r for r in obs.bill_rows if r.trade_state != "REFUND"]
     obs.refunds = {}
-    obs.trades["O-REFUND"] = Trade("O-REFUND", "SUCCESS", 5_000)
+    trade(obs, "O-REFUND", "SUCCESS")
     violations = check(obs).violations
     assert any(v.invariant == "I3" and v.subject == "O-REFUND" and "neither" in v.message for v in violations)
 
@@ -141,8 +156,8 @@ def test_a_paid_order_neither_credited_nor_refunded_breaks_i3() -> None:
 def test_a_paid_order_parked_in_manual_review_is_not_a_money_violation() -> None:
     obs = clean_world()
     obs.bill_rows = [r for r in obs.bill_rows if r.trade_state != "REFUND"]
-    obs.refunds = {"O-REFUND-R1": Refund("O-REFUND-R1", "O-REFUND", "ABNORMAL", 5_000)}
-    obs.trades["O-REFUND"] = Trade("O-REFUND", "SUCCESS", 5_000)
+    obs.refunds = {"O-REFUND-R1": Refund("O-REFUND-R1", "O-REFUND", "ABNORMAL", 5_000, mchid=SHOP_A.mchid)}
+    trade(obs, "O-REFUND", "SUCCESS")
     set_order(obs, "O-REFUND", status="MANUAL_REVIEW", failure_reason="refund ABNORMAL")
     events = [e for e in obs.timelines["O-REFUND"] if e.seq != 8]
     events.append(TimelineEvent(seq=8, kind="transition", from_status="REFUNDING", to_status="MANUAL_REVIEW"))
@@ -184,7 +199,7 @@ def test_a_negative_balance_breaks_i4() -> None:
 
 def test_a_balance_that_differs_from_its_journal_breaks_i4() -> None:
     obs = clean_world()
-    obs.cards[CARD] = Card(CARD, "ACTIVE", 95_000)
+    obs.cards[CARD] = dataclasses.replace(obs.cards[CARD], balance_fen=95_000)
     assert found(obs) == {("I4", CARD)}
 
 
@@ -206,14 +221,15 @@ def test_an_order_stuck_before_a_terminal_state_breaks_i5() -> None:
     obs = clean_world()
     set_order(obs, "O-CLOSED", status="AWAITING_PAYMENT")
     obs.timelines["O-CLOSED"] = transitions("CREATED", "AWAITING_PAYMENT")
-    obs.trades["O-CLOSED"] = Trade("O-CLOSED", "NOTPAY", 20_000)
-    obs.pre_recharges["O-CLOSED"] = PreRecharge("O-CLOSED", CARD, "RECHARGING", 20_000, 2_000, 22_000)
+    trade(obs, "O-CLOSED", "NOTPAY")
+    obs.pre_recharges["O-CLOSED"] = PreRecharge("O-CLOSED", CARD, "RECHARGING", 20_000, 2_000, 22_000,
+                                                merchant_id=A)
     assert found(obs) == {("I5", "O-CLOSED")}
 
 
 def test_a_closed_order_still_payable_at_wechat_breaks_i3() -> None:
     obs = clean_world()
-    obs.trades["O-CLOSED"] = Trade("O-CLOSED", "NOTPAY", 20_000)
+    trade(obs, "O-CLOSED", "NOTPAY")
     assert found(obs) == {("I3", "O-CLOSED")}
 
 
@@ -268,3 +284,156 @@ def test_a_void_only_sent_with_no_answer_does_not_fence_a_refund() -> None:
     sent = call(5, "VoidRecharge", outcome="sent", detail="attempt 1/3: sent, answer pending")
     obs.timelines["O-REFUND"] = [sent if e.seq == 5 else e for e in obs.timelines["O-REFUND"]]
     assert found(obs) == {("I1", "O-REFUND")}
+
+
+# --------------------------------------------------------------------------- between merchants
+
+
+def test_a_credit_journaled_on_another_merchants_card_breaks_m1() -> None:
+    obs = clean_world()
+    set_journal(obs, [*CLEAN_JOURNAL, ("RECHARGE_PRINCIPAL", 30_000, "O-B-CREDIT"),
+                      ("RECHARGE_BONUS", 3_000, "O-B-CREDIT")])
+    obs.journals[CARD_B] = []
+    obs.cards[CARD_B] = dataclasses.replace(obs.cards[CARD_B], balance_fen=0)
+    result = check(obs)
+    messages = [v.message for v in result.violations if (v.invariant, v.subject) == ("M1", "O-B-CREDIT")]
+    assert any(f"on card {CARD} of merchant {A}" in m for m in messages)
+    assert {("M4", A), ("M4", B)} <= {(v.invariant, v.subject) for v in result.violations}
+
+
+def test_a_pre_recharge_recorded_under_another_merchant_breaks_m1() -> None:
+    obs = clean_world()
+    pre = obs.pre_recharges["O-B-CREDIT"]
+    obs.pre_recharges["O-B-CREDIT"] = dataclasses.replace(pre, merchant_id=A)
+    assert found(obs) == {("M1", "O-B-CREDIT")}
+
+
+def test_a_pre_recharge_on_another_merchants_card_breaks_m1() -> None:
+    obs = clean_world()
+    pre = obs.pre_recharges["O-B-CREDIT"]
+    obs.pre_recharges["O-B-CREDIT"] = dataclasses.replace(pre, card_no=CARD)
+    assert found(obs) == {("M1", "O-B-CREDIT")}
+
+
+def test_an_order_the_recharge_center_files_under_another_merchant_breaks_m1() -> None:
+    obs = clean_world()
+    obs.driver.merchants["O-B-CREDIT"] = A  # the driver created it as SHOP_A
+    violations = check(obs).violations
+    assert any(v.invariant == "M1" and v.subject == "O-B-CREDIT" and f"created as merchant {A}" in v.message
+               for v in violations)
+
+
+def test_an_order_for_another_merchants_card_breaks_m1() -> None:
+    obs = clean_world()
+    obs.orders = [
+        dataclasses.replace(o, card_no=CARD_B) if o.order_no == "O-CLOSED" else o for o in obs.orders
+    ]
+    obs.pre_recharges["O-CLOSED"] = dataclasses.replace(obs.pre_recharges["O-CLOSED"], card_no=CARD_B)
+    assert found(obs) == {("M1", "O-CLOSED")}
+
+
+def test_a_card_held_by_another_merchant_than_it_was_opened_for_breaks_m1() -> None:
+    obs = clean_world()
+    obs.cards[CARD_B] = dataclasses.replace(obs.cards[CARD_B], merchant_id=A)
+    assert ("M1", CARD_B) in found(obs)
+
+
+def test_orders_of_no_known_merchant_cannot_pass() -> None:
+    obs = clean_world()
+    obs.merchants = {}
+    violations = found(obs)
+    assert {("M1", o.order_no) for o in obs.orders} <= violations
+
+
+def test_a_refund_booked_under_another_merchants_account_breaks_m2() -> None:
+    obs = clean_world()
+    obs.bill_rows = [
+        dataclasses.replace(r, mchid=SHOP_B.mchid, bill_of=B) if r.trade_state == "REFUND" else r
+        for r in obs.bill_rows
+    ]
+    obs.refunds["O-REFUND-R1"] = dataclasses.replace(obs.refunds["O-REFUND-R1"], mchid=SHOP_B.mchid)
+    # The totals over everyone still add up; SHOP_A's own account is 5000 fen short.
+    assert found(obs) == {("M2", "O-REFUND"), ("M4", A)}
+
+
+def test_a_refund_in_another_merchants_bill_only_breaks_m2() -> None:
+    obs = clean_world()
+    row, _ = refund_of("O-REFUND", 5_000)
+    obs.bill_rows.append(dataclasses.replace(row, out_refund_no="O-REFUND-R2", mchid=SHOP_B.mchid, bill_of=B,
+                                             refund_status="PROCESSING"))
+    assert ("M2", "O-REFUND") in found(obs)
+
+
+def test_a_trade_held_under_another_merchants_account_breaks_m2() -> None:
+    obs = clean_world()
+    obs.trades["O-CREDIT"] = dataclasses.replace(obs.trades["O-CREDIT"], mchid=SHOP_B.mchid)
+    assert found(obs) == {("M2", "O-CREDIT")}
+
+
+def test_reading_an_order_as_another_merchant_must_answer_not_found() -> None:
+    for answer in ("FOUND", "PERMISSION_DENIED"):
+        obs = clean_world()
+        obs.cross_reads.append(CrossRead("RechargeCenter.GetRechargeOrder", "O-CREDIT", A, B, answer))
+        violations = check(obs).violations
+        assert {(v.invariant, v.subject) for v in violations} == {("M3", "O-CREDIT")}
+        assert answer in violations[0].message
+
+
+def test_a_list_as_one_merchant_showing_another_merchants_order_breaks_m3() -> None:
+    obs = clean_world()
+    obs.listings[B].append("O-CREDIT")
+    assert found(obs) == {("M3", "O-CREDIT")}
+    obs = clean_world()
+    obs.anomaly_listings[B].append("O-CREDIT")
+    assert found(obs) == {("M3", "O-CREDIT")}
+
+
+def test_a_trade_bill_showing_another_merchants_rows_breaks_m3() -> None:
+    obs = clean_world()
+    leaked = next(r for r in obs.bill_rows if r.out_trade_no == "O-CREDIT")
+    obs.bill_rows.append(dataclasses.replace(leaked, bill_of=B))
+    assert found(obs) == {("M3", "O-CREDIT")}
+
+
+def test_one_merchant_short_while_the_totals_over_all_agree_breaks_m4() -> None:
+    obs = clean_world()
+    # SHOP_B's payment booked to SHOP_A's account: everyone's totals still add up.
+    obs.bill_rows = [
+        dataclasses.replace(r, mchid=SHOP_A.mchid, bill_of=A) if r.out_trade_no == "O-B-CREDIT" else r
+        for r in obs.bill_rows
+    ]
+    violations = found(obs)
+    assert ("I3", "*") not in violations
+    assert ("M4", B) in violations
+    assert ("M2", "O-B-CREDIT") in violations
+
+
+def test_money_on_a_merchants_card_that_none_of_its_orders_explains_breaks_m4() -> None:
+    obs = clean_world()
+    ghost = JournalEntry(6, CARD_B, "RECHARGE_BONUS", 1_000, 34_000, "O-GHOST")
+    obs.journals[CARD_B] = [*obs.journals[CARD_B], ghost]
+    obs.cards[CARD_B] = dataclasses.replace(obs.cards[CARD_B], balance_fen=34_000)
+    assert found(obs) == {("M4", B)}
+
+
+def test_a_spend_made_as_one_merchant_on_another_merchants_card_breaks_m4() -> None:
+    obs = clean_world()
+    spent = JournalEntry(6, CARD_B, "CONSUME", -500, 32_500, "spend-x")
+    obs.journals[CARD_B] = [*obs.journals[CARD_B], spent]
+    obs.cards[CARD_B] = dataclasses.replace(obs.cards[CARD_B], balance_fen=32_500)
+    obs.driver.spends.append(Spend("spend-x", CARD_B, 500, "done", merchant_id=A))
+    assert found(obs) == {("M4", B)}
+
+
+def test_a_void_tombstone_naming_no_merchant_breaks_m3_only() -> None:
+    obs = clean_world()
+    # O-CLOSED's pre-recharge never got an answer; the void reached the card system first (so it
+    # refused the late pre-recharge), without naming the merchant.
+    obs.orders = [
+        dataclasses.replace(o, bonus_fen=0, credit_amount_fen=20_000) if o.order_no == "O-CLOSED" else o
+        for o in obs.orders
+    ]
+    obs.pre_recharges["O-CLOSED"] = PreRecharge("O-CLOSED", "", "VOIDED", tombstone=True)
+    assert found(obs) == {("M3", "O-CLOSED")}
+    obs.pre_recharges["O-CLOSED"] = PreRecharge("O-CLOSED", "", "VOIDED", tombstone=True, merchant_id=A)
+    assert found(obs) == set()

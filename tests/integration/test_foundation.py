@@ -1,5 +1,6 @@
 """The run contract: every server answers health SERVING, lists its services through reflection
-(grpcurl, with no proto files) and stops cleanly on SIGTERM."""
+(grpcurl, with no proto files) and stops cleanly on SIGTERM; `make run` opens its two merchants
+and the pos_demo commands it prints work for both."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from scripts.stack import Stack
+from scripts.stack import ROOT, Stack
+from tests.waiting import wait_until
 
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 
@@ -90,3 +93,53 @@ def test_bad_flag_is_refused_with_a_message_naming_it() -> None:
     )
     assert done.returncode == 2
     assert "listen" in done.stderr
+
+
+def test_make_run_opens_two_merchants_and_its_pos_demo_commands_top_up_each(tmp_path: Path) -> None:
+    """`make run` (ports chosen at start) opens the direct-mode tea house and the partner-mode
+    bakery with their own bonus rules; the banner's two pos_demo commands (the default merchant,
+    then ``--merchant bakery``) each top up that merchant's demo card; Ctrl-C stops everything."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "scripts.run_stack", "--var", str(tmp_path), "--ports", "0,0,0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert run.stdout is not None
+        for line in run.stdout:
+            lines.append(line.rstrip("\n"))
+
+    def up_or_exited() -> str:
+        if any("Ctrl-C stops all three" in line for line in lines):
+            return "up"
+        return "exited" if run.poll() is not None else ""
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert wait_until(up_or_exited, within=60, what="make run's banner") == "up", "\n".join(lines)
+        notes = {line.split()[1]: line.strip() for line in lines if line.startswith("  merchant ")}
+        assert sorted(notes) == ["bakery", "teahouse"], lines
+        assert notes["teahouse"].startswith("merchant teahouse v1 (direct mode, mchid 1900000301)")
+        assert "pay >= ¥1000 get ¥200" in notes["teahouse"]
+        assert notes["bakery"].startswith("merchant bakery v1 (partner mode, mchid 1900000401)")
+        assert "pay >= ¥300 get ¥30" in notes["bakery"] and "¥200" not in notes["bakery"]
+        commands = [line.split("#")[0].split() for line in lines if "-m scripts.pos_demo" in line]
+        assert len(commands) == 2 and "--merchant" not in commands[0], commands
+        assert commands[1][-2:] == ["--merchant", "bakery"], commands
+        for command, card_no, bonus in (
+            (commands[0], "8800000000000001", "¥200.00"),  # default: the tea house
+            (commands[1], "8900000000000001", "¥30.00"),
+        ):
+            done = subprocess.run(
+                [sys.executable, *command[1:]], cwd=ROOT, capture_output=True, text=True, timeout=60
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert f"card {card_no}" in done.stdout and f"bonus {bonus}" in done.stdout
+            assert "status CREDITED" in done.stdout
+    finally:
+        run.send_signal(signal.SIGINT)
+        code = run.wait(30)
+        reader.join(10)
+    assert code == 0 and lines[-1] == "stopped.", lines[-5:]

@@ -180,6 +180,7 @@ def _notification_values(n: Notification) -> dict[str, Any]:
         "last_error": n.last_error,
         "delivered_at": to_db(n.delivered_at),
         "version": n.version,
+        "signer": n.signer,
     }
 
 
@@ -207,6 +208,7 @@ def _notification(row: Any) -> Notification:
         attempts=int(row["attempts"]),
         last_error=row["last_error"],
         delivered_at=from_db(row["delivered_at"]),
+        signer=row["signer"],
         version=int(row["version"]),
     )
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from wechat_mock.adapters.staging import (
@@ -29,6 +29,7 @@ from wechat_mock.adapters.tables import (
     refunds,
     to_db,
 )
+from wechat_mock.domain.merchants import Merchant, MerchantMode
 from wechat_mock.domain.payments import PaymentOrder, PrepayTerms, TradeState
 from wechat_mock.domain.refunds import COMMITTING, Refund, RefundStatus, RefundTerms
 from wechat_mock.service_layer.ports import REFUNDS, Conflict
@@ -102,15 +103,19 @@ class SqlOrderRepository(SqlRepository):
 
         return await self._read(query)
 
-    async def paid_between(self, start: datetime, end: datetime) -> list[PaymentOrder]:
+    async def paid_between(
+        self, start: datetime, end: datetime, merchant: Merchant | None = None
+    ) -> list[PaymentOrder]:
+        statement = (
+            select(payment_orders)
+            .where(payment_orders.c.success_time >= to_db(start))
+            .where(payment_orders.c.success_time < to_db(end))
+            .where(*_of_merchant(payment_orders, merchant))
+            .order_by(payment_orders.c.success_time, payment_orders.c.out_trade_no)
+        )
+
         def query(conn: Connection) -> list[PaymentOrder]:
-            rows = conn.execute(
-                select(payment_orders)
-                .where(payment_orders.c.success_time >= to_db(start))
-                .where(payment_orders.c.success_time < to_db(end))
-                .order_by(payment_orders.c.success_time, payment_orders.c.out_trade_no)
-            )
-            return [_order(row) for row in rows.mappings()]
+            return [_order(row) for row in conn.execute(statement).mappings()]
 
         return await self._read(query)
 
@@ -175,15 +180,19 @@ class SqlRefundRepository(SqlRepository):
 
         return await self._read(query)
 
-    async def created_between(self, start: datetime, end: datetime) -> list[Refund]:
+    async def created_between(
+        self, start: datetime, end: datetime, merchant: Merchant | None = None
+    ) -> list[Refund]:
+        statement = (
+            select(refunds)
+            .where(refunds.c.created_at >= to_db(start))
+            .where(refunds.c.created_at < to_db(end))
+            .where(*_of_merchant(refunds, merchant))
+            .order_by(refunds.c.created_at, refunds.c.out_refund_no)
+        )
+
         def query(conn: Connection) -> list[Refund]:
-            rows = conn.execute(
-                select(refunds)
-                .where(refunds.c.created_at >= to_db(start))
-                .where(refunds.c.created_at < to_db(end))
-                .order_by(refunds.c.created_at, refunds.c.out_refund_no)
-            )
-            return [_refund(row) for row in rows.mappings()]
+            return [_refund(row) for row in conn.execute(statement).mappings()]
 
         return await self._read(query)
 
@@ -209,6 +218,26 @@ class SqlRefundRepository(SqlRepository):
         self._stage(lambda conn: guarded(conn, _UPDATE_REFUND, params, what))
 
 
+def _merchant_values(merchant: Merchant) -> dict[str, Any]:
+    return {
+        "merchant_mode": merchant.mode.value,
+        "mchid": merchant.mchid,
+        "sp_mchid": merchant.sp_mchid,
+        "sub_mchid": merchant.sub_mchid,
+    }
+
+
+def _merchant(row: Any) -> Merchant:
+    return Merchant(MerchantMode(row["merchant_mode"]), row["mchid"], row["sp_mchid"], row["sub_mchid"])
+
+
+def _of_merchant(table: Table, merchant: Merchant | None) -> list[ColumnElement[bool]]:
+    """The conditions selecting ``merchant``'s rows of ``table`` (none: every row)."""
+    if merchant is None:
+        return []
+    return [table.c[name] == value for name, value in _merchant_values(merchant).items()]
+
+
 def _order_values(order: PaymentOrder) -> dict[str, Any]:
     terms = order.terms
     return {
@@ -227,6 +256,8 @@ def _order_values(order: PaymentOrder) -> dict[str, Any]:
         "closed_at": to_db(order.closed_at),
         "refunded_fen": order.refunded_fen,
         "version": order.version,
+        **_merchant_values(order.merchant),
+        "appid": order.appid,
     }
 
 
@@ -249,6 +280,8 @@ def _order(row: Any) -> PaymentOrder:
         closed_at=from_db(row["closed_at"]),
         refunded_fen=int(row["refunded_fen"]),
         version=int(row["version"]),
+        merchant=_merchant(row),
+        appid=row["appid"],
     )
 
 
@@ -268,6 +301,7 @@ def _refund_values(refund: Refund) -> dict[str, Any]:
         "success_time": to_db(refund.success_time),
         "settled_at": to_db(refund.settled_at),
         "version": refund.version,
+        **_merchant_values(refund.merchant),
     }
 
 
@@ -285,4 +319,5 @@ def _refund(row: Any) -> Refund:
         success_time=from_db(row["success_time"]),
         settled_at=from_db(row["settled_at"]),
         version=int(row["version"]),
+        merchant=_merchant(row),
     )

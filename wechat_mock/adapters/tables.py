@@ -38,6 +38,12 @@ payment_orders = Table(
     Column("closed_at", DateTime, nullable=True),
     Column("refunded_fen", BigInteger, nullable=False),
     Column("version", Integer, nullable=False),
+    # Whose trade: "direct" (mchid) or "partner" (sp_mchid + sub_mchid); the others are ''.
+    Column("merchant_mode", String(8), nullable=False),
+    Column("mchid", String(32), nullable=False),
+    Column("sp_mchid", String(32), nullable=False),
+    Column("sub_mchid", String(32), nullable=False),
+    Column("appid", String(32), nullable=False),
 )
 
 refunds = Table(
@@ -57,6 +63,11 @@ refunds = Table(
     Column("success_time", DateTime, nullable=True),
     Column("settled_at", DateTime, nullable=True),
     Column("version", Integer, nullable=False),
+    # The refunded trade's merchant, as in payment_orders.
+    Column("merchant_mode", String(8), nullable=False),
+    Column("mchid", String(32), nullable=False),
+    Column("sp_mchid", String(32), nullable=False),
+    Column("sub_mchid", String(32), nullable=False),
 )
 
 notifications = Table(
@@ -74,6 +85,8 @@ notifications = Table(
     Column("last_error", String(500), nullable=False),
     Column("delivered_at", DateTime, nullable=True),
     Column("version", Integer, nullable=False),
+    # Whose keys sign it: '' = the service provider's, else the direct merchant's mchid.
+    Column("signer", String(32), nullable=False),
 )
 
 template_messages = Table(

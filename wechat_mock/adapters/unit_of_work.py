@@ -97,5 +97,6 @@ class SqlUnitOfWorkFactory:
 
 
 async def create_schema(db: Database) -> None:
-    """Creates missing tables (the simulator has no migrations)."""
-    await db.create_all(metadata)
+    """Creates missing tables (the simulator has no migrations); a database made by an older
+    version is refused at start (``OutdatedSchema``), naming the columns it lacks."""
+    await db.create_all(metadata, "the simulator's database")

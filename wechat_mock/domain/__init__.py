@@ -1,5 +1,7 @@
 """The simulated WeChat Pay's business rules. Pure: no database, grpc or generated code.
 
+- ``merchants``: whom a request acts for: a direct-mode merchant (its own mchid and keys) or a
+  partner-mode sub-merchant under the service provider (sp_mchid + sub_mchid).
 - ``payments``: payment orders, trade states NOTPAY/SUCCESS/CLOSED/REFUND and their transitions.
 - ``refunds``: refunds, statuses PROCESSING/SUCCESS/CLOSED/ABNORMAL and their transitions.
 - ``notifications``: WeChat's resource documents and the delivery record on the retry schedule.

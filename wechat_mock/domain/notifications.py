@@ -40,6 +40,8 @@ class NotificationDraft:
     resource: dict[str, Any]
     out_trade_no: str
     out_refund_no: str = ""
+    #: Whose keys sign and encrypt it: '' = the service provider's, else a direct merchant's mchid.
+    signer: str = ""
 
     @property
     def associated_data(self) -> str:
@@ -59,6 +61,9 @@ class Notification:
     attempts: int = 0
     last_error: str = ""
     delivered_at: datetime | None = None
+    #: Whose keys signed (encrypted) it and sign every attempt: '' = the service provider's, else
+    #: a direct merchant's mchid.
+    signer: str = ""
     version: int = field(default=0, compare=False)
 
     def _move(self, target: DeliveryStatus) -> None:
@@ -86,11 +91,19 @@ class Notification:
             self._move(DeliveryStatus.GIVEN_UP)
 
 
-def transaction_draft(order: PaymentOrder, mchid: str, appid: str) -> NotificationDraft:
-    """TRANSACTION.SUCCESS with WeChat's transaction document."""
+def transaction_draft(order: PaymentOrder) -> NotificationDraft:
+    """TRANSACTION.SUCCESS with WeChat's transaction document: direct mode names ``mchid`` and
+    ``appid``; partner mode ``sp_appid``, ``sp_mchid`` and ``sub_mchid`` (the payer is then the
+    ``sp_openid``, the openid under the service provider's app id)."""
+    merchant = order.merchant
+    if merchant.is_direct:
+        head: dict[str, Any] = {"mchid": merchant.mchid, "appid": order.appid}
+        payer = {"openid": order.paid_openid}
+    else:
+        head = {"sp_appid": order.appid, "sp_mchid": merchant.sp_mchid, "sub_mchid": merchant.sub_mchid}
+        payer = {"sp_openid": order.paid_openid}
     resource = {
-        "mchid": mchid,
-        "appid": appid,
+        **head,
         "out_trade_no": order.out_trade_no,
         "transaction_id": order.transaction_id,
         "trade_type": "JSAPI",
@@ -99,7 +112,7 @@ def transaction_draft(order: PaymentOrder, mchid: str, appid: str) -> Notificati
         "bank_type": "OTHERS",
         "attach": order.terms.attach,
         "success_time": format_time(order.success_time),
-        "payer": {"openid": order.paid_openid},
+        "payer": payer,
         "amount": {
             "total": order.amount_total_fen,
             "payer_total": order.amount_total_fen,
@@ -107,14 +120,22 @@ def transaction_draft(order: PaymentOrder, mchid: str, appid: str) -> Notificati
             "payer_currency": "CNY",
         },
     }
-    return NotificationDraft("TRANSACTION.SUCCESS", "支付成功", "transaction", resource, order.out_trade_no)
+    return NotificationDraft(
+        "TRANSACTION.SUCCESS",
+        "支付成功",
+        "transaction",
+        resource,
+        order.out_trade_no,
+        signer=merchant.signer,
+    )
 
 
-def refund_draft(refund: Refund, order: PaymentOrder, mchid: str) -> NotificationDraft:
-    """REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED with WeChat's refund document."""
+def refund_draft(refund: Refund, order: PaymentOrder) -> NotificationDraft:
+    """REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED with WeChat's refund document: direct mode
+    names ``mchid``, partner mode ``sp_mchid`` and ``sub_mchid``."""
     event_type, summary = EVENT_TYPES[refund.status]
     resource: dict[str, Any] = {
-        "mchid": mchid,
+        **refund.merchant.ids(),
         "out_trade_no": refund.out_trade_no,
         "transaction_id": refund.transaction_id,
         "out_refund_no": refund.out_refund_no,
@@ -131,5 +152,11 @@ def refund_draft(refund: Refund, order: PaymentOrder, mchid: str) -> Notificatio
     if refund.success_time is not None:
         resource["success_time"] = format_time(refund.success_time)
     return NotificationDraft(
-        event_type, summary, "refund", resource, refund.out_trade_no, refund.out_refund_no
+        event_type,
+        summary,
+        "refund",
+        resource,
+        refund.out_trade_no,
+        refund.out_refund_no,
+        signer=refund.merchant.signer,
     )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from rc_common.errors import InvalidArgument, Refused
 from rc_common.transitions import IllegalTransition
+from wechat_mock.domain.merchants import Merchant
 
 
 class TradeState(enum.StrEnum):
@@ -71,6 +72,10 @@ class PaymentOrder:
     closed_at: datetime | None = None
     refunded_fen: int = 0
     version: int = 0
+    #: Whose trade it is (set at creation, never changes; only its requests find it).
+    merchant: Merchant = field(kw_only=True)
+    #: The app id of the trade: the direct merchant's, or the service provider's (sp_appid).
+    appid: str = field(kw_only=True)
 
     @property
     def amount_total_fen(self) -> int:
@@ -88,8 +93,14 @@ class PaymentOrder:
         guard(self.trade_state, target)
         self.trade_state = target
 
-    def check_replay(self, terms: PrepayTerms) -> None:
-        """A second CreatePrepay with this out_trade_no: refused unless it is the same request."""
+    def belongs_to(self, merchant: Merchant) -> bool:
+        return self.merchant == merchant
+
+    def check_replay(self, terms: PrepayTerms, merchant: Merchant) -> None:
+        """A second CreatePrepay with this out_trade_no: refused unless it is the same request
+        (out_trade_no is unique across merchants here, as the recharge center's order numbers are)."""
+        if merchant != self.merchant:
+            raise Refused("OUT_TRADE_NO_USED", f"{self.out_trade_no}: out_trade_no used by another merchant")
         if terms != self.terms:
             raise Refused(
                 "OUT_TRADE_NO_USED", f"{self.out_trade_no}: out_trade_no used with other parameters"

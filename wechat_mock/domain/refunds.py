@@ -8,11 +8,12 @@ settles it just the same.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from rc_common.errors import Refused
 from rc_common.transitions import IllegalTransition
+from wechat_mock.domain.merchants import Merchant
 
 
 class RefundStatus(enum.StrEnum):
@@ -74,6 +75,8 @@ class Refund:
     success_time: datetime | None = None
     settled_at: datetime | None = None
     version: int = 0
+    #: The merchant of the refunded trade (only its requests find the refund).
+    merchant: Merchant = field(kw_only=True)
 
     @property
     def out_trade_no(self) -> str:
@@ -82,6 +85,9 @@ class Refund:
     @property
     def refund_fen(self) -> int:
         return self.terms.refund_fen
+
+    def belongs_to(self, merchant: Merchant) -> bool:
+        return self.merchant == merchant
 
     @property
     def commits_amount(self) -> bool:

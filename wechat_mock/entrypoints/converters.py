@@ -1,9 +1,10 @@
-"""Domain objects to protos (and nothing else)."""
+"""Protos to the domain's values and domain objects to protos (and nothing else)."""
 
 from __future__ import annotations
 
 from protos.wechatpay.v1 import wechatpay_pb2
 from rc_common.errors import InvalidArgument
+from wechat_mock.domain.merchants import Merchant, MerchantRef
 from wechat_mock.domain.messages import TemplateMessage
 from wechat_mock.domain.payments import PaymentOrder, TradeState
 from wechat_mock.domain.refunds import Refund, RefundStatus
@@ -25,7 +26,18 @@ REFUND_STATUSES = {
 }
 
 
-def transaction(order: PaymentOrder, mchid: str, appid: str) -> wechatpay_pb2.Transaction:
+def merchant_ref(ref: wechatpay_pb2.MerchantRef) -> MerchantRef:
+    """A request's MerchantRef as sent (unset: all empty); checked by the use case."""
+    return MerchantRef(mchid=ref.mchid, sp_mchid=ref.sp_mchid, sub_mchid=ref.sub_mchid)
+
+
+def merchant(item: Merchant) -> wechatpay_pb2.MerchantRef:
+    return wechatpay_pb2.MerchantRef(mchid=item.mchid, sp_mchid=item.sp_mchid, sub_mchid=item.sub_mchid)
+
+
+def transaction(order: PaymentOrder) -> wechatpay_pb2.Transaction:
+    """The order as WeChat returns it: direct mode names ``mchid``; partner mode ``sp_mchid`` and
+    ``sub_mchid`` (``mchid`` empty); ``appid`` is the trade's (the sp_appid in partner mode)."""
     return wechatpay_pb2.Transaction(
         out_trade_no=order.out_trade_no,
         transaction_id=order.transaction_id,
@@ -33,11 +45,13 @@ def transaction(order: PaymentOrder, mchid: str, appid: str) -> wechatpay_pb2.Tr
         amount_total_fen=order.amount_total_fen,
         payer_openid=order.paid_openid or order.terms.payer_openid,
         success_time=format_time(order.success_time),
-        mchid=mchid,
-        appid=appid,
+        mchid=order.merchant.mchid,
+        appid=order.appid,
         time_expire=format_time(order.terms.time_expire),
         refunded_fen=order.refunded_fen,
         trade_state_desc=order.trade_state_desc,
+        sp_mchid=order.merchant.sp_mchid,
+        sub_mchid=order.merchant.sub_mchid,
     )
 
 
@@ -52,6 +66,7 @@ def refund(item: Refund) -> wechatpay_pb2.Refund:
         total_fen=item.terms.total_fen,
         create_time=format_time(item.created_at),
         success_time=format_time(item.success_time),
+        merchant=merchant(item.merchant),
     )
 
 
@@ -75,6 +90,7 @@ def _bill_row(row: BillRow) -> wechatpay_pb2.TradeBillRow:
         refund_fen=row.refund_fen,
         refund_status=row.refund_status,
         payer_openid=row.payer_openid,
+        mchid=row.mchid,
     )
 
 

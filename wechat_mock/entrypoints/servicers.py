@@ -8,7 +8,6 @@ import grpc
 
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
 from rc_common.grpc_status import maps_errors
-from wechat_mock.domain.payments import PaymentOrder
 from wechat_mock.entrypoints import converters
 from wechat_mock.service_layer import bills, commands, messages, payments, refunds
 from wechat_mock.service_layer.context import Context
@@ -19,9 +18,6 @@ Ctx: TypeAlias = grpc.aio.ServicerContext
 class PaymentGatewayServicer(wechatpay_pb2_grpc.PaymentGatewayServicer):
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-
-    def _transaction(self, order: PaymentOrder) -> wechatpay_pb2.Transaction:
-        return converters.transaction(order, self._ctx.mchid, self._ctx.appid)
 
     @maps_errors
     async def CreatePrepay(
@@ -34,6 +30,7 @@ class PaymentGatewayServicer(wechatpay_pb2_grpc.PaymentGatewayServicer):
             payer_openid=request.payer_openid,
             time_expire=request.time_expire,
             attach=request.attach,
+            merchant=converters.merchant_ref(request.merchant),
         )
         order = await payments.create_prepay(command, self._ctx)
         return wechatpay_pb2.CreatePrepayResponse(prepay_id=order.prepay_id)
@@ -42,13 +39,15 @@ class PaymentGatewayServicer(wechatpay_pb2_grpc.PaymentGatewayServicer):
     async def QueryOrder(
         self, request: wechatpay_pb2.QueryOrderRequest, context: Ctx
     ) -> wechatpay_pb2.Transaction:
-        return self._transaction(await payments.query_order(request.out_trade_no, self._ctx))
+        merchant = converters.merchant_ref(request.merchant)
+        return converters.transaction(await payments.query_order(request.out_trade_no, merchant, self._ctx))
 
     @maps_errors
     async def CloseOrder(
         self, request: wechatpay_pb2.CloseOrderRequest, context: Ctx
     ) -> wechatpay_pb2.CloseOrderResponse:
-        order = await payments.close_order(commands.CloseOrder(request.out_trade_no), self._ctx)
+        command = commands.CloseOrder(request.out_trade_no, converters.merchant_ref(request.merchant))
+        order = await payments.close_order(command, self._ctx)
         return wechatpay_pb2.CloseOrderResponse(
             out_trade_no=order.out_trade_no, trade_state=converters.TRADE_STATES[order.trade_state]
         )
@@ -63,6 +62,7 @@ class PaymentGatewayServicer(wechatpay_pb2_grpc.PaymentGatewayServicer):
             refund_fen=request.refund_fen,
             total_fen=request.total_fen,
             reason=request.reason,
+            merchant=converters.merchant_ref(request.merchant),
         )
         return converters.refund(await refunds.create_refund(command, self._ctx))
 
@@ -70,13 +70,15 @@ class PaymentGatewayServicer(wechatpay_pb2_grpc.PaymentGatewayServicer):
     async def QueryRefund(
         self, request: wechatpay_pb2.QueryRefundRequest, context: Ctx
     ) -> wechatpay_pb2.Refund:
-        return converters.refund(await refunds.query_refund(request.out_refund_no, self._ctx))
+        merchant = converters.merchant_ref(request.merchant)
+        return converters.refund(await refunds.query_refund(request.out_refund_no, merchant, self._ctx))
 
     @maps_errors
     async def DownloadTradeBill(
         self, request: wechatpay_pb2.DownloadTradeBillRequest, context: Ctx
     ) -> wechatpay_pb2.DownloadTradeBillResponse:
-        return converters.trade_bill(await bills.download_trade_bill(request.bill_date, self._ctx))
+        merchant = converters.merchant_ref(request.merchant)
+        return converters.trade_bill(await bills.download_trade_bill(request.bill_date, merchant, self._ctx))
 
 
 class PayerSimulatorServicer(wechatpay_pb2_grpc.PayerSimulatorServicer):
@@ -86,7 +88,7 @@ class PayerSimulatorServicer(wechatpay_pb2_grpc.PayerSimulatorServicer):
     @maps_errors
     async def Pay(self, request: wechatpay_pb2.PayRequest, context: Ctx) -> wechatpay_pb2.Transaction:
         order = await payments.pay(commands.Pay(request.out_trade_no, request.payer_openid), self._ctx)
-        return converters.transaction(order, self._ctx.mchid, self._ctx.appid)
+        return converters.transaction(order)
 
     @maps_errors
     async def SettleRefund(

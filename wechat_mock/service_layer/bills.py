@@ -1,6 +1,10 @@
 """The trade bill: every payment and refund of one day (Shanghai time), the source of
 reconciliation. A payment is listed on the day it succeeded; a refund on the day it was accepted,
-with its current status. ``total_refunded_fen`` counts SUCCESS refunds only."""
+with its current status. ``total_refunded_fen`` counts SUCCESS refunds only.
+
+Asked for one merchant, the bill lists that merchant's trades only (partner mode: that
+sub-merchant's); asked for none, every trade (the service provider's view). Each row names its
+merchant (``mchid``: the direct merchant's mchid, or the sub_mchid)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from rc_common.errors import InvalidArgument
+from wechat_mock.domain.merchants import MerchantRef
 from wechat_mock.domain.refunds import RefundStatus
 from wechat_mock.domain.times import day_bounds, parse_bill_date
 from wechat_mock.service_layer.context import Context
@@ -25,6 +30,8 @@ class BillRow:
     refund_id: str = ""
     refund_fen: int = 0
     refund_status: str = ""
+    #: The direct merchant's mchid, or the sub_mchid (partner mode).
+    mchid: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,15 +42,16 @@ class TradeBill:
     total_refunded_fen: int
 
 
-async def download_trade_bill(bill_date: str, ctx: Context) -> TradeBill:
+async def download_trade_bill(bill_date: str, merchant_ref: MerchantRef, ctx: Context) -> TradeBill:
+    merchant = ctx.accounts.optional(merchant_ref)
     try:
         day = parse_bill_date(bill_date)
     except ValueError as exc:
         raise InvalidArgument("bill_date", str(exc)) from exc
     start, end = day_bounds(day)
     async with ctx.uow(readonly=True) as uow:
-        paid = await uow.orders.paid_between(start, end)
-        refunds = await uow.refunds.created_between(start, end)
+        paid = await uow.orders.paid_between(start, end, merchant)
+        refunds = await uow.refunds.created_between(start, end, merchant)
         orders = await uow.orders.get_many(r.out_trade_no for r in refunds)
     rows = [
         BillRow(
@@ -53,6 +61,7 @@ async def download_trade_bill(bill_date: str, ctx: Context) -> TradeBill:
             "SUCCESS",
             o.amount_total_fen,
             o.paid_openid,
+            mchid=o.merchant.own_mchid,
         )
         for o in paid
     ]
@@ -70,6 +79,7 @@ async def download_trade_bill(bill_date: str, ctx: Context) -> TradeBill:
                 r.refund_id,
                 r.refund_fen,
                 r.status.value,
+                r.merchant.own_mchid,
             )
         )
     rows.sort(key=lambda row: (row.trade_time, row.out_trade_no, row.out_refund_no))

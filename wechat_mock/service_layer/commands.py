@@ -1,8 +1,11 @@
-"""Commands: what a caller asks the simulator to do (built by the servicers from protos)."""
+"""Commands: what a caller asks the simulator to do (built by the servicers from protos). The
+gateway's commands name the merchant they act for (``merchant``, checked by the use case)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from wechat_mock.domain.merchants import MerchantRef
 
 
 @dataclass(frozen=True)
@@ -13,6 +16,7 @@ class CreatePrepay:
     payer_openid: str = ""
     time_expire: str = ""
     attach: str = ""
+    merchant: MerchantRef = field(default_factory=MerchantRef)
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class Pay:
 @dataclass(frozen=True)
 class CloseOrder:
     out_trade_no: str
+    merchant: MerchantRef = field(default_factory=MerchantRef)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class CreateRefund:
     refund_fen: int
     total_fen: int
     reason: str = ""
+    merchant: MerchantRef = field(default_factory=MerchantRef)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from rc_common.clock import utc_now
 from rc_common.faults import FaultEngine
+from wechat_mock.domain.merchants import Accounts
 from wechat_mock.service_layer.unit_of_work import UnitOfWorkFactory
 from wechat_mock.service_layer.wire import WireFormat
 
@@ -17,8 +18,8 @@ class Context:
     uow: UnitOfWorkFactory
     wire: WireFormat
     faults: FaultEngine
-    mchid: str
-    appid: str
+    #: The service provider and the direct-mode merchants (who may ask what).
+    accounts: Accounts
     #: Seconds an accepted refund stays PROCESSING before it settles.
     refund_delay_s: float
     clock: Callable[[], datetime] = utc_now

@@ -30,6 +30,7 @@ from wechat_mock.service_layer.context import Context
 from wechat_mock.service_layer.due_loop import DueLoop
 from wechat_mock.service_layer.due_times import DueTimes
 from wechat_mock.service_layer.ports import DeliveryResult, Due, NotificationClient
+from wechat_mock.service_layer.wire import UnknownSigner
 
 log = get_logger("wechat.notifier")
 
@@ -190,9 +191,13 @@ class Notifier:
             )
         if rule is not None and rule.kind is FaultKind.DELAY:
             await asyncio.sleep(rule.delay_s)
+        try:
+            self._ctx.wire.keys_of(notification.signer)
+        except UnknownSigner as exc:  # a failed attempt: the schedule goes on, then gives up
+            return DeliveryResult(False, str(exc))
         if self._probe_rate and self._rng.random() < self._probe_rate:
             await self._probe(notification)
-        headers = self._ctx.wire.headers(notification.body, self._ctx.clock())
+        headers = self._ctx.wire.headers(notification.body, self._ctx.clock(), notification.signer)
         if rule is not None and rule.kind is FaultKind.DROP:
             return DeliveryResult(False, "dropped on the way (injected DROP)")
         if rule is None or rule.kind is not FaultKind.DUPLICATE:
@@ -204,7 +209,7 @@ class Notifier:
         return acknowledged[0] if acknowledged else results[0]
 
     async def _probe(self, notification: Notification) -> None:
-        headers = self._ctx.wire.probe_headers(notification.body, self._ctx.clock())
+        headers = self._ctx.wire.probe_headers(notification.body, self._ctx.clock(), notification.signer)
         result = await self._client.deliver(headers, notification.body, self._timeout_s)
         if result.acknowledged:
             log.warning(

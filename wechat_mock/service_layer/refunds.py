@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from rc_common.errors import NotFound
+from rc_common.errors import NotFound, Refused
 from rc_common.faults import FaultKind
 from rc_common.logs import get_logger
 from wechat_mock.domain import ids, validation
+from wechat_mock.domain.merchants import MerchantRef
 from wechat_mock.domain.notifications import refund_draft
 from wechat_mock.domain.payments import PaymentOrder
 from wechat_mock.domain.refunds import Refund, RefundStatus, RefundTerms
@@ -48,7 +49,11 @@ async def create_refund(cmd: commands.CreateRefund, ctx: Context) -> Refund:
     """Accept a refund (PROCESSING). The same out_refund_no with the same parameters returns the
     refund already accepted; the order's refunds never exceed what was paid: the decision is taken
     on reads, and the insert re-checks the remaining amount and the number in the same statement
-    (a lost race re-runs the use case, which then answers the replay or NOT_ENOUGH)."""
+    (a lost race re-runs the use case, which then answers the replay or NOT_ENOUGH).
+
+    Another merchant's order is NOT_FOUND (ORDER_NOT_EXIST), as a missing one; an out_refund_no
+    that another merchant used (unique across merchants here) is REFUND_NO_CONFLICT."""
+    merchant = ctx.accounts.require(cmd.merchant)
     terms = _validate(cmd)
 
     async def attempt() -> Refund:
@@ -56,10 +61,14 @@ async def create_refund(cmd: commands.CreateRefund, ctx: Context) -> Refund:
             existing, committed_fen = await uow.refunds.get_with_committed_fen(
                 cmd.out_refund_no, cmd.out_trade_no
             )
-            if existing is not None:
+            if existing is not None and existing.belongs_to(merchant):
                 existing.check_replay(terms)
                 return existing
-            order = await load_order(uow, cmd.out_trade_no)
+            order = await load_order(uow, cmd.out_trade_no, merchant)
+            if existing is not None:
+                raise Refused(
+                    "REFUND_NO_CONFLICT", f"{cmd.out_refund_no}: out_refund_no used by another merchant"
+                )
             order.check_refundable(cmd.refund_fen, cmd.total_fen, committed_fen)
             now = ctx.clock()
             delay_s, outcome = _plan(ctx)
@@ -72,6 +81,7 @@ async def create_refund(cmd: commands.CreateRefund, ctx: Context) -> Refund:
                 created_at=now,
                 due_at=now + timedelta(seconds=delay_s),
                 outcome=outcome,
+                merchant=order.merchant,
             )
             uow.refunds.add(refund)
             await uow.commit()
@@ -87,12 +97,18 @@ async def create_refund(cmd: commands.CreateRefund, ctx: Context) -> Refund:
     return await retrying(attempt)
 
 
-async def query_refund(out_refund_no: str, ctx: Context) -> Refund:
+def refund_not_found(out_refund_no: str) -> NotFound:
+    return NotFound(f"RESOURCE_NOT_EXISTS: no refund with out_refund_no {out_refund_no}")
+
+
+async def query_refund(out_refund_no: str, merchant_ref: MerchantRef, ctx: Context) -> Refund:
+    """The merchant's refund; another merchant's is NOT_FOUND, as a missing one."""
+    merchant = ctx.accounts.require(merchant_ref)
     validation.out_refund_no(out_refund_no)
     async with ctx.uow(readonly=True) as uow:
         refund = await uow.refunds.get(out_refund_no)
-    if refund is None:
-        raise NotFound(f"RESOURCE_NOT_EXISTS: no refund with out_refund_no {out_refund_no}")
+    if refund is None or not refund.belongs_to(merchant):
+        raise refund_not_found(out_refund_no)
     return refund
 
 
@@ -117,9 +133,7 @@ def _stage_settlements(
             changed.add(refund.out_trade_no)
     for out_trade_no in sorted(changed):
         uow.orders.update(orders[out_trade_no])
-    uow.notifications.add(
-        *(ctx.wire.seal(refund_draft(r, orders[r.out_trade_no], ctx.mchid), now) for r in settled)
-    )
+    uow.notifications.add(*(ctx.wire.seal(refund_draft(r, orders[r.out_trade_no]), now) for r in settled))
     return settled
 
 
@@ -131,7 +145,7 @@ async def settle_refund(out_refund_no: str, ctx: Context, status: RefundStatus |
         async with ctx.uow() as uow:
             refund = await uow.refunds.get(out_refund_no)
             if refund is None:
-                raise NotFound(f"RESOURCE_NOT_EXISTS: no refund with out_refund_no {out_refund_no}")
+                raise refund_not_found(out_refund_no)
             if refund.status is not RefundStatus.PROCESSING:
                 return refund
             order = await load_order(uow, refund.out_trade_no)

@@ -113,12 +113,14 @@ class Card(_message.Message):
     HOLDER_NAME_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     card_no: _builtins.str
     status: Global___CardStatus.ValueType
     balance_fen: _builtins.int
     pending_recharge_fen: _builtins.int
     """Sum of credit amounts of this card's RECHARGING pre-recharges."""
     holder_name: _builtins.str
+    merchant_id: _builtins.str
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -133,10 +135,11 @@ class Card(_message.Message):
         holder_name: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_fen", b"balance_fen", "card_no", b"card_no", "created_at", b"created_at", "holder_name", b"holder_name", "pending_recharge_fen", b"pending_recharge_fen", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_fen", b"balance_fen", "card_no", b"card_no", "created_at", b"created_at", "holder_name", b"holder_name", "merchant_id", b"merchant_id", "pending_recharge_fen", b"pending_recharge_fen", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -157,6 +160,7 @@ class PreRecharge(_message.Message):
     TOMBSTONE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     order_no: _builtins.str
     card_no: _builtins.str
     status: Global___PreRechargeStatus.ValueType
@@ -168,6 +172,8 @@ class PreRecharge(_message.Message):
     """Why it was voided (VOIDED only)."""
     tombstone: _builtins.bool
     """True when VOIDED before any pre-recharge arrived (a tombstone)."""
+    merchant_id: _builtins.str
+    """The merchant whose card and rule this is ("" on a tombstone voided without naming one)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -186,10 +192,11 @@ class PreRecharge(_message.Message):
         tombstone: _builtins.bool = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bonus_fen", b"bonus_fen", "card_no", b"card_no", "created_at", b"created_at", "credit_amount_fen", b"credit_amount_fen", "order_no", b"order_no", "pay_amount_fen", b"pay_amount_fen", "rule_version", b"rule_version", "status", b"status", "tombstone", b"tombstone", "updated_at", b"updated_at", "void_reason", b"void_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bonus_fen", b"bonus_fen", "card_no", b"card_no", "created_at", b"created_at", "credit_amount_fen", b"credit_amount_fen", "merchant_id", b"merchant_id", "order_no", b"order_no", "pay_amount_fen", b"pay_amount_fen", "rule_version", b"rule_version", "status", b"status", "tombstone", b"tombstone", "updated_at", b"updated_at", "void_reason", b"void_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -202,19 +209,23 @@ class PreRechargeRequest(_message.Message):
     ORDER_NO_FIELD_NUMBER: _builtins.int
     CARD_NO_FIELD_NUMBER: _builtins.int
     PAY_AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     order_no: _builtins.str
     card_no: _builtins.str
     pay_amount_fen: _builtins.int
+    merchant_id: _builtins.str
+    """Required: the card must be this merchant's; the bonus follows this merchant's rule."""
     def __init__(
         self,
         *,
         order_no: _builtins.str = ...,
         card_no: _builtins.str = ...,
         pay_amount_fen: _builtins.int = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "order_no", b"order_no", "pay_amount_fen", b"pay_amount_fen"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "merchant_id", b"merchant_id", "order_no", b"order_no", "pay_amount_fen", b"pay_amount_fen"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -222,18 +233,25 @@ Global___PreRechargeRequest: _TypeAlias = PreRechargeRequest  # noqa: Y015
 
 @_typing.final
 class ConfirmRechargeRequest(_message.Message):
+    """On the requests below merchant_id is optional: when set, another merchant's pre-recharge or
+    card is NOT_FOUND (order numbers are globally unique, so the order number alone finds it).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_NO_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     order_no: _builtins.str
+    merchant_id: _builtins.str
     def __init__(
         self,
         *,
         order_no: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_no", b"order_no"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_id", b"merchant_id", "order_no", b"order_no"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -245,17 +263,20 @@ class VoidRechargeRequest(_message.Message):
 
     ORDER_NO_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     order_no: _builtins.str
     reason: _builtins.str
+    merchant_id: _builtins.str
     def __init__(
         self,
         *,
         order_no: _builtins.str = ...,
         reason: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_no", b"order_no", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_id", b"merchant_id", "order_no", b"order_no", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -266,15 +287,18 @@ class GetRechargeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_NO_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     order_no: _builtins.str
+    merchant_id: _builtins.str
     def __init__(
         self,
         *,
         order_no: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_no", b"order_no"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_id", b"merchant_id", "order_no", b"order_no"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -285,15 +309,18 @@ class GetCardRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_NO_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     card_no: _builtins.str
+    merchant_id: _builtins.str
     def __init__(
         self,
         *,
         card_no: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "merchant_id", b"merchant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -432,19 +459,22 @@ class ListJournalRequest(_message.Message):
     CARD_NO_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     card_no: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
+    merchant_id: _builtins.str
     def __init__(
         self,
         *,
         card_no: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "merchant_id", b"merchant_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -479,17 +509,21 @@ class OpenCardRequest(_message.Message):
 
     CARD_NO_FIELD_NUMBER: _builtins.int
     HOLDER_NAME_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     card_no: _builtins.str
     holder_name: _builtins.str
+    merchant_id: _builtins.str
+    """Required: the merchant whose card program issues the card (card numbers are global)."""
     def __init__(
         self,
         *,
         card_no: _builtins.str = ...,
         holder_name: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "holder_name", b"holder_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "holder_name", b"holder_name", "merchant_id", b"merchant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -586,11 +620,14 @@ class RechargeRule(_message.Message):
     MAX_PAY_FEN_FIELD_NUMBER: _builtins.int
     BALANCE_CAP_FEN_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     min_pay_fen: _builtins.int
     """Per top-up limits and the balance cap; 0 means the server's default setting."""
     max_pay_fen: _builtins.int
     balance_cap_fen: _builtins.int
+    merchant_id: _builtins.str
+    """Versions count per merchant: 1, 2, ... for each merchant's program."""
     @_builtins.property
     def tiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___BonusTier]: ...
     @_builtins.property
@@ -604,10 +641,11 @@ class RechargeRule(_message.Message):
         max_pay_fen: _builtins.int = ...,
         balance_cap_fen: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_cap_fen", b"balance_cap_fen", "created_at", b"created_at", "max_pay_fen", b"max_pay_fen", "min_pay_fen", b"min_pay_fen", "tiers", b"tiers", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_cap_fen", b"balance_cap_fen", "created_at", b"created_at", "max_pay_fen", b"max_pay_fen", "merchant_id", b"merchant_id", "min_pay_fen", b"min_pay_fen", "tiers", b"tiers", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -621,9 +659,12 @@ class SetRechargeRuleRequest(_message.Message):
     MIN_PAY_FEN_FIELD_NUMBER: _builtins.int
     MAX_PAY_FEN_FIELD_NUMBER: _builtins.int
     BALANCE_CAP_FEN_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     min_pay_fen: _builtins.int
     max_pay_fen: _builtins.int
     balance_cap_fen: _builtins.int
+    merchant_id: _builtins.str
+    """Required."""
     @_builtins.property
     def tiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___BonusTier]: ...
     def __init__(
@@ -633,10 +674,11 @@ class SetRechargeRuleRequest(_message.Message):
         min_pay_fen: _builtins.int = ...,
         max_pay_fen: _builtins.int = ...,
         balance_cap_fen: _builtins.int = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_cap_fen", b"balance_cap_fen", "max_pay_fen", b"max_pay_fen", "min_pay_fen", b"min_pay_fen", "tiers", b"tiers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_cap_fen", b"balance_cap_fen", "max_pay_fen", b"max_pay_fen", "merchant_id", b"merchant_id", "min_pay_fen", b"min_pay_fen", "tiers", b"tiers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -646,12 +688,17 @@ Global___SetRechargeRuleRequest: _TypeAlias = SetRechargeRuleRequest  # noqa: Y0
 class GetRechargeRuleRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    merchant_id: _builtins.str
+    """Required."""
     def __init__(
         self,
+        *,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_id", b"merchant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class CardSystemStub:
-    """CardSystem is what the recharge center and merchants call.
+    """CardSystem is what the recharge center and merchants call. Every card, rule and pre-recharge
+    belongs to one merchant (merchant_id): a request naming a merchant sees only that merchant's
+    cards and pre-recharges (another merchant's answer NOT_FOUND, as if they did not exist).
     """
 
     def __init__(self, channel):
@@ -78,7 +80,9 @@ class CardSystemStub:
 
 
 class CardSystemServicer:
-    """CardSystem is what the recharge center and merchants call.
+    """CardSystem is what the recharge center and merchants call. Every card, rule and pre-recharge
+    belongs to one merchant (merchant_id): a request naming a merchant sees only that merchant's
+    cards and pre-recharges (another merchant's answer NOT_FOUND, as if they did not exist).
     """
 
     def PreRecharge(self, request, context):
@@ -185,7 +189,9 @@ def add_CardSystemServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CardSystem:
-    """CardSystem is what the recharge center and merchants call.
+    """CardSystem is what the recharge center and merchants call. Every card, rule and pre-recharge
+    belongs to one merchant (merchant_id): a request naming a merchant sees only that merchant's
+    cards and pre-recharges (another merchant's answer NOT_FOUND, as if they did not exist).
     """
 
     @staticmethod

@@ -27,7 +27,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class CardSystemStub:
-    """CardSystem is what the recharge center and merchants call."""
+    """CardSystem is what the recharge center and merchants call. Every card, rule and pre-recharge
+    belongs to one merchant (merchant_id): a request naming a merchant sees only that merchant's
+    cards and pre-recharges (another merchant's answer NOT_FOUND, as if they did not exist).
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -48,7 +51,10 @@ class CardSystemStub:
 
 @_typing.type_check_only
 class CardSystemAsyncStub(CardSystemStub):
-    """CardSystem is what the recharge center and merchants call."""
+    """CardSystem is what the recharge center and merchants call. Every card, rule and pre-recharge
+    belongs to one merchant (merchant_id): a request naming a merchant sees only that merchant's
+    cards and pre-recharges (another merchant's answer NOT_FOUND, as if they did not exist).
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PreRecharge: _aio.UnaryUnaryMultiCallable[_card_pb2.PreRechargeRequest, _card_pb2.PreRecharge]  # type: ignore[assignment]
@@ -65,7 +71,10 @@ class CardSystemAsyncStub(CardSystemStub):
     ListJournal: _aio.UnaryUnaryMultiCallable[_card_pb2.ListJournalRequest, _card_pb2.ListJournalResponse]  # type: ignore[assignment]
 
 class CardSystemServicer(metaclass=_abc_1.ABCMeta):
-    """CardSystem is what the recharge center and merchants call."""
+    """CardSystem is what the recharge center and merchants call. Every card, rule and pre-recharge
+    belongs to one merchant (merchant_id): a request naming a merchant sees only that merchant's
+    cards and pre-recharges (another merchant's answer NOT_FOUND, as if they did not exist).
+    """
 
     @_abc_1.abstractmethod
     def PreRecharge(

@@ -97,6 +97,27 @@ RESOLVE_ACTION_CONFIRM_CREDIT: ResolveAction.ValueType  # 3
 """Mark credited, only when the card system confirms the credit."""
 Global___ResolveAction: _TypeAlias = ResolveAction  # noqa: Y015
 
+class _WechatMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WechatModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WechatMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WECHAT_MODE_UNSPECIFIED: _WechatMode.ValueType  # 0
+    WECHAT_MODE_PARTNER: _WechatMode.ValueType  # 1
+    """Partner (服务商) mode: the provider's sp_mchid with the merchant's sub_mchid."""
+    WECHAT_MODE_DIRECT: _WechatMode.ValueType  # 2
+    """The merchant's own mchid and keys."""
+
+class WechatMode(_WechatMode, metaclass=_WechatModeEnumTypeWrapper): ...
+
+WECHAT_MODE_UNSPECIFIED: WechatMode.ValueType  # 0
+WECHAT_MODE_PARTNER: WechatMode.ValueType  # 1
+"""Partner (服务商) mode: the provider's sp_mchid with the merchant's sub_mchid."""
+WECHAT_MODE_DIRECT: WechatMode.ValueType  # 2
+"""The merchant's own mchid and keys."""
+Global___WechatMode: _TypeAlias = WechatMode  # noqa: Y015
+
 @_typing.final
 class RechargeOrder(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -120,6 +141,8 @@ class RechargeOrder(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     RULE_VERSION_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    MERCHANT_VERSION_FIELD_NUMBER: _builtins.int
     order_no: _builtins.str
     card_no: _builtins.str
     channel: Global___Channel.ValueType
@@ -135,6 +158,9 @@ class RechargeOrder(_message.Message):
     payer_openid: _builtins.str
     version: _builtins.int
     rule_version: _builtins.int
+    merchant_id: _builtins.str
+    merchant_version: _builtins.int
+    """The merchant configuration version the order was created with (and keeps)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -165,10 +191,12 @@ class RechargeOrder(_message.Message):
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
         rule_version: _builtins.int = ...,
+        merchant_id: _builtins.str = ...,
+        merchant_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "paid_at", b"paid_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bonus_fen", b"bonus_fen", "card_no", b"card_no", "channel", b"channel", "created_at", b"created_at", "credit_amount_fen", b"credit_amount_fen", "expires_at", b"expires_at", "failure_reason", b"failure_reason", "idempotency_key", b"idempotency_key", "order_no", b"order_no", "out_refund_no", b"out_refund_no", "paid_at", b"paid_at", "pay_amount_fen", b"pay_amount_fen", "payer_openid", b"payer_openid", "prepay_id", b"prepay_id", "rule_version", b"rule_version", "status", b"status", "transaction_id", b"transaction_id", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bonus_fen", b"bonus_fen", "card_no", b"card_no", "channel", b"channel", "created_at", b"created_at", "credit_amount_fen", b"credit_amount_fen", "expires_at", b"expires_at", "failure_reason", b"failure_reason", "idempotency_key", b"idempotency_key", "merchant_id", b"merchant_id", "merchant_version", b"merchant_version", "order_no", b"order_no", "out_refund_no", b"out_refund_no", "paid_at", b"paid_at", "pay_amount_fen", b"pay_amount_fen", "payer_openid", b"payer_openid", "prepay_id", b"prepay_id", "rule_version", b"rule_version", "status", b"status", "transaction_id", b"transaction_id", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -183,11 +211,15 @@ class CreateRechargeOrderRequest(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     PAYER_OPENID_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     card_no: _builtins.str
     pay_amount_fen: _builtins.int
     channel: Global___Channel.ValueType
     idempotency_key: _builtins.str
+    """Unique per merchant: the same key of the same merchant returns the same order."""
     payer_openid: _builtins.str
+    merchant_id: _builtins.str
+    """Required; the card must be this merchant's."""
     def __init__(
         self,
         *,
@@ -196,10 +228,11 @@ class CreateRechargeOrderRequest(_message.Message):
         channel: Global___Channel.ValueType = ...,
         idempotency_key: _builtins.str = ...,
         payer_openid: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "channel", b"channel", "idempotency_key", b"idempotency_key", "pay_amount_fen", b"pay_amount_fen", "payer_openid", b"payer_openid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_no", b"card_no", "channel", b"channel", "idempotency_key", b"idempotency_key", "merchant_id", b"merchant_id", "pay_amount_fen", b"pay_amount_fen", "payer_openid", b"payer_openid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -210,15 +243,19 @@ class GetRechargeOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_NO_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     order_no: _builtins.str
+    merchant_id: _builtins.str
+    """Required."""
     def __init__(
         self,
         *,
         order_no: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_no", b"order_no"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_id", b"merchant_id", "order_no", b"order_no"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -278,6 +315,9 @@ class ListRechargeOrdersRequest(_message.Message):
 
     FILTER_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    merchant_id: _builtins.str
+    """Required."""
     @_builtins.property
     def filter(self) -> Global___OrderFilter: ...
     @_builtins.property
@@ -287,10 +327,11 @@ class ListRechargeOrdersRequest(_message.Message):
         *,
         filter: Global___OrderFilter | None = ...,
         page: Global___PageRequest | None = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page", b"page"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "merchant_id", b"merchant_id", "page", b"page"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -326,8 +367,11 @@ class ListAnomaliesRequest(_message.Message):
     STATUSES_FIELD_NUMBER: _builtins.int
     MIN_AGE_SECONDS_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     min_age_seconds: _builtins.int
     """Only orders unchanged for at least this long."""
+    merchant_id: _builtins.str
+    """Empty = every merchant's."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___OrderStatus.ValueType]:
         """Empty = CREDIT_UNKNOWN, REFUNDING, MANUAL_REVIEW, and PAID unchanged for longer than the hold."""
@@ -340,10 +384,11 @@ class ListAnomaliesRequest(_message.Message):
         statuses: _abc.Iterable[Global___OrderStatus.ValueType] | None = ...,
         min_age_seconds: _builtins.int = ...,
         page: Global___PageRequest | None = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_age_seconds", b"min_age_seconds", "page", b"page", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_id", b"merchant_id", "min_age_seconds", b"min_age_seconds", "page", b"page", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -409,15 +454,19 @@ class GetOrderTimelineRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_NO_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     order_no: _builtins.str
+    merchant_id: _builtins.str
+    """Optional: when set, another merchant's order is NOT_FOUND."""
     def __init__(
         self,
         *,
         order_no: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_no", b"order_no"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_id", b"merchant_id", "order_no", b"order_no"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -508,10 +557,13 @@ class ResolveAnomalyRequest(_message.Message):
     ACTION_FIELD_NUMBER: _builtins.int
     OPERATOR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
     order_no: _builtins.str
     action: Global___ResolveAction.ValueType
     operator: _builtins.str
     reason: _builtins.str
+    merchant_id: _builtins.str
+    """Optional: when set, another merchant's order is NOT_FOUND."""
     def __init__(
         self,
         *,
@@ -519,10 +571,11 @@ class ResolveAnomalyRequest(_message.Message):
         action: Global___ResolveAction.ValueType = ...,
         operator: _builtins.str = ...,
         reason: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "operator", b"operator", "order_no", b"order_no", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "merchant_id", b"merchant_id", "operator", b"operator", "order_no", b"order_no", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -652,3 +705,257 @@ class RechargeFinishedAck(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RechargeFinishedAck: _TypeAlias = RechargeFinishedAck  # noqa: Y015
+
+@_typing.final
+class WechatPayConfig(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODE_FIELD_NUMBER: _builtins.int
+    MCHID_FIELD_NUMBER: _builtins.int
+    APPID_FIELD_NUMBER: _builtins.int
+    KEYS_DIR_FIELD_NUMBER: _builtins.int
+    mode: Global___WechatMode.ValueType
+    mchid: _builtins.str
+    """DIRECT: the merchant's mchid. PARTNER: the sub_mchid (the provider's sp_mchid is a setting)."""
+    appid: _builtins.str
+    keys_dir: _builtins.str
+    """DIRECT: directory on the recharge center's host with this merchant's platform public key,
+    its id and APIv3 key (read from files, never sent here). PARTNER: empty (the provider's keys).
+    """
+    def __init__(
+        self,
+        *,
+        mode: Global___WechatMode.ValueType = ...,
+        mchid: _builtins.str = ...,
+        appid: _builtins.str = ...,
+        keys_dir: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appid", b"appid", "keys_dir", b"keys_dir", "mchid", b"mchid", "mode", b"mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WechatPayConfig: _TypeAlias = WechatPayConfig  # noqa: Y015
+
+@_typing.final
+class CallbackTarget(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    channel: Global___Channel.ValueType
+    target: _builtins.str
+    """host:port of that channel's RechargeCallbacks; empty = not called back."""
+    def __init__(
+        self,
+        *,
+        channel: Global___Channel.ValueType = ...,
+        target: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallbackTarget: _TypeAlias = CallbackTarget  # noqa: Y015
+
+@_typing.final
+class Merchant(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    CALLBACKS_FIELD_NUMBER: _builtins.int
+    ORDER_EXPIRY_SECONDS_FIELD_NUMBER: _builtins.int
+    WECHAT_FIELD_NUMBER: _builtins.int
+    MAX_OPEN_ORDERS_FIELD_NUMBER: _builtins.int
+    MAX_CREATE_RATE_FIELD_NUMBER: _builtins.int
+    DISABLED_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    merchant_id: _builtins.str
+    display_name: _builtins.str
+    order_expiry_seconds: _builtins.int
+    max_open_orders: _builtins.int
+    """Orders still waiting for payment (CREATED, AWAITING_PAYMENT) at most; 0 = no limit."""
+    max_create_rate: _builtins.int
+    """CreateRechargeOrder calls per second (a burst of twice that); 0 = no limit."""
+    disabled: _builtins.bool
+    version: _builtins.int
+    """Set by the server: 1 for a new merchant, +1 per change."""
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___Channel.ValueType]:
+        """Channels that may create orders for this merchant."""
+
+    @_builtins.property
+    def callbacks(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallbackTarget]: ...
+    @_builtins.property
+    def wechat(self) -> Global___WechatPayConfig: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        merchant_id: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        channels: _abc.Iterable[Global___Channel.ValueType] | None = ...,
+        callbacks: _abc.Iterable[Global___CallbackTarget] | None = ...,
+        order_expiry_seconds: _builtins.int = ...,
+        wechat: Global___WechatPayConfig | None = ...,
+        max_open_orders: _builtins.int = ...,
+        max_create_rate: _builtins.int = ...,
+        disabled: _builtins.bool = ...,
+        version: _builtins.int = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at", "wechat", b"wechat"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callbacks", b"callbacks", "channels", b"channels", "disabled", b"disabled", "display_name", b"display_name", "max_create_rate", b"max_create_rate", "max_open_orders", b"max_open_orders", "merchant_id", b"merchant_id", "order_expiry_seconds", b"order_expiry_seconds", "updated_at", b"updated_at", "version", b"version", "wechat", b"wechat"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Merchant: _TypeAlias = Merchant  # noqa: Y015
+
+@_typing.final
+class PutMerchantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MERCHANT_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    OPERATOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    expected_version: _builtins.int
+    """The version this change is based on (0 = create); a stale one is ABORTED."""
+    operator: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def merchant(self) -> Global___Merchant: ...
+    def __init__(
+        self,
+        *,
+        merchant: Global___Merchant | None = ...,
+        expected_version: _builtins.int = ...,
+        operator: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "merchant", b"merchant", "operator", b"operator", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutMerchantRequest: _TypeAlias = PutMerchantRequest  # noqa: Y015
+
+@_typing.final
+class GetMerchantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    merchant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        merchant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_id", b"merchant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMerchantRequest: _TypeAlias = GetMerchantRequest  # noqa: Y015
+
+@_typing.final
+class MerchantChange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    OPERATOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CONFIG_JSON_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    operator: _builtins.str
+    reason: _builtins.str
+    config_json: _builtins.str
+    """The configuration as it became, as JSON."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        operator: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        config_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "config_json", b"config_json", "operator", b"operator", "reason", b"reason", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MerchantChange: _TypeAlias = MerchantChange  # noqa: Y015
+
+@_typing.final
+class GetMerchantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MERCHANT_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def merchant(self) -> Global___Merchant: ...
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___MerchantChange]: ...
+    def __init__(
+        self,
+        *,
+        merchant: Global___Merchant | None = ...,
+        history: _abc.Iterable[Global___MerchantChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "merchant", b"merchant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMerchantResponse: _TypeAlias = GetMerchantResponse  # noqa: Y015
+
+@_typing.final
+class ListMerchantsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMerchantsRequest: _TypeAlias = ListMerchantsRequest  # noqa: Y015
+
+@_typing.final
+class ListMerchantsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MERCHANTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def merchants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Merchant]: ...
+    def __init__(
+        self,
+        *,
+        merchants: _abc.Iterable[Global___Merchant] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchants", b"merchants"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMerchantsResponse: _TypeAlias = ListMerchantsResponse  # noqa: Y015

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class RechargeCenterStub:
-    """Front ends (official account, POS gateway, partner apps).
+    """Front ends (official account, POS gateway, partner apps). Every request names its merchant
+    (merchant_id); another merchant's order is NOT_FOUND, as if it did not exist.
     """
 
     def __init__(self, channel):
@@ -53,7 +54,8 @@ class RechargeCenterStub:
 
 
 class RechargeCenterServicer:
-    """Front ends (official account, POS gateway, partner apps).
+    """Front ends (official account, POS gateway, partner apps). Every request names its merchant
+    (merchant_id); another merchant's order is NOT_FOUND, as if it did not exist.
     """
 
     def CreateRechargeOrder(self, request, context):
@@ -102,7 +104,8 @@ def add_RechargeCenterServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RechargeCenter:
-    """Front ends (official account, POS gateway, partner apps).
+    """Front ends (official account, POS gateway, partner apps). Every request names its merchant
+    (merchant_id); another merchant's order is NOT_FOUND, as if it did not exist.
     """
 
     @staticmethod
@@ -217,6 +220,21 @@ class RechargeOpsStub:
                 request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.RunSentinelRequest.SerializeToString,
                 response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.SentinelReport.FromString,
                 _registered_method=True)
+        self.PutMerchant = channel.unary_unary(
+                '/recharge.v1.RechargeOps/PutMerchant',
+                request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.PutMerchantRequest.SerializeToString,
+                response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.Merchant.FromString,
+                _registered_method=True)
+        self.GetMerchant = channel.unary_unary(
+                '/recharge.v1.RechargeOps/GetMerchant',
+                request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetMerchantRequest.SerializeToString,
+                response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetMerchantResponse.FromString,
+                _registered_method=True)
+        self.ListMerchants = channel.unary_unary(
+                '/recharge.v1.RechargeOps/ListMerchants',
+                request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsRequest.SerializeToString,
+                response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsResponse.FromString,
+                _registered_method=True)
 
 
 class RechargeOpsServicer:
@@ -247,6 +265,26 @@ class RechargeOpsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutMerchant(self, request, context):
+        """Merchants: create or change one (a new version; orders keep the version they were created
+        with), read one with its history, list them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMerchant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMerchants(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RechargeOpsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -269,6 +307,21 @@ def add_RechargeOpsServicer_to_server(servicer, server):
                     servicer.RunSentinel,
                     request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.RunSentinelRequest.FromString,
                     response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.SentinelReport.SerializeToString,
+            ),
+            'PutMerchant': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutMerchant,
+                    request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.PutMerchantRequest.FromString,
+                    response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.Merchant.SerializeToString,
+            ),
+            'GetMerchant': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMerchant,
+                    request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetMerchantRequest.FromString,
+                    response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetMerchantResponse.SerializeToString,
+            ),
+            'ListMerchants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMerchants,
+                    request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsRequest.FromString,
+                    response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -380,6 +433,87 @@ class RechargeOps:
             '/recharge.v1.RechargeOps/RunSentinel',
             protos_dot_recharge_dot_v1_dot_recharge__pb2.RunSentinelRequest.SerializeToString,
             protos_dot_recharge_dot_v1_dot_recharge__pb2.SentinelReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutMerchant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recharge.v1.RechargeOps/PutMerchant',
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.PutMerchantRequest.SerializeToString,
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.Merchant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMerchant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recharge.v1.RechargeOps/GetMerchant',
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.GetMerchantRequest.SerializeToString,
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.GetMerchantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMerchants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recharge.v1.RechargeOps/ListMerchants',
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsRequest.SerializeToString,
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsResponse.FromString,
             options,
             channel_credentials,
             insecure,

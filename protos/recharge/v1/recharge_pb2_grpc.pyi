@@ -27,7 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RechargeCenterStub:
-    """Front ends (official account, POS gateway, partner apps)."""
+    """Front ends (official account, POS gateway, partner apps). Every request names its merchant
+    (merchant_id); another merchant's order is NOT_FOUND, as if it did not exist.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -40,7 +42,9 @@ class RechargeCenterStub:
 
 @_typing.type_check_only
 class RechargeCenterAsyncStub(RechargeCenterStub):
-    """Front ends (official account, POS gateway, partner apps)."""
+    """Front ends (official account, POS gateway, partner apps). Every request names its merchant
+    (merchant_id); another merchant's order is NOT_FOUND, as if it did not exist.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateRechargeOrder: _aio.UnaryUnaryMultiCallable[_recharge_pb2.CreateRechargeOrderRequest, _recharge_pb2.RechargeOrder]  # type: ignore[assignment]
@@ -49,7 +53,9 @@ class RechargeCenterAsyncStub(RechargeCenterStub):
     ListRechargeOrders: _aio.UnaryUnaryMultiCallable[_recharge_pb2.ListRechargeOrdersRequest, _recharge_pb2.ListRechargeOrdersResponse]  # type: ignore[assignment]
 
 class RechargeCenterServicer(metaclass=_abc_1.ABCMeta):
-    """Front ends (official account, POS gateway, partner apps)."""
+    """Front ends (official account, POS gateway, partner apps). Every request names its merchant
+    (merchant_id); another merchant's order is NOT_FOUND, as if it did not exist.
+    """
 
     @_abc_1.abstractmethod
     def CreateRechargeOrder(
@@ -86,6 +92,12 @@ class RechargeOpsStub:
     GetOrderTimeline: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.GetOrderTimelineRequest, _recharge_pb2.GetOrderTimelineResponse]
     ResolveAnomaly: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.ResolveAnomalyRequest, _recharge_pb2.ResolveAnomalyResponse]
     RunSentinel: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.RunSentinelRequest, _recharge_pb2.SentinelReport]
+    PutMerchant: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.PutMerchantRequest, _recharge_pb2.Merchant]
+    """Merchants: create or change one (a new version; orders keep the version they were created
+    with), read one with its history, list them.
+    """
+    GetMerchant: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.GetMerchantRequest, _recharge_pb2.GetMerchantResponse]
+    ListMerchants: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.ListMerchantsRequest, _recharge_pb2.ListMerchantsResponse]
 
 @_typing.type_check_only
 class RechargeOpsAsyncStub(RechargeOpsStub):
@@ -96,6 +108,12 @@ class RechargeOpsAsyncStub(RechargeOpsStub):
     GetOrderTimeline: _aio.UnaryUnaryMultiCallable[_recharge_pb2.GetOrderTimelineRequest, _recharge_pb2.GetOrderTimelineResponse]  # type: ignore[assignment]
     ResolveAnomaly: _aio.UnaryUnaryMultiCallable[_recharge_pb2.ResolveAnomalyRequest, _recharge_pb2.ResolveAnomalyResponse]  # type: ignore[assignment]
     RunSentinel: _aio.UnaryUnaryMultiCallable[_recharge_pb2.RunSentinelRequest, _recharge_pb2.SentinelReport]  # type: ignore[assignment]
+    PutMerchant: _aio.UnaryUnaryMultiCallable[_recharge_pb2.PutMerchantRequest, _recharge_pb2.Merchant]  # type: ignore[assignment]
+    """Merchants: create or change one (a new version; orders keep the version they were created
+    with), read one with its history, list them.
+    """
+    GetMerchant: _aio.UnaryUnaryMultiCallable[_recharge_pb2.GetMerchantRequest, _recharge_pb2.GetMerchantResponse]  # type: ignore[assignment]
+    ListMerchants: _aio.UnaryUnaryMultiCallable[_recharge_pb2.ListMerchantsRequest, _recharge_pb2.ListMerchantsResponse]  # type: ignore[assignment]
 
 class RechargeOpsServicer(metaclass=_abc_1.ABCMeta):
     """Operators: anomalies, timelines, fenced manual actions, the sentinel."""
@@ -127,6 +145,30 @@ class RechargeOpsServicer(metaclass=_abc_1.ABCMeta):
         request: _recharge_pb2.RunSentinelRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_recharge_pb2.SentinelReport, _abc.Awaitable[_recharge_pb2.SentinelReport]]: ...
+
+    @_abc_1.abstractmethod
+    def PutMerchant(
+        self,
+        request: _recharge_pb2.PutMerchantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recharge_pb2.Merchant, _abc.Awaitable[_recharge_pb2.Merchant]]:
+        """Merchants: create or change one (a new version; orders keep the version they were created
+        with), read one with its history, list them.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMerchant(
+        self,
+        request: _recharge_pb2.GetMerchantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recharge_pb2.GetMerchantResponse, _abc.Awaitable[_recharge_pb2.GetMerchantResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListMerchants(
+        self,
+        request: _recharge_pb2.ListMerchantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recharge_pb2.ListMerchantsResponse, _abc.Awaitable[_recharge_pb2.ListMerchantsResponse]]: ...
 
 def add_RechargeOpsServicer_to_server(servicer: RechargeOpsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

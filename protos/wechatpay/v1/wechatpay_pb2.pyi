@@ -64,6 +64,33 @@ REFUND_STATUS_ABNORMAL: RefundStatus.ValueType  # 4
 Global___RefundStatus: _TypeAlias = RefundStatus  # noqa: Y015
 
 @_typing.final
+class MerchantRef(_message.Message):
+    """Who a request acts for: set mchid (direct mode) or sp_mchid + sub_mchid (partner mode, 服务商)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MCHID_FIELD_NUMBER: _builtins.int
+    SP_MCHID_FIELD_NUMBER: _builtins.int
+    SUB_MCHID_FIELD_NUMBER: _builtins.int
+    mchid: _builtins.str
+    sp_mchid: _builtins.str
+    sub_mchid: _builtins.str
+    def __init__(
+        self,
+        *,
+        mchid: _builtins.str = ...,
+        sp_mchid: _builtins.str = ...,
+        sub_mchid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mchid", b"mchid", "sp_mchid", b"sp_mchid", "sub_mchid", b"sub_mchid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MerchantRef: _TypeAlias = MerchantRef  # noqa: Y015
+
+@_typing.final
 class CreatePrepayRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -73,6 +100,7 @@ class CreatePrepayRequest(_message.Message):
     PAYER_OPENID_FIELD_NUMBER: _builtins.int
     TIME_EXPIRE_FIELD_NUMBER: _builtins.int
     ATTACH_FIELD_NUMBER: _builtins.int
+    MERCHANT_FIELD_NUMBER: _builtins.int
     out_trade_no: _builtins.str
     """6-32 chars of [0-9A-Za-z_-|*]."""
     description: _builtins.str
@@ -81,6 +109,8 @@ class CreatePrepayRequest(_message.Message):
     time_expire: _builtins.str
     """RFC 3339 (2026-11-26T12:00:00+08:00); empty = no expiry."""
     attach: _builtins.str
+    @_builtins.property
+    def merchant(self) -> Global___MerchantRef: ...
     def __init__(
         self,
         *,
@@ -90,10 +120,11 @@ class CreatePrepayRequest(_message.Message):
         payer_openid: _builtins.str = ...,
         time_expire: _builtins.str = ...,
         attach: _builtins.str = ...,
+        merchant: Global___MerchantRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_total_fen", b"amount_total_fen", "attach", b"attach", "description", b"description", "out_trade_no", b"out_trade_no", "payer_openid", b"payer_openid", "time_expire", b"time_expire"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_total_fen", b"amount_total_fen", "attach", b"attach", "description", b"description", "merchant", b"merchant", "out_trade_no", b"out_trade_no", "payer_openid", b"payer_openid", "time_expire", b"time_expire"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -123,15 +154,19 @@ class QueryOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     OUT_TRADE_NO_FIELD_NUMBER: _builtins.int
+    MERCHANT_FIELD_NUMBER: _builtins.int
     out_trade_no: _builtins.str
+    @_builtins.property
+    def merchant(self) -> Global___MerchantRef: ...
     def __init__(
         self,
         *,
         out_trade_no: _builtins.str = ...,
+        merchant: Global___MerchantRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["out_trade_no", b"out_trade_no"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant", "out_trade_no", b"out_trade_no"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -152,6 +187,8 @@ class Transaction(_message.Message):
     TIME_EXPIRE_FIELD_NUMBER: _builtins.int
     REFUNDED_FEN_FIELD_NUMBER: _builtins.int
     TRADE_STATE_DESC_FIELD_NUMBER: _builtins.int
+    SP_MCHID_FIELD_NUMBER: _builtins.int
+    SUB_MCHID_FIELD_NUMBER: _builtins.int
     out_trade_no: _builtins.str
     transaction_id: _builtins.str
     trade_state: Global___TradeState.ValueType
@@ -164,6 +201,9 @@ class Transaction(_message.Message):
     time_expire: _builtins.str
     refunded_fen: _builtins.int
     trade_state_desc: _builtins.str
+    sp_mchid: _builtins.str
+    """Partner mode: the service provider and the sub-merchant (mchid is then empty)."""
+    sub_mchid: _builtins.str
     def __init__(
         self,
         *,
@@ -178,10 +218,12 @@ class Transaction(_message.Message):
         time_expire: _builtins.str = ...,
         refunded_fen: _builtins.int = ...,
         trade_state_desc: _builtins.str = ...,
+        sp_mchid: _builtins.str = ...,
+        sub_mchid: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_total_fen", b"amount_total_fen", "appid", b"appid", "mchid", b"mchid", "out_trade_no", b"out_trade_no", "payer_openid", b"payer_openid", "refunded_fen", b"refunded_fen", "success_time", b"success_time", "time_expire", b"time_expire", "trade_state", b"trade_state", "trade_state_desc", b"trade_state_desc", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_total_fen", b"amount_total_fen", "appid", b"appid", "mchid", b"mchid", "out_trade_no", b"out_trade_no", "payer_openid", b"payer_openid", "refunded_fen", b"refunded_fen", "sp_mchid", b"sp_mchid", "sub_mchid", b"sub_mchid", "success_time", b"success_time", "time_expire", b"time_expire", "trade_state", b"trade_state", "trade_state_desc", b"trade_state_desc", "transaction_id", b"transaction_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -192,15 +234,19 @@ class CloseOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     OUT_TRADE_NO_FIELD_NUMBER: _builtins.int
+    MERCHANT_FIELD_NUMBER: _builtins.int
     out_trade_no: _builtins.str
+    @_builtins.property
+    def merchant(self) -> Global___MerchantRef: ...
     def __init__(
         self,
         *,
         out_trade_no: _builtins.str = ...,
+        merchant: Global___MerchantRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["out_trade_no", b"out_trade_no"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant", "out_trade_no", b"out_trade_no"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -237,11 +283,14 @@ class CreateRefundRequest(_message.Message):
     REFUND_FEN_FIELD_NUMBER: _builtins.int
     TOTAL_FEN_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    MERCHANT_FIELD_NUMBER: _builtins.int
     out_trade_no: _builtins.str
     out_refund_no: _builtins.str
     refund_fen: _builtins.int
     total_fen: _builtins.int
     reason: _builtins.str
+    @_builtins.property
+    def merchant(self) -> Global___MerchantRef: ...
     def __init__(
         self,
         *,
@@ -250,10 +299,11 @@ class CreateRefundRequest(_message.Message):
         refund_fen: _builtins.int = ...,
         total_fen: _builtins.int = ...,
         reason: _builtins.str = ...,
+        merchant: Global___MerchantRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["out_refund_no", b"out_refund_no", "out_trade_no", b"out_trade_no", "reason", b"reason", "refund_fen", b"refund_fen", "total_fen", b"total_fen"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant", "out_refund_no", b"out_refund_no", "out_trade_no", b"out_trade_no", "reason", b"reason", "refund_fen", b"refund_fen", "total_fen", b"total_fen"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -264,15 +314,19 @@ class QueryRefundRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     OUT_REFUND_NO_FIELD_NUMBER: _builtins.int
+    MERCHANT_FIELD_NUMBER: _builtins.int
     out_refund_no: _builtins.str
+    @_builtins.property
+    def merchant(self) -> Global___MerchantRef: ...
     def __init__(
         self,
         *,
         out_refund_no: _builtins.str = ...,
+        merchant: Global___MerchantRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["out_refund_no", b"out_refund_no"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant", "out_refund_no", b"out_refund_no"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -291,6 +345,7 @@ class Refund(_message.Message):
     TOTAL_FEN_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     SUCCESS_TIME_FIELD_NUMBER: _builtins.int
+    MERCHANT_FIELD_NUMBER: _builtins.int
     out_refund_no: _builtins.str
     refund_id: _builtins.str
     status: Global___RefundStatus.ValueType
@@ -300,6 +355,8 @@ class Refund(_message.Message):
     total_fen: _builtins.int
     create_time: _builtins.str
     success_time: _builtins.str
+    @_builtins.property
+    def merchant(self) -> Global___MerchantRef: ...
     def __init__(
         self,
         *,
@@ -312,10 +369,11 @@ class Refund(_message.Message):
         total_fen: _builtins.int = ...,
         create_time: _builtins.str = ...,
         success_time: _builtins.str = ...,
+        merchant: Global___MerchantRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "out_refund_no", b"out_refund_no", "out_trade_no", b"out_trade_no", "refund_fen", b"refund_fen", "refund_id", b"refund_id", "status", b"status", "success_time", b"success_time", "total_fen", b"total_fen", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "merchant", b"merchant", "out_refund_no", b"out_refund_no", "out_trade_no", b"out_trade_no", "refund_fen", b"refund_fen", "refund_id", b"refund_id", "status", b"status", "success_time", b"success_time", "total_fen", b"total_fen", "transaction_id", b"transaction_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -326,16 +384,22 @@ class DownloadTradeBillRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BILL_DATE_FIELD_NUMBER: _builtins.int
+    MERCHANT_FIELD_NUMBER: _builtins.int
     bill_date: _builtins.str
     """YYYY-MM-DD, in the simulator's time zone (Asia/Shanghai, as WeChat)."""
+    @_builtins.property
+    def merchant(self) -> Global___MerchantRef:
+        """The merchant whose bill this is (partner mode: one sub-merchant's; unset = every trade)."""
+
     def __init__(
         self,
         *,
         bill_date: _builtins.str = ...,
+        merchant: Global___MerchantRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["merchant", b"merchant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill_date", b"bill_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill_date", b"bill_date", "merchant", b"merchant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -355,6 +419,7 @@ class TradeBillRow(_message.Message):
     REFUND_FEN_FIELD_NUMBER: _builtins.int
     REFUND_STATUS_FIELD_NUMBER: _builtins.int
     PAYER_OPENID_FIELD_NUMBER: _builtins.int
+    MCHID_FIELD_NUMBER: _builtins.int
     trade_time: _builtins.str
     """RFC 3339 time of the payment or refund."""
     out_trade_no: _builtins.str
@@ -368,6 +433,8 @@ class TradeBillRow(_message.Message):
     refund_status: _builtins.str
     """REFUND rows: PROCESSING / SUCCESS / CLOSED / ABNORMAL."""
     payer_openid: _builtins.str
+    mchid: _builtins.str
+    """direct: the merchant's mchid; partner: the sub_mchid."""
     def __init__(
         self,
         *,
@@ -381,10 +448,11 @@ class TradeBillRow(_message.Message):
         refund_fen: _builtins.int = ...,
         refund_status: _builtins.str = ...,
         payer_openid: _builtins.str = ...,
+        mchid: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_total_fen", b"amount_total_fen", "out_refund_no", b"out_refund_no", "out_trade_no", b"out_trade_no", "payer_openid", b"payer_openid", "refund_fen", b"refund_fen", "refund_id", b"refund_id", "refund_status", b"refund_status", "trade_state", b"trade_state", "trade_time", b"trade_time", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_total_fen", b"amount_total_fen", "mchid", b"mchid", "out_refund_no", b"out_refund_no", "out_trade_no", b"out_trade_no", "payer_openid", b"payer_openid", "refund_fen", b"refund_fen", "refund_id", b"refund_id", "refund_status", b"refund_status", "trade_state", b"trade_state", "trade_time", b"trade_time", "transaction_id", b"transaction_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,10 @@ if _version_not_supported:
 
 
 class PaymentGatewayStub:
-    """JSAPI payments (official account) as WeChat Pay APIv3 offers them.
+    """JSAPI payments (official account) as WeChat Pay APIv3 offers them. Every request names the
+    merchant it acts for (MerchantRef): direct mode (the merchant's own mchid) or partner mode (the
+    service provider's sp_mchid with the merchant's sub_mchid). A trade or refund of another
+    merchant is NOT_FOUND (ORDER_NOT_EXIST / RESOURCE_NOT_EXISTS), as WeChat answers.
     """
 
     def __init__(self, channel):
@@ -68,7 +71,10 @@ class PaymentGatewayStub:
 
 
 class PaymentGatewayServicer:
-    """JSAPI payments (official account) as WeChat Pay APIv3 offers them.
+    """JSAPI payments (official account) as WeChat Pay APIv3 offers them. Every request names the
+    merchant it acts for (MerchantRef): direct mode (the merchant's own mchid) or partner mode (the
+    service provider's sp_mchid with the merchant's sub_mchid). A trade or refund of another
+    merchant is NOT_FOUND (ORDER_NOT_EXIST / RESOURCE_NOT_EXISTS), as WeChat answers.
     """
 
     def CreatePrepay(self, request, context):
@@ -151,7 +157,10 @@ def add_PaymentGatewayServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PaymentGateway:
-    """JSAPI payments (official account) as WeChat Pay APIv3 offers them.
+    """JSAPI payments (official account) as WeChat Pay APIv3 offers them. Every request names the
+    merchant it acts for (MerchantRef): direct mode (the merchant's own mchid) or partner mode (the
+    service provider's sp_mchid with the merchant's sub_mchid). A trade or refund of another
+    merchant is NOT_FOUND (ORDER_NOT_EXIST / RESOURCE_NOT_EXISTS), as WeChat answers.
     """
 
     @staticmethod

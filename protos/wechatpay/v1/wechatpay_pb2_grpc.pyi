@@ -29,7 +29,11 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PaymentGatewayStub:
-    """JSAPI payments (official account) as WeChat Pay APIv3 offers them."""
+    """JSAPI payments (official account) as WeChat Pay APIv3 offers them. Every request names the
+    merchant it acts for (MerchantRef): direct mode (the merchant's own mchid) or partner mode (the
+    service provider's sp_mchid with the merchant's sub_mchid). A trade or refund of another
+    merchant is NOT_FOUND (ORDER_NOT_EXIST / RESOURCE_NOT_EXISTS), as WeChat answers.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -46,7 +50,11 @@ class PaymentGatewayStub:
 
 @_typing.type_check_only
 class PaymentGatewayAsyncStub(PaymentGatewayStub):
-    """JSAPI payments (official account) as WeChat Pay APIv3 offers them."""
+    """JSAPI payments (official account) as WeChat Pay APIv3 offers them. Every request names the
+    merchant it acts for (MerchantRef): direct mode (the merchant's own mchid) or partner mode (the
+    service provider's sp_mchid with the merchant's sub_mchid). A trade or refund of another
+    merchant is NOT_FOUND (ORDER_NOT_EXIST / RESOURCE_NOT_EXISTS), as WeChat answers.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreatePrepay: _aio.UnaryUnaryMultiCallable[_wechatpay_pb2.CreatePrepayRequest, _wechatpay_pb2.CreatePrepayResponse]  # type: ignore[assignment]
@@ -59,7 +67,11 @@ class PaymentGatewayAsyncStub(PaymentGatewayStub):
     DownloadTradeBill: _aio.UnaryUnaryMultiCallable[_wechatpay_pb2.DownloadTradeBillRequest, _wechatpay_pb2.DownloadTradeBillResponse]  # type: ignore[assignment]
 
 class PaymentGatewayServicer(metaclass=_abc_1.ABCMeta):
-    """JSAPI payments (official account) as WeChat Pay APIv3 offers them."""
+    """JSAPI payments (official account) as WeChat Pay APIv3 offers them. Every request names the
+    merchant it acts for (MerchantRef): direct mode (the merchant's own mchid) or partner mode (the
+    service provider's sp_mchid with the merchant's sub_mchid). A trade or refund of another
+    merchant is NOT_FOUND (ORDER_NOT_EXIST / RESOURCE_NOT_EXISTS), as WeChat answers.
+    """
 
     @_abc_1.abstractmethod
     def CreatePrepay(

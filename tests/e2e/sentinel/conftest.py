@@ -1,6 +1,8 @@
 """One stack for every sentinel scenario: the three real services with a 1 s hold, a 0.5 s sentinel
-interval, 4 s order expiry and a short WeChat schedule; helpers to fault, wait, run the operator
-CLI, and check each order's money against the card journal and WeChat (I1-I4)."""
+interval, a short WeChat schedule and two merchants (direct and partner mode) whose unpaid orders
+expire after 4 s; helpers to fault, wait, run the operator CLI, and check each order's money
+against the card journal and WeChat (I1-I4). Scenarios act for the partner-mode merchant unless
+they parametrize ``merchant``."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from protos.card.v1 import card_pb2, card_pb2_grpc
-from protos.faults.v1 import faults_pb2, faults_pb2_grpc
-from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
-from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from protos.card.v1 import card_pb2
+from protos.faults.v1 import faults_pb2
+from protos.recharge.v1 import recharge_pb2
+from protos.wechatpay.v1 import wechatpay_pb2
+from scripts.merchants import DemoMerchant, direct_merchants_flag
 from scripts.stack import ROOT, ServiceProcess, Stack, build_stack, start_stack
-from tests.e2e.recharge_flow.conftest import Clients, _set_rule
+from tests.e2e.merchants import PARTNER, configured, open_all
+from tests.e2e.recharge_flow.conftest import Clients, connected
 from tests.waiting import wait_until
 
 EXPIRY_S = 4
@@ -32,23 +36,33 @@ GATEWAY = "/wechatpay.v1.PaymentGateway/"
 @pytest.fixture(scope="package")
 def sentinel_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir: Path = tmp_path_factory.mktemp("sentinel")
+    merchants = configured(order_expiry_seconds=EXPIRY_S)
     stack = build_stack(
         workdir,
         recharge_args=[
-            *("--hold", "1", "--sentinel-interval", "0.5", "--order-expiry", str(EXPIRY_S)),
+            *("--hold", "1", "--sentinel-interval", "0.5"),
             *("--max-attempts", str(MAX_ATTEMPTS), "--lease", "10", "--node-id", "e2e-node"),
             *("--confirm-attempts", "3", "--confirm-backoff", "0.05", "--confirm-deadline", "0.5"),
             *("--remote-backoff", "0.05", "--remote-deadline", "1"),
             *("--outbox-interval", "0.2", "--outbox-backoff", "0.1", "--outbox-backoff-max", "0.5"),
         ],
-        wechat_args=["--notify-schedule", "0.2,0.3,0.5,1", "--refund-delay", "0.3", "--idle-poll", "0.2"],
+        wechat_args=[
+            *("--notify-schedule", "0.2,0.3,0.5,1", "--refund-delay", "0.3", "--idle-poll", "0.2"),
+            *direct_merchants_flag(merchants),
+        ],
     )
     running = start_stack(stack)
     try:
-        asyncio.run(_set_rule(running.card.address))
+        open_all(running, merchants)
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def merchant() -> DemoMerchant:
+    """The merchant a scenario acts for (partner mode unless the test parametrizes ``merchant``)."""
+    return PARTNER
 
 
 @dataclass
@@ -60,9 +74,6 @@ class Ops(Clients):
 
     async def wechat_faults_set(self, *rules: faults_pb2.FaultRule) -> None:
         await self.wechat_faults.SetFaults(faults_pb2.FaultPlan(seed=1, rules=list(rules)), timeout=5)
-
-    async def pay(self, order_no: str) -> None:
-        await self.payer.Pay(wechatpay_pb2.PayRequest(out_trade_no=order_no), timeout=10)
 
     async def until(self, order_no: str, *statuses: int, within: float = 30.0) -> recharge_pb2.RechargeOrder:
         wanted = " or ".join(recharge_pb2.OrderStatus.Name(s) for s in statuses)  # type: ignore[arg-type]
@@ -83,9 +94,7 @@ class Ops(Clients):
 
     async def refund_of(self, order_no: str) -> wechatpay_pb2.Refund | None:
         try:
-            return await self.gateway.QueryRefund(
-                wechatpay_pb2.QueryRefundRequest(out_refund_no=f"{order_no}-R1"), timeout=5
-            )
+            return await self.refund(f"{order_no}-R1")
         except grpc.aio.AioRpcError as error:
             assert error.code() == grpc.StatusCode.NOT_FOUND
             return None
@@ -94,7 +103,9 @@ class Ops(Clients):
         """I1-I4 for one order alone on its card: credited once and not refunded, or refunded only
         after a void and not credited, or neither; the balance is exactly what was credited."""
         order = await self.order(order.order_no)
-        record = await self.cards.GetRecharge(card_pb2.GetRechargeRequest(order_no=order.order_no), timeout=5)
+        assert order.merchant_id == self.merchant_id
+        record = await self.recharge(order.order_no)
+        assert record.merchant_id == self.merchant_id  # a tombstone too: the void names the merchant
         credits = await self.principal_credits(card_no, order.order_no)
         refund = await self.refund_of(order.order_no)
         balance = await self.balance(card_no)
@@ -161,26 +172,6 @@ def restart(service: ServiceProcess) -> None:
 
 
 @pytest.fixture
-async def ops(sentinel_stack: Stack) -> AsyncIterator[Ops]:
-    async with (
-        grpc.aio.insecure_channel(sentinel_stack.recharge.address) as recharge,
-        grpc.aio.insecure_channel(sentinel_stack.card.address) as card,
-        grpc.aio.insecure_channel(sentinel_stack.wechat.address) as wechat,
-    ):
-        built = Ops(
-            sentinel_stack,
-            recharge_pb2_grpc.RechargeCenterStub(recharge),
-            recharge_pb2_grpc.RechargeOpsStub(recharge),
-            wechatpay_pb2_grpc.PaymentNotificationsStub(recharge),
-            card_pb2_grpc.CardSystemStub(card),
-            card_pb2_grpc.CardAdminStub(card),
-            faults_pb2_grpc.FaultControlStub(card),
-            wechatpay_pb2_grpc.PaymentGatewayStub(wechat),
-            wechatpay_pb2_grpc.PayerSimulatorStub(wechat),
-            wechatpay_pb2_grpc.MessageSimulatorStub(wechat),
-            faults_pb2_grpc.FaultControlStub(wechat),
-        )
-        try:
-            yield built
-        finally:
-            await built.clear_faults()
+async def ops(sentinel_stack: Stack, merchant: DemoMerchant) -> AsyncIterator[Ops]:
+    async with connected(Ops, sentinel_stack, merchant, {}) as built:
+        yield built

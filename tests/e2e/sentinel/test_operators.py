@@ -11,12 +11,31 @@ from protos.card.v1 import card_pb2
 from protos.faults.v1 import faults_pb2
 from protos.recharge.v1 import recharge_pb2
 from protos.wechatpay.v1 import wechatpay_pb2
+from tests.e2e.merchants import other_than
 from tests.e2e.sentinel.conftest import CARD, GATEWAY, MAX_ATTEMPTS, Ops, rule
 
 S = recharge_pb2
 K = faults_pb2
 REVIEW = S.ORDER_STATUS_MANUAL_REVIEW
 TICKET = ("--operator", "alice", "--reason", "ticket OPS-7: customer called")
+
+
+async def anomalies_of(ops: Ops, merchant_id: str) -> list[str]:
+    """The order numbers of every anomaly ListAnomalies shows for ``merchant_id``."""
+    found: list[str] = []
+    token = ""
+    while True:
+        page = await ops.ops.ListAnomalies(
+            S.ListAnomaliesRequest(
+                merchant_id=merchant_id, page=S.PageRequest(page_size=500, page_token=token)
+            ),
+            timeout=5,
+        )
+        found += [a.order.order_no for a in page.anomalies]
+        assert {a.order.merchant_id for a in page.anomalies} <= {merchant_id}
+        token = page.next_page_token
+        if not token:
+            return found
 
 
 async def test_an_abnormal_refund_goes_to_review_and_no_operator_action_can_credit_or_refund_twice(
@@ -32,9 +51,14 @@ async def test_an_abnormal_refund_goes_to_review_and_no_operator_action_can_cred
     listed = await ops.cli("anomalies", "--status", "manual-review")
     assert listed.returncode == 0, listed.stderr
     header, _rule, *rows = listed.stdout.splitlines()
-    assert header.split()[:4] == ["ORDER_NO", "STATUS", "AGE", "ATTEMPTS"]
+    assert header.split()[:5] == ["ORDER_NO", "MERCHANT", "STATUS", "AGE", "ATTEMPTS"]
     (line,) = [r for r in rows if r.startswith(order.order_no)]
-    assert "MANUAL_REVIEW" in line and "ABNORMAL" in line
+    assert line.split()[1] == ops.merchant_id and "MANUAL_REVIEW" in line and "ABNORMAL" in line
+    only = await ops.cli("anomalies", "--merchant-id", other_than(ops.merchant).merchant_id)
+    assert only.returncode == 0 and order.order_no not in only.stdout
+    # Asked for one merchant's anomalies, the operator sees only that merchant's.
+    assert order.order_no in await anomalies_of(ops, ops.merchant_id)
+    assert order.order_no not in await anomalies_of(ops, other_than(ops.merchant).merchant_id)
 
     credit = await ops.cli("resolve", order.order_no, "--action", "confirm-credit", *TICKET)
     assert credit.returncode == 1 and "FAILED_PRECONDITION CARD_NOT_CREDITED" in credit.stderr
@@ -93,11 +117,20 @@ async def test_orders_undecided_after_max_attempts_are_resolved_by_operators_thr
 
     assert (await ops.order(landed.order_no)).status == S.ORDER_STATUS_CREDITED
     assert (await ops.order(never.order_no)).status == S.ORDER_STATUS_CREDITED
-    await ops.until(to_refund.order_no, S.ORDER_STATUS_REFUNDED)
+    ended = await ops.until(to_refund.order_no, S.ORDER_STATUS_REFUNDED)
+    assert ended.out_refund_no == f"{to_refund.order_no}-R1"
     for card_no, order in ((landed_card, landed), (never_card, never), (refund_card, to_refund)):
         await ops.money_holds(card_no, order)
-    shown = await ops.cli("order", to_refund.order_no)
-    assert shown.returncode == 0 and "REFUNDED" in shown.stdout and f"{to_refund.order_no}-R1" in shown.stdout
+
+
+async def test_the_cli_shows_one_order(ops: Ops) -> None:
+    order = await ops.create(await ops.new_card(), 20_000)
+    shown = await ops.cli("order", order.order_no, "--merchant-id", ops.merchant_id)
+    assert shown.returncode == 0, shown.stderr
+    assert order.order_no in shown.stdout and "AWAITING_PAYMENT" in shown.stdout
+    assert f"{ops.merchant_id} (configuration v" in shown.stdout
+    elsewhere = await ops.cli("order", order.order_no, "--merchant-id", "not-the-merchant")
+    assert elsewhere.returncode == 1 and "NOT_FOUND" in elsewhere.stderr
 
 
 async def test_the_cli_runs_the_sentinel_and_prints_its_report(ops: Ops) -> None:

@@ -1,13 +1,17 @@
 """Against the running services: the sentinel finishes what the notify path could not — lost
 notifications, late and lost credits, a crash between PAID and the credit, refunds that stay
-PROCESSING — and every order ends with its money right (I1-I4) and its visits on the timeline."""
+PROCESSING — and every order ends with its money right (I1-I4) and its visits on the timeline.
+The sentinel asks WeChat as the order's merchant: direct and partner mode are both run where it
+queries or refunds."""
 
 from __future__ import annotations
 
 import pytest
 
+from protos.card.v1 import card_pb2
 from protos.faults.v1 import faults_pb2
 from protos.recharge.v1 import recharge_pb2
+from tests.e2e.merchants import BOTH
 from tests.e2e.sentinel.conftest import CARD, GATEWAY, Ops, restart, rule
 
 S = recharge_pb2
@@ -15,6 +19,7 @@ K = faults_pb2
 DROP_NOTIFICATIONS = rule("notify", K.FAULT_KIND_DROP)
 
 
+@BOTH
 async def test_a_lost_payment_notification_is_found_by_query_and_credited(ops: Ops) -> None:
     card_no = await ops.new_card()
     await ops.wechat_faults_set(DROP_NOTIFICATIONS)  # every delivery attempt is lost
@@ -67,9 +72,8 @@ async def test_a_crash_between_paid_and_the_credit_is_finished_after_a_restart(o
     await ops.money_holds(card_no, ended)
 
 
+@BOTH
 async def test_a_card_frozen_after_the_pre_recharge_is_voided_then_refunded(ops: Ops) -> None:
-    from protos.card.v1 import card_pb2
-
     card_no = await ops.new_card()
     order = await ops.create(card_no, 20_000)
     await ops.admin.FreezeCard(card_pb2.FreezeCardRequest(card_no=card_no), timeout=5)
@@ -80,8 +84,6 @@ async def test_a_card_frozen_after_the_pre_recharge_is_voided_then_refunded(ops:
 
 
 async def test_a_refund_processing_for_a_while_is_settled_by_the_sentinel(ops: Ops) -> None:
-    from protos.card.v1 import card_pb2
-
     card_no = await ops.new_card()
     await ops.wechat_faults_set(
         rule(GATEWAY + "CreateRefund", K.FAULT_KIND_REFUND_PROCESSING, times=1, delay_ms=4_000),

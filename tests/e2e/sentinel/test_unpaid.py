@@ -53,18 +53,23 @@ async def test_orders_nobody_paid_are_closed_at_wechat_then_voided_at_their_expi
     events = await ops.timeline(unpaid)
     methods = [e.method.rsplit("/", 1)[-1] for e in events if e.kind == "remote_call" and e.outcome == "done"]
     assert methods.index("CloseOrder") < methods.index("VoidRecharge")
-    at_wechat = await ops.gateway.QueryOrder(wechatpay_pb2.QueryOrderRequest(out_trade_no=unpaid), timeout=5)
+    at_wechat = await ops.trade(unpaid)
     assert at_wechat.trade_state == wechatpay_pb2.TRADE_STATE_CLOSED
     with pytest.raises(grpc.aio.AioRpcError) as too_late:
         await ops.pay(unpaid)
     assert too_late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
     # The pre-recharge that never arrived: a tombstone refuses it if it comes late.
-    record = await ops.cards.GetRecharge(card_pb2.GetRechargeRequest(order_no=never_recorded), timeout=5)
+    record = await ops.recharge(never_recorded)
     assert record.status == card_pb2.PRE_RECHARGE_STATUS_VOIDED and record.tombstone
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await ops.cards.PreRecharge(
-            card_pb2.PreRechargeRequest(order_no=never_recorded, card_no=unknown_card, pay_amount_fen=20_000),
+            card_pb2.PreRechargeRequest(
+                order_no=never_recorded,
+                card_no=unknown_card,
+                pay_amount_fen=20_000,
+                merchant_id=ops.merchant_id,
+            ),
             timeout=5,
         )
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -72,3 +77,16 @@ async def test_orders_nobody_paid_are_closed_at_wechat_then_voided_at_their_expi
     # The order whose prepay was never confirmed was closed at WeChat (which never had it) first.
     calls = [e.method.rsplit("/", 1)[-1] for e in await ops.timeline(no_prepay) if e.kind == "remote_call"]
     assert calls.index("CloseOrder") < calls.index("VoidRecharge")
+
+
+async def test_the_tombstone_of_a_pre_recharge_that_never_arrived_belongs_to_the_orders_merchant(
+    ops: Ops,
+) -> None:
+    card_no = await ops.new_card()
+    await ops.card_faults_set(rule(CARD + "PreRecharge", K.FAULT_KIND_UNAVAILABLE, times=3))
+    order_no = await create_unanswered(ops, card_no)
+    await ops.clear_faults()
+    await ops.until(order_no, S.ORDER_STATUS_CLOSED)
+    record = await ops.recharge(order_no)
+    assert record.status == card_pb2.PRE_RECHARGE_STATUS_VOIDED and record.tombstone
+    assert record.merchant_id == ops.merchant_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
@@ -22,8 +21,11 @@ from protos.card.v1 import card_pb2, card_pb2_grpc
 from protos.faults.v1 import faults_pb2, faults_pb2_grpc
 from rc_common.db import Database
 from scripts.stack import ServiceProcess
+from tests.waiting import eventually
 
 DEFAULTS = Limits(min_pay_fen=100, max_pay_fen=5_000_000, balance_cap_fen=20_000_000)
+#: The merchant the tests' cards, rules and pre-recharges belong to unless a test names another.
+MERCHANT = "m-test"
 
 
 @pytest.fixture
@@ -54,8 +56,8 @@ def ctx(db: Database) -> CardContext:
     return CardContext(uow_factory(db), DEFAULTS)
 
 
-async def open_card(ctx: CardContext, card_no: str) -> str:
-    await cards.open_card(ctx, commands.OpenCard(card_no))
+async def open_card(ctx: CardContext, card_no: str, merchant_id: str = MERCHANT) -> str:
+    await cards.open_card(ctx, commands.OpenCard(card_no, merchant_id))
     return card_no
 
 
@@ -97,8 +99,9 @@ class Stubs:
         stats = await self.faults.GetFaultStats(faults_pb2.GetFaultStatsRequest(), timeout=5)
         return {(c.method, c.kind): c.count for c in stats.counts}
 
-    async def open_card(self, card_no: str) -> str:
-        await self.admin.OpenCard(card_pb2.OpenCardRequest(card_no=card_no), timeout=5)
+    async def open_card(self, card_no: str, merchant_id: str = MERCHANT) -> str:
+        request = card_pb2.OpenCardRequest(card_no=card_no, merchant_id=merchant_id)
+        await self.admin.OpenCard(request, timeout=5)
         return card_no
 
     async def balance(self, card_no: str) -> int:
@@ -131,9 +134,13 @@ def log_events(service: ServiceProcess, event: str) -> list[dict[str, object]]:
 async def wait_for_log(service: ServiceProcess, event: str, count: int = 1, **fields: object) -> None:
     """Waits (bounded) until the server logged ``event`` with ``fields`` at least ``count`` times
     in all (the log is shared by a module's tests: count from ``len(log_events(...))`` before)."""
-    for _ in range(400):
+    what = f"{service.name} logging {event} {fields} x{count}"
+
+    def logged() -> bool:
         matching = [e for e in log_events(service, event) if all(e.get(k) == v for k, v in fields.items())]
-        if len(matching) >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{service.name} never logged {event} {fields} x{count}:\n{service.tail()}")
+        return len(matching) >= count
+
+    try:
+        await eventually(logged, within=20, interval=0.05, what=what)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}:\n{service.tail()}") from None

@@ -10,21 +10,21 @@ from card_service.domain.journal import JournalKind
 from card_service.service_layer import cards, consumes, recharges
 from card_service.service_layer.context import CardContext
 from rc_common.errors import InvalidArgument, NotFound, Refused
-from tests.integration.card_service.conftest import open_card
+from tests.integration.card_service.conftest import MERCHANT, open_card
 
 CARD = "6200000000000001"
 
 
 async def fund(ctx: CardContext, amount: int, order_no: str = "R0", card_no: str = CARD) -> None:
-    await recharges.pre_recharge(ctx, commands.StartPreRecharge(order_no, card_no, amount))
+    await recharges.pre_recharge(ctx, commands.StartPreRecharge(order_no, card_no, amount, MERCHANT))
     await recharges.confirm_recharge(ctx, commands.ConfirmRecharge(order_no))
 
 
 async def test_consume_is_idempotent_by_request_id(ctx: CardContext) -> None:
     await open_card(ctx, CARD)
     await fund(ctx, 10_000)
-    first = await consumes.consume(ctx, commands.Consume("C1", CARD, 3_000, "M1"))
-    again = await consumes.consume(ctx, commands.Consume("C1", CARD, 3_000, "M1"))
+    first = await consumes.consume(ctx, commands.Consume("C1", CARD, 3_000, MERCHANT))
+    again = await consumes.consume(ctx, commands.Consume("C1", CARD, 3_000, MERCHANT))
     assert (first.balance_after_fen, again.balance_after_fen, again.status) == (
         7_000,
         7_000,
@@ -32,7 +32,7 @@ async def test_consume_is_idempotent_by_request_id(ctx: CardContext) -> None:
     )
     assert (await cards.get_card(ctx, CARD)).card.balance_fen == 7_000
     with pytest.raises(Refused) as conflict:
-        await consumes.consume(ctx, commands.Consume("C1", CARD, 3_001, "M1"))
+        await consumes.consume(ctx, commands.Consume("C1", CARD, 3_001, MERCHANT))
     assert conflict.value.reason == "REQUEST_ID_CONFLICT"
 
 
@@ -95,3 +95,26 @@ async def test_open_card_twice_is_refused_and_unknown_cards_are_not_found(ctx: C
     for use_case in (cards.get_card, cards.freeze_card, cards.unfreeze_card, cards.close_card):
         with pytest.raises(NotFound):
             await use_case(ctx, "6200000000000404")
+
+
+async def test_another_merchants_card_cannot_be_seen_or_spent(ctx: CardContext) -> None:
+    await open_card(ctx, CARD)
+    await fund(ctx, 1_000)
+    with pytest.raises(Refused) as foreign:
+        await consumes.consume(ctx, commands.Consume("C1", CARD, 100, "m-other"))
+    assert foreign.value.reason == "CARD_NOT_FOUND"  # the refusal a missing card gets
+    with pytest.raises(NotFound):
+        await cards.get_card(ctx, CARD, "m-other")
+    with pytest.raises(NotFound):
+        await cards.list_journal(ctx, CARD, 0, 0, "m-other")
+    with pytest.raises(NotFound):
+        await consumes.reverse_consume(ctx, commands.ReverseConsume("C1"))  # nothing was recorded
+    mine = await cards.get_card(ctx, CARD, MERCHANT)
+    assert (mine.card.merchant_id, mine.card.balance_fen) == (MERCHANT, 1_000)
+    assert len((await cards.list_journal(ctx, CARD, 0, 0, MERCHANT)).entries) == 1
+    spent = await consumes.consume(ctx, commands.Consume("C2", CARD, 100, MERCHANT))
+    assert (spent.merchant_id, spent.balance_after_fen) == (MERCHANT, 900)
+    with pytest.raises(Refused) as replay:  # the same request id naming another merchant
+        await consumes.consume(ctx, commands.Consume("C2", CARD, 100, "m-other"))
+    assert replay.value.reason == "REQUEST_ID_CONFLICT"
+    assert (await cards.get_card(ctx, CARD)).card.balance_fen == 900

@@ -1,7 +1,9 @@
 """A hypothesis state machine drives the service layer on a temp SQLite file and checks, after
 every step, that each balance equals the sum of its journal and matches a simple model, that no
 balance is negative, and that each order number was credited at most once (exactly once iff
-SUCCEEDED). One rule fires confirm, void and spends concurrently on one card."""
+SUCCEEDED). One rule fires confirm, void and spends concurrently on one card. The two cards belong
+to two merchants with rules of their own: every bonus follows its card's merchant's rule, and
+calls naming the other merchant find nothing and change nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,11 @@ from card_service.service_layer import cards, recharges, rules
 from card_service.service_layer import consumes as spend
 from card_service.service_layer.context import CardContext
 from rc_common.db import Database
-from rc_common.errors import Refused
+from rc_common.errors import NotFound, Refused
 
 CARDS = ("6200000000000001", "6200000000000002")
+MERCHANT_OF = {CARDS[0]: "m-a", CARDS[1]: "m-b"}
+OTHER_MERCHANT = {"m-a": "m-b", "m-b": "m-a"}
 AMOUNTS = st.sampled_from([100, 1_000, 5_000, 20_000])
 
 
@@ -45,6 +50,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.credit_of: dict[str, tuple[str, int]] = {}
         self.status: dict[str, PreRechargeStatus] = {}
         self.spent: dict[str, tuple[str, int, bool]] = {}
+        #: Each merchant's rule as the model knows it: (version, bonus of the 1_000 tier).
+        self.rule_of: dict[str, tuple[int, int]] = {merchant: (0, 0) for merchant in MERCHANT_OF.values()}
         self.counter = 0
 
     def run(self, awaitable: Any) -> Any:
@@ -58,9 +65,12 @@ class LedgerMachine(RuleBasedStateMachine):
     def open_cards(self) -> None:
         self.run(create_schema(self.db))
         for card_no in CARDS:
-            self.run(cards.open_card(self.ctx, commands.OpenCard(card_no)))
+            merchant_id = MERCHANT_OF[card_no]
+            self.run(cards.open_card(self.ctx, commands.OpenCard(card_no, merchant_id)))
             order_no = self.next_key("R")
-            self.run(recharges.pre_recharge(self.ctx, commands.StartPreRecharge(order_no, card_no, 20_000)))
+            self.run(recharges.pre_recharge(
+                self.ctx, commands.StartPreRecharge(order_no, card_no, 20_000, merchant_id)
+            ))
             self.credit_of[order_no] = (card_no, 20_000)
             self.status[order_no] = PreRechargeStatus.RECHARGING
             answer = self.run(recharges.confirm_recharge(self.ctx, commands.ConfirmRecharge(order_no)))
@@ -74,13 +84,19 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=orders, card_no=st.sampled_from(CARDS), pay=AMOUNTS)
     def pre_recharge(self, card_no: str, pay: int) -> str:
         order_no = self.next_key("R")
+        merchant_id = MERCHANT_OF[card_no]
         try:
-            recharge = self.run(
-                recharges.pre_recharge(self.ctx, commands.StartPreRecharge(order_no, card_no, pay))
-            )
+            recharge = self.run(recharges.pre_recharge(
+                self.ctx, commands.StartPreRecharge(order_no, card_no, pay, merchant_id)
+            ))
         except Refused as refused:
             assert refused.reason in ("BALANCE_CAP_EXCEEDED", "CARD_FROZEN")
             return order_no  # unknown to the card system: confirm is NOT_FOUND, void a tombstone
+        version, bonus = self.rule_of[merchant_id]
+        expected_bonus = 0 if version == 0 or pay < 1_000 else (bonus * 2 if pay >= 20_000 else bonus)
+        assert (recharge.merchant_id, recharge.rule_version, recharge.bonus_fen) == (
+            merchant_id, version, expected_bonus
+        )
         self.credit_of[order_no] = (card_no, recharge.credit_amount_fen)
         self.status[order_no] = PreRechargeStatus.RECHARGING
         return order_no
@@ -105,6 +121,35 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         self.record(order_no, answer.status)
 
+    @rule(card_no=st.sampled_from(CARDS), pay=AMOUNTS)
+    def pre_recharge_through_the_other_merchant(self, card_no: str, pay: int) -> None:
+        other = OTHER_MERCHANT[MERCHANT_OF[card_no]]
+        try:
+            self.run(recharges.pre_recharge(
+                self.ctx, commands.StartPreRecharge(self.next_key("R"), card_no, pay, other)
+            ))
+        except Refused as refused:
+            assert refused.reason == "CARD_NOT_FOUND"
+        else:
+            raise AssertionError("another merchant pre-recharged the card")
+
+    @rule(order_no=orders)
+    def confirm_or_void_naming_the_other_merchant(self, order_no: str) -> None:
+        if order_no not in self.credit_of:
+            return
+        other = OTHER_MERCHANT[MERCHANT_OF[self.credit_of[order_no][0]]]
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: recharges.confirm_recharge(self.ctx, commands.ConfirmRecharge(order_no, other)),
+            lambda: recharges.void_recharge(self.ctx, commands.VoidRecharge(order_no, "foreign", other)),
+            lambda: recharges.get_recharge(self.ctx, order_no, other),
+        ]
+        for call in calls:
+            try:
+                self.run(call())
+            except NotFound:
+                continue
+            raise AssertionError(f"{order_no} was seen by another merchant")
+
     @rule(order_no=orders)
     def void(self, order_no: str) -> None:
         answer = self.run(recharges.void_recharge(self.ctx, commands.VoidRecharge(order_no, "test")))
@@ -114,7 +159,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def consume(self, card_no: str, amount: int) -> str:
         request_id = self.next_key("C")
         try:
-            self.run(spend.consume(self.ctx, commands.Consume(request_id, card_no, amount, "M")))
+            consume = commands.Consume(request_id, card_no, amount, MERCHANT_OF[card_no])
+            self.run(spend.consume(self.ctx, consume))
         except Refused as refused:
             assert refused.reason in ("INSUFFICIENT_BALANCE", "CARD_FROZEN")
             assert refused.reason == "CARD_FROZEN" or amount > self.balance[card_no]
@@ -137,10 +183,14 @@ class LedgerMachine(RuleBasedStateMachine):
         change = cards.freeze_card if frozen else cards.unfreeze_card
         self.run(change(self.ctx, card_no))
 
-    @rule(bonus=st.integers(min_value=0, max_value=3_000))
-    def change_rule(self, bonus: int) -> None:
+    @rule(merchant_id=st.sampled_from(sorted(OTHER_MERCHANT)), bonus=st.integers(0, 3_000))
+    def change_rule(self, merchant_id: str, bonus: int) -> None:
+        """One merchant's next version; the other merchant's bonuses must not move."""
         tiers = (BonusTier(1_000, bonus), BonusTier(20_000, bonus * 2))
-        self.run(rules.set_recharge_rule(self.ctx, commands.SetRechargeRule(tiers, Limits())))
+        cmd = commands.SetRechargeRule(merchant_id, tiers, Limits())
+        stored = self.run(rules.set_recharge_rule(self.ctx, cmd))
+        assert (stored.merchant_id, stored.version) == (merchant_id, self.rule_of[merchant_id][0] + 1)
+        self.rule_of[merchant_id] = (stored.version, bonus)
 
     @rule(order_no=orders, amounts=st.lists(AMOUNTS, min_size=1, max_size=4))
     def race(self, order_no: str, amounts: list[int]) -> None:

@@ -14,9 +14,10 @@ from card_service.domain.recharges import PreRecharge, PreRechargeStatus
 from card_service.domain.rules import BonusTier, Limits
 from card_service.service_layer import cards, consumes, recharges, rules
 from card_service.service_layer.context import CardContext
-from card_service.service_layer.locks import card_key
+from card_service.service_layer.locks import card_key, order_key
 from rc_common.errors import Refused
-from tests.integration.card_service.conftest import open_card
+from tests.integration.card_service.conftest import MERCHANT, open_card
+from tests.waiting import eventually
 
 CARD = "6200000000000001"
 
@@ -24,6 +25,11 @@ CARD = "6200000000000001"
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def queued(ctx: CardContext, key: str) -> int:
+    """How many callers wait for ``key`` (the locks keep their queues to themselves)."""
+    return len(ctx.locks._held.get(key) or ())
 
 
 async def principal_credits(ctx: CardContext, order_no: str) -> int:
@@ -38,9 +44,9 @@ async def test_confirm_and_void_racing_on_one_order_have_exactly_one_winner(
     ctx: CardContext, seed: int
 ) -> None:
     await open_card(ctx, CARD)
-    await rules.set_recharge_rule(ctx, commands.SetRechargeRule((BonusTier(1_000, 300),), Limits()))
+    await rules.set_recharge_rule(ctx, commands.SetRechargeRule(MERCHANT, (BonusTier(1_000, 300),), Limits()))
     order_no = f"R{seed}"
-    await recharges.pre_recharge(ctx, commands.StartPreRecharge(order_no, CARD, 1_000))
+    await recharges.pre_recharge(ctx, commands.StartPreRecharge(order_no, CARD, 1_000, MERCHANT))
     calls = [recharges.confirm_recharge(ctx, commands.ConfirmRecharge(order_no)) for _ in range(12)]
     calls += [recharges.void_recharge(ctx, commands.VoidRecharge(order_no, "race")) for _ in range(12)]
     random.Random(seed).shuffle(calls)
@@ -59,12 +65,12 @@ async def test_a_void_that_returns_voided_means_a_confirm_waiting_on_the_lock_ne
     ctx: CardContext,
 ) -> None:
     await open_card(ctx, CARD)
-    await recharges.pre_recharge(ctx, commands.StartPreRecharge("R1", CARD, 1_000))
+    await recharges.pre_recharge(ctx, commands.StartPreRecharge("R1", CARD, 1_000, MERCHANT))
     async with ctx.locks.hold(card_key(CARD)):  # someone holds the card's row lock
         void = asyncio.create_task(recharges.void_recharge(ctx, commands.VoidRecharge("R1", "timeout")))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: queued(ctx, card_key(CARD)) == 1, what="the void queueing for the card")
         confirm = asyncio.create_task(recharges.confirm_recharge(ctx, commands.ConfirmRecharge("R1")))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: queued(ctx, order_key("R1")) == 1, what="the confirm queueing next")
         assert not void.done() and not confirm.done(), "both queue behind the lock holder"
     voided, late = await void, await confirm
     assert (voided.status, late.status) == (PreRechargeStatus.VOIDED, PreRechargeStatus.VOIDED)
@@ -77,7 +83,7 @@ async def test_a_late_pre_recharge_racing_a_void_of_its_order_never_outlives_the
     await open_card(ctx, CARD)
     for index in range(10):
         order_no = f"R{index}"
-        pre = recharges.pre_recharge(ctx, commands.StartPreRecharge(order_no, CARD, 1_000))
+        pre = recharges.pre_recharge(ctx, commands.StartPreRecharge(order_no, CARD, 1_000, MERCHANT))
         void = recharges.void_recharge(ctx, commands.VoidRecharge(order_no, "closed"))
         first, second = (pre, void) if index % 2 else (void, pre)
         results = await asyncio.gather(first, second, return_exceptions=True)
@@ -90,9 +96,9 @@ async def test_a_late_pre_recharge_racing_a_void_of_its_order_never_outlives_the
 
 async def test_concurrent_consumes_never_drive_a_balance_negative(ctx: CardContext) -> None:
     await open_card(ctx, CARD)
-    await recharges.pre_recharge(ctx, commands.StartPreRecharge("R1", CARD, 10_000))
+    await recharges.pre_recharge(ctx, commands.StartPreRecharge("R1", CARD, 10_000, MERCHANT))
     await recharges.confirm_recharge(ctx, commands.ConfirmRecharge("R1"))
-    spends = [consumes.consume(ctx, commands.Consume(f"C{i}", CARD, 700, "M1")) for i in range(30)]
+    spends = [consumes.consume(ctx, commands.Consume(f"C{i}", CARD, 700, MERCHANT)) for i in range(30)]
     results = await asyncio.gather(*spends, return_exceptions=True)
     done = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, Refused)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -13,14 +13,25 @@ from card_service.domain.rules import BonusTier, Limits
 from card_service.service_layer import cards, recharges, rules
 from card_service.service_layer.context import CardContext
 from rc_common.errors import NotFound, Refused
-from tests.integration.card_service.conftest import open_card
+from tests.integration.card_service.conftest import MERCHANT, open_card
 
 CARD = "6200000000000001"
 PROMOTION = (BonusTier(100_000, 20_000), BonusTier(50_000, 8_000), BonusTier(20_000, 2_000))
+#: Another merchant's program, and a card of it.
+OTHER = "m-other"
+OTHER_CARD = "6200000000000009"
 
 
-def pre(order_no: str, card_no: str = CARD, pay: int = 100_000) -> commands.StartPreRecharge:
-    return commands.StartPreRecharge(order_no, card_no, pay)
+def pre(
+    order_no: str, card_no: str = CARD, pay: int = 100_000, merchant_id: str = MERCHANT
+) -> commands.StartPreRecharge:
+    return commands.StartPreRecharge(order_no, card_no, pay, merchant_id)
+
+
+def rule(
+    tiers: tuple[BonusTier, ...], limits: Limits | None = None, merchant_id: str = MERCHANT
+) -> commands.SetRechargeRule:
+    return commands.SetRechargeRule(merchant_id, tiers, limits or Limits())
 
 
 async def refused(awaitable: Awaitable[object]) -> str:
@@ -38,7 +49,7 @@ async def test_pre_recharge_records_recharging_with_the_current_bonus_and_credit
     ctx: CardContext,
 ) -> None:
     await open_card(ctx, CARD)
-    await rules.set_recharge_rule(ctx, commands.SetRechargeRule(PROMOTION, Limits()))
+    await rules.set_recharge_rule(ctx, rule(PROMOTION))
     recharge = await recharges.pre_recharge(ctx, pre("R1", pay=60_000))
     assert (recharge.status, recharge.bonus_fen, recharge.credit_amount_fen, recharge.rule_version) == (
         PreRechargeStatus.RECHARGING,
@@ -104,7 +115,7 @@ async def test_card_problems_are_business_refusals(ctx: CardContext) -> None:
 async def test_limits_and_the_balance_cap_count_pending_credits(ctx: CardContext) -> None:
     await open_card(ctx, CARD)
     await rules.set_recharge_rule(
-        ctx, commands.SetRechargeRule((BonusTier(1_000, 100),), Limits(500, 3_000, 5_000))
+        ctx, rule((BonusTier(1_000, 100),), Limits(500, 3_000, 5_000))
     )
     assert await refused(recharges.pre_recharge(ctx, pre("R1", pay=499))) == "AMOUNT_BELOW_MINIMUM"
     assert await refused(recharges.pre_recharge(ctx, pre("R1", pay=3_001))) == "AMOUNT_ABOVE_MAXIMUM"
@@ -119,7 +130,7 @@ async def test_limits_and_the_balance_cap_count_pending_credits(ctx: CardContext
 
 async def test_confirm_credits_principal_and_bonus_once(ctx: CardContext) -> None:
     await open_card(ctx, CARD)
-    await rules.set_recharge_rule(ctx, commands.SetRechargeRule(PROMOTION, Limits()))
+    await rules.set_recharge_rule(ctx, rule(PROMOTION))
     await recharges.pre_recharge(ctx, pre("R1"))
     for _ in range(3):
         confirmed = await recharges.confirm_recharge(ctx, commands.ConfirmRecharge("R1"))
@@ -136,9 +147,9 @@ async def test_a_rule_change_between_pre_recharge_and_confirm_does_not_change_th
     ctx: CardContext,
 ) -> None:
     await open_card(ctx, CARD)
-    await rules.set_recharge_rule(ctx, commands.SetRechargeRule(PROMOTION, Limits()))
+    await rules.set_recharge_rule(ctx, rule(PROMOTION))
     await recharges.pre_recharge(ctx, pre("R1"))
-    await rules.set_recharge_rule(ctx, commands.SetRechargeRule((BonusTier(100_000, 90_000),), Limits()))
+    await rules.set_recharge_rule(ctx, rule((BonusTier(100_000, 90_000),)))
     confirmed = await recharges.confirm_recharge(ctx, commands.ConfirmRecharge("R1"))
     assert (confirmed.bonus_fen, confirmed.rule_version) == (20_000, 1)
     assert (await cards.get_card(ctx, CARD)).card.balance_fen == 120_000
@@ -171,8 +182,114 @@ async def test_confirm_of_an_unknown_order_number_is_not_found_and_leaves_nothin
 
 
 async def test_the_default_rule_is_version_zero_with_default_limits(ctx: CardContext) -> None:
-    rule = await rules.get_recharge_rule(ctx)
-    assert (rule.version, rule.tiers, rule.limits) == (0, (), Limits(100, 5_000_000, 20_000_000))
-    set_rule = await rules.set_recharge_rule(ctx, commands.SetRechargeRule((), Limits(max_pay_fen=900)))
-    assert (set_rule.version, set_rule.limits) == (1, Limits(100, 900, 20_000_000))
-    assert await rules.get_recharge_rule(ctx) == set_rule
+    default = await rules.get_recharge_rule(ctx, MERCHANT)
+    assert (default.merchant_id, default.version, default.tiers, default.limits) == (
+        MERCHANT, 0, (), Limits(100, 5_000_000, 20_000_000)
+    )
+    set_rule = await rules.set_recharge_rule(ctx, rule((), Limits(max_pay_fen=900)))
+    assert (set_rule.merchant_id, set_rule.version, set_rule.limits) == (
+        MERCHANT, 1, Limits(100, 900, 20_000_000)
+    )
+    assert await rules.get_recharge_rule(ctx, MERCHANT) == set_rule
+
+
+async def test_a_card_of_one_merchant_cannot_be_pre_recharged_through_another(ctx: CardContext) -> None:
+    await open_card(ctx, CARD)
+    await open_card(ctx, OTHER_CARD, OTHER)
+    missing = await refused(recharges.pre_recharge(ctx, pre("R1", "6200000000000404", merchant_id=OTHER)))
+    foreign = await refused(recharges.pre_recharge(ctx, pre("R1", CARD, merchant_id=OTHER)))
+    assert foreign == missing == "CARD_NOT_FOUND", "another merchant's card looks missing"
+    with pytest.raises(NotFound):
+        await recharges.get_recharge(ctx, "R1")
+    view = await cards.get_card(ctx, CARD)
+    assert (view.card.merchant_id, view.card.balance_fen, view.pending_recharge_fen) == (MERCHANT, 0, 0)
+    mine = await recharges.pre_recharge(ctx, pre("R1", CARD))
+    assert (mine.merchant_id, mine.status) == (MERCHANT, PreRechargeStatus.RECHARGING)
+
+
+async def test_rules_are_versioned_and_applied_per_merchant(ctx: CardContext) -> None:
+    await open_card(ctx, CARD)
+    await open_card(ctx, OTHER_CARD, OTHER)
+    await open_card(ctx, "6200000000000003", "m-no-rule")
+    first = await rules.set_recharge_rule(ctx, rule(PROMOTION))
+    second = await rules.set_recharge_rule(ctx, rule((BonusTier(50_000, 9_000),), Limits(max_pay_fen=80_000)))
+    other = await rules.set_recharge_rule(ctx, rule((BonusTier(50_000, 1_000),), merchant_id=OTHER))
+    assert [(r.merchant_id, r.version) for r in (first, second, other)] == [
+        (MERCHANT, 1), (MERCHANT, 2), (OTHER, 1)
+    ]
+    assert (await rules.get_recharge_rule(ctx, MERCHANT)).version == 2
+    assert await rules.get_recharge_rule(ctx, OTHER) == other
+
+    mine = await recharges.pre_recharge(ctx, pre("R1", CARD, 60_000))
+    theirs = await recharges.pre_recharge(ctx, pre("R2", OTHER_CARD, 60_000, OTHER))
+    nobody = await recharges.pre_recharge(ctx, pre("R3", "6200000000000003", 60_000, "m-no-rule"))
+    assert [(r.merchant_id, r.rule_version, r.bonus_fen) for r in (mine, theirs, nobody)] == [
+        (MERCHANT, 2, 9_000), (OTHER, 1, 1_000), ("m-no-rule", 0, 0)
+    ]
+    # MERCHANT's max_pay_fen binds only its own cards.
+    assert await refused(recharges.pre_recharge(ctx, pre("R4", CARD, 90_000))) == "AMOUNT_ABOVE_MAXIMUM"
+    assert (await recharges.pre_recharge(ctx, pre("R4", OTHER_CARD, 90_000, OTHER))).bonus_fen == 1_000
+    assert (await recharges.get_recharge(ctx, "R1")).rule_version == 2  # the snapshot keeps its version
+
+
+async def test_a_replay_naming_another_merchant_is_refused_like_any_mismatched_replay(
+    ctx: CardContext,
+) -> None:
+    await open_card(ctx, CARD)
+    await open_card(ctx, OTHER_CARD, OTHER)
+    await recharges.pre_recharge(ctx, pre("R1"))
+    assert await refused(recharges.pre_recharge(ctx, pre("R1", merchant_id=OTHER))) == "ORDER_NO_CONFLICT"
+    assert await refused(recharges.pre_recharge(ctx, pre("R1", OTHER_CARD, merchant_id=OTHER))) == (
+        "ORDER_NO_CONFLICT"
+    )
+    await recharges.void_recharge(ctx, commands.VoidRecharge("R1"))
+    assert await refused(recharges.pre_recharge(ctx, pre("R1", merchant_id=OTHER))) == "RECHARGE_VOIDED"
+
+
+async def test_confirm_void_and_get_naming_another_merchant_are_not_found_and_change_nothing(
+    ctx: CardContext,
+) -> None:
+    await open_card(ctx, CARD)
+    await recharges.pre_recharge(ctx, pre("R1"))
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: recharges.confirm_recharge(ctx, commands.ConfirmRecharge("R1", OTHER)),
+        lambda: recharges.void_recharge(ctx, commands.VoidRecharge("R1", "foreign", OTHER)),
+        lambda: recharges.get_recharge(ctx, "R1", OTHER),
+    ]
+    for call in calls:
+        with pytest.raises(NotFound):
+            await call()
+    stored = await recharges.get_recharge(ctx, "R1", MERCHANT)
+    assert (stored.status, stored.version, stored.merchant_id) == (PreRechargeStatus.RECHARGING, 0, MERCHANT)
+    assert await journal(ctx) == []
+    confirmed = await recharges.confirm_recharge(ctx, commands.ConfirmRecharge("R1", MERCHANT))
+    assert confirmed.status is PreRechargeStatus.SUCCEEDED
+    with pytest.raises(NotFound):  # a terminal record stays hidden too
+        await recharges.void_recharge(ctx, commands.VoidRecharge("R1", "foreign", OTHER))
+    assert (await cards.get_card(ctx, CARD)).card.balance_fen == 100_000
+
+
+async def test_a_tombstone_records_the_merchant_that_voided_and_fences_every_merchant(
+    ctx: CardContext,
+) -> None:
+    await open_card(ctx, CARD)
+    await open_card(ctx, OTHER_CARD, OTHER)
+    tombstone = await recharges.void_recharge(ctx, commands.VoidRecharge("R9", "unpaid", OTHER))
+    assert (tombstone.tombstone, tombstone.merchant_id) == (True, OTHER)
+    assert await refused(recharges.pre_recharge(ctx, pre("R9"))) == "RECHARGE_VOIDED"
+    assert await refused(recharges.pre_recharge(ctx, pre("R9", OTHER_CARD, merchant_id=OTHER))) == (
+        "RECHARGE_VOIDED"
+    )
+    with pytest.raises(NotFound):
+        await recharges.get_recharge(ctx, "R9", MERCHANT)
+    with pytest.raises(NotFound):
+        await recharges.confirm_recharge(ctx, commands.ConfirmRecharge("R9", MERCHANT))
+    assert (await recharges.get_recharge(ctx, "R9", OTHER)).void_reason == "unpaid"
+    assert (await recharges.get_recharge(ctx, "R9")).merchant_id == OTHER
+    # A void naming no merchant leaves a tombstone every merchant sees (it is nobody's).
+    anonymous = await recharges.void_recharge(ctx, commands.VoidRecharge("R8", "unpaid"))
+    assert anonymous.merchant_id == ""
+    assert (await recharges.get_recharge(ctx, "R8", MERCHANT)).tombstone
+    assert await refused(recharges.pre_recharge(ctx, pre("R8"))) == "RECHARGE_VOIDED"
+    view = await cards.get_card(ctx, CARD)
+    assert (view.card.balance_fen, view.pending_recharge_fen) == (0, 0)

@@ -14,7 +14,14 @@ from protos.faults.v1 import faults_pb2
 from rc_common.faults import FaultKind
 from rc_common.grpc_status import error_reason
 from scripts.stack import ServiceProcess
-from tests.integration.card_service.conftest import Stubs, log_events, start_card_service, wait_for_log
+from tests.integration.card_service.conftest import (
+    MERCHANT,
+    Stubs,
+    log_events,
+    start_card_service,
+    wait_for_log,
+)
+from tests.waiting import eventually
 
 SYSTEM = "/card.v1.CardSystem/"
 RECHARGING = card_pb2.PRE_RECHARGE_STATUS_RECHARGING
@@ -27,7 +34,9 @@ def rule(method: str, kind: FaultKind, *, delay_ms: int = 0, times: int = 1) -> 
 
 
 async def pre_recharge(stubs: Stubs, order_no: str, card_no: str, pay: int = 10_000) -> card_pb2.PreRecharge:
-    request = card_pb2.PreRechargeRequest(order_no=order_no, card_no=card_no, pay_amount_fen=pay)
+    request = card_pb2.PreRechargeRequest(
+        order_no=order_no, card_no=card_no, pay_amount_fen=pay, merchant_id=MERCHANT
+    )
     return await stubs.system.PreRecharge(request, timeout=10)
 
 
@@ -70,7 +79,9 @@ async def test_delay_holds_the_card_lock_so_a_second_caller_on_the_card_waits(
     holds = len(log_events(card_server, "fault_lock_hold"))
     slow_confirm = asyncio.create_task(confirm(stubs, "F2-1", deadline_s=30))
     await wait_for_log(card_server, "fault_lock_hold", holds + 1)  # the confirm now holds the card's lock
-    spend = card_pb2.ConsumeRequest(request_id="F2-C1", card_no=card_no, amount_fen=6_000, merchant_id="M1")
+    spend = card_pb2.ConsumeRequest(
+        request_id="F2-C1", card_no=card_no, amount_fen=6_000, merchant_id=MERCHANT
+    )
     consumption = await stubs.system.Consume(spend, timeout=30)
     # Spending 6_000 from an empty card only works after the delayed credit: the spend waited.
     assert consumption.balance_after_fen == 4_000
@@ -118,7 +129,9 @@ async def test_a_tombstone_refuses_a_pre_recharge_that_lands_late(
     await pre_recharge(stubs, "F8-0", card_no)
     lost = len(log_events(card_server, "fault_detached_answer_lost"))
     await stubs.set_faults(rule(SYSTEM + "PreRecharge", FaultKind.LATE_SUCCESS, delay_ms=2_000))
-    request = card_pb2.PreRechargeRequest(order_no="F8-1", card_no=card_no, pay_amount_fen=10_000)
+    request = card_pb2.PreRechargeRequest(
+        order_no="F8-1", card_no=card_no, pay_amount_fen=10_000, merchant_id=MERCHANT
+    )
     with pytest.raises(grpc.aio.AioRpcError) as timed_out:
         await stubs.system.PreRecharge(request, timeout=0.3)
     assert timed_out.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
@@ -170,14 +183,17 @@ async def test_an_outage_answers_unavailable_until_it_ends_or_is_cleared(stubs: 
     assert await stubs.balance(card_no) == 0
 
     await stubs.set_faults(rule(SYSTEM + "*", FaultKind.OUTAGE, delay_ms=300, times=0))
-    outcomes = []
-    for _ in range(200):  # bounded: the outage ends by itself
+    outcomes: list[object] = []
+
+    async def answered() -> bool:
         try:
             outcomes.append(await stubs.balance(card_no))
-            break
         except grpc.aio.AioRpcError as error:
             outcomes.append(error.code())
-            await asyncio.sleep(0.05)
+            return False
+        return True
+
+    await eventually(answered, interval=0.02, what="the 300 ms outage ending by itself")
     assert outcomes[0] is grpc.StatusCode.UNAVAILABLE and outcomes[-1] == 0
 
 

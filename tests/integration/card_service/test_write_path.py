@@ -15,10 +15,12 @@ from card_service.service_layer import cards, recharges, rules
 from card_service.service_layer.context import CardContext
 from card_service.service_layer.ports import StaleWrite
 from rc_common.db import Database
-from rc_common.errors import Refused
-from tests.integration.card_service.conftest import open_card
+from rc_common.errors import NotFound, Refused
+from tests.integration.card_service.conftest import MERCHANT, open_card
 
 CARD = "6200000000000001"
+OTHER_CARD = "6200000000000002"
+OTHER_MERCHANT = "m-other"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -30,38 +32,51 @@ async def test_a_pre_recharge_and_its_confirm_are_one_write_transaction_each(
     ctx: CardContext, db: Database
 ) -> None:
     await open_card(ctx, CARD)
-    await rules.set_recharge_rule(ctx, commands.SetRechargeRule((BonusTier(1_000, 300),), Limits()))
+    await open_card(ctx, OTHER_CARD, OTHER_MERCHANT)  # its merchant has no rule: version 0
+    await rules.set_recharge_rule(ctx, commands.SetRechargeRule(MERCHANT, (BonusTier(1_000, 300),), Limits()))
     for index in range(3):  # the first call also fills the caches: it must cost no more
-        order_no = f"R{index}"
-        before = db.stats.units
-        await recharges.pre_recharge(ctx, commands.StartPreRecharge(order_no, CARD, 1_000))
-        pre_units = db.stats.units - before
-        ctx.owners = type(ctx.owners)()  # confirm must also find the card without the cache
-        before = db.stats.units
-        confirmed = await recharges.confirm_recharge(ctx, commands.ConfirmRecharge(order_no))
-        confirm_units = db.stats.units - before
-        assert confirmed.status is PreRechargeStatus.SUCCEEDED
-        assert (pre_units, confirm_units) == (1, 1)
+        for card_no, merchant_id in ((CARD, MERCHANT), (OTHER_CARD, OTHER_MERCHANT)):
+            order_no = f"R{index}-{card_no}"
+            before = db.stats.units
+            pre = commands.StartPreRecharge(order_no, card_no, 1_000, merchant_id)
+            await recharges.pre_recharge(ctx, pre)
+            pre_units = db.stats.units - before
+            ctx.owners = type(ctx.owners)()  # confirm must also find the card without the cache
+            before = db.stats.units
+            confirmed = await recharges.confirm_recharge(ctx, commands.ConfirmRecharge(order_no, merchant_id))
+            confirm_units = db.stats.units - before
+            assert confirmed.status is PreRechargeStatus.SUCCEEDED
+            assert (pre_units, confirm_units) == (1, 1)
     assert (await cards.get_card(ctx, CARD)).card.balance_fen == 3 * 1_300
+    assert (await cards.get_card(ctx, OTHER_CARD)).card.balance_fen == 3 * 1_000
 
 
 async def test_replays_and_refusals_write_nothing(ctx: CardContext, db: Database) -> None:
     await open_card(ctx, CARD)
-    await recharges.pre_recharge(ctx, commands.StartPreRecharge("R1", CARD, 1_000))
+    await recharges.pre_recharge(ctx, commands.StartPreRecharge("R1", CARD, 1_000, MERCHANT))
     await recharges.confirm_recharge(ctx, commands.ConfirmRecharge("R1"))
+    await recharges.pre_recharge(ctx, commands.StartPreRecharge("R2", CARD, 1_000, MERCHANT))
     before = (db.stats.units, db.stats.failed_units)
-    await recharges.pre_recharge(ctx, commands.StartPreRecharge("R1", CARD, 1_000))
+    await recharges.pre_recharge(ctx, commands.StartPreRecharge("R1", CARD, 1_000, MERCHANT))
     await recharges.confirm_recharge(ctx, commands.ConfirmRecharge("R1"))
-    with pytest.raises(Refused):
-        await recharges.pre_recharge(ctx, commands.StartPreRecharge("R2", "6200000000000404", 1_000))
+    # A missing card, and another merchant's card (as if it did not exist):
+    for card_no, merchant_id in (("6200000000000404", MERCHANT), (CARD, OTHER_MERCHANT)):
+        with pytest.raises(Refused):
+            await recharges.pre_recharge(ctx, commands.StartPreRecharge("R3", card_no, 1_000, merchant_id))
+    # Another merchant's pre-recharge: not found.
+    with pytest.raises(NotFound):
+        await recharges.confirm_recharge(ctx, commands.ConfirmRecharge("R2", OTHER_MERCHANT))
+    with pytest.raises(NotFound):
+        await recharges.void_recharge(ctx, commands.VoidRecharge("R2", "foreign", OTHER_MERCHANT))
     assert (db.stats.units, db.stats.failed_units) == before
+    assert (await recharges.get_recharge(ctx, "R2")).status is PreRechargeStatus.RECHARGING
 
 
 async def test_a_stale_staged_update_rolls_back_every_write_of_its_unit(
     ctx: CardContext, db: Database
 ) -> None:
     await open_card(ctx, CARD)
-    await recharges.pre_recharge(ctx, commands.StartPreRecharge("R1", CARD, 1_000))
+    await recharges.pre_recharge(ctx, commands.StartPreRecharge("R1", CARD, 1_000, MERCHANT))
     async with ctx.uow(False) as uow:
         found = await uow.recharges.get_with_card("R1")
         assert found is not None

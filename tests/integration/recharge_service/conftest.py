@@ -6,7 +6,6 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,18 @@ from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer.commands import CreateRechargeOrder
 from recharge_service.service_layer.create import create_recharge_order
 from recharge_service.service_layer.deps import Deps
-from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments
+from tests.integration.recharge_service.fakes import (
+    MERCHANT,
+    SP_MCHID,
+    SUB_MCHID,
+    Clock,
+    FakeCard,
+    FakePayments,
+    MemoryMerchants,
+)
 from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
 
-MCHID = "1900000109"
+MCHID = SP_MCHID
 CARD_NO = "8800000000000001"
 
 
@@ -47,8 +54,16 @@ def payments() -> FakePayments:
 
 
 @pytest.fixture
-async def deps(db: Database, card: FakeCard, payments: FakePayments) -> AsyncIterator[Deps]:
-    built = Deps(uow=uow_factory(db), card=card, payments=payments, mchid=MCHID)
+def merchants() -> MemoryMerchants:
+    """The test merchant ``shop-a`` (partner mode, every channel, orders expire after 30 minutes)."""
+    return MemoryMerchants.of()
+
+
+@pytest.fixture
+async def deps(
+    db: Database, card: FakeCard, payments: FakePayments, merchants: MemoryMerchants
+) -> AsyncIterator[Deps]:
+    built = Deps(uow=uow_factory(db), card=card, payments=payments, merchants=merchants, sp_mchid=MCHID)
     yield built
     await built.background.close(5.0)
 
@@ -59,15 +74,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def timed(db: Database, card: FakeCard, payments: FakePayments, clock: Clock) -> AsyncIterator[Deps]:
+async def timed(
+    db: Database, card: FakeCard, payments: FakePayments, clock: Clock, merchants: MemoryMerchants
+) -> AsyncIterator[Deps]:
     """Like ``deps``, on a clock the test moves (orders expire after 30 minutes)."""
     built = Deps(
-        uow=uow_factory(db),
-        card=card,
-        payments=payments,
-        mchid=MCHID,
-        clock=clock,
-        order_expiry=timedelta(minutes=30),
+        uow=uow_factory(db), card=card, payments=payments, merchants=merchants, sp_mchid=MCHID, clock=clock
     )
     yield built
     await built.background.close(5.0)
@@ -113,9 +125,26 @@ class Wechat:
         )
 
     def paid(self, order: RechargeOrder, **overrides: Any) -> tuple[dict[str, str], bytes]:
+        resource: dict[str, Any] = {  # partner mode: the provider's sp_mchid, the merchant's sub_mchid
+            "sp_mchid": MCHID,
+            "sub_mchid": SUB_MCHID,
+            "sp_appid": "wxd678efh567hg6787",
+            "out_trade_no": order.order_no,
+            "transaction_id": f"4200{order.order_no[-10:]}",
+            "trade_state": "SUCCESS",
+            "success_time": "2026-11-26T12:00:05+08:00",
+            "payer": {"sp_openid": order.payer_openid},
+            "amount": {"total": order.pay_amount_fen, "payer_total": order.pay_amount_fen, "currency": "CNY"},
+        }
+        resource.update(overrides)
+        body = self.body("TRANSACTION.SUCCESS", resource)
+        return self.headers(body), body
+
+    def paid_direct(self, order: RechargeOrder, mchid: str, **overrides: Any) -> tuple[dict[str, str], bytes]:
+        """A payment notification the way direct mode sends it: the merchant's own ``mchid``."""
         resource: dict[str, Any] = {
-            "mchid": MCHID,
-            "appid": "wxd678efh567hg6787",
+            "mchid": mchid,
+            "appid": "wx2222222222222222",
             "out_trade_no": order.order_no,
             "transaction_id": f"4200{order.order_no[-10:]}",
             "trade_state": "SUCCESS",
@@ -131,7 +160,8 @@ class Wechat:
         self, order: RechargeOrder, status: str = "SUCCESS", **overrides: Any
     ) -> tuple[dict[str, str], bytes]:
         resource: dict[str, Any] = {
-            "mchid": MCHID,
+            "sp_mchid": MCHID,
+            "sub_mchid": SUB_MCHID,
             "out_trade_no": order.order_no,
             "transaction_id": order.transaction_id,
             "out_refund_no": order.out_refund_no,
@@ -149,9 +179,13 @@ def wechat(platform_keys: tuple[Path, PlatformKeys]) -> Wechat:
     return Wechat(platform_keys[1])
 
 
-async def new_order(deps: Deps, key: str | None = None, pay_amount_fen: int = 100_000) -> RechargeOrder:
+async def new_order(
+    deps: Deps, key: str | None = None, pay_amount_fen: int = 100_000, merchant_id: str = MERCHANT
+) -> RechargeOrder:
     """An order AWAITING_PAYMENT (through the real use case, fakes behind it)."""
-    command = CreateRechargeOrder(CARD_NO, pay_amount_fen, 2, key or uuid.uuid4().hex, "o-payer-1")
+    command = CreateRechargeOrder(
+        CARD_NO, pay_amount_fen, 2, key or uuid.uuid4().hex, "o-payer-1", merchant_id
+    )
     order = await create_recharge_order(command, deps)
     assert order.status is OrderStatus.AWAITING_PAYMENT
     return order

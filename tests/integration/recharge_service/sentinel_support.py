@@ -17,7 +17,7 @@ from tests.integration.recharge_service.fakes import FakeCard, unknown
 
 S = OrderStatus
 HOLD = timedelta(minutes=60)
-EXPIRY = timedelta(minutes=30)
+EXPIRY = timedelta(minutes=30)  # the test merchant's order_expiry (fakes.merchant())
 
 
 def policy(owner: str = "node-a", **changes: object) -> SentinelPolicy:

@@ -92,8 +92,11 @@ async def test_a_frozen_card_voids_first_then_refunds_with_the_order_refund_numb
     assert result.status is S.REFUNDING
     assert result.out_refund_no == f"{order.order_no}-R1"
     assert card.methods()[-2:] == ["ConfirmRecharge", "VoidRecharge"]
+    shop = await deps.merchants.version(order.merchant_id, order.merchant_version)
+    assert shop is not None
     assert payments.of("CreateRefund") == [
         {
+            "account": shop.wechat,  # the order's merchant's WeChat account
             "out_trade_no": order.order_no,
             "out_refund_no": f"{order.order_no}-R1",
             "refund_fen": 100_000,

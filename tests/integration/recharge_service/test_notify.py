@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +18,18 @@ from rc_common import wechatpay_crypto as crypto
 from rc_common.db import Database
 from recharge_service.adapters.orm import outbox, payments
 from recharge_service.adapters.wechat_notifications import NotificationOpener
+from recharge_service.domain.merchant import WechatAccount, WechatMode
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.notifications import handle_notification
 from recharge_service.service_layer.orders import load_order
 from tests.integration.recharge_service.conftest import Wechat, new_order, reload
-from tests.integration.recharge_service.fakes import FakeCard
+from tests.integration.recharge_service.fakes import SUB_MCHID, FakeCard, MemoryMerchants, merchant
+from wechat_mock.adapters.keys import ensure_keys
+
+#: A second partner-mode merchant, and a direct-mode one with its own mchid and keys.
+SHOP_B, SUB_MCHID_B = "shop-b", "1900000202"
+SHOP_D, DIRECT_MCHID = "shop-d", "1230000109"
 
 
 async def snapshot(db: Database, order_no: str) -> tuple[Any, ...]:
@@ -215,3 +222,109 @@ async def test_a_late_payment_notification_after_the_credit_changes_nothing(
     assert (await handle_notification(deps, opener, headers, body)).code == "SUCCESS"  # the older copy
     await deps.background.join()
     assert await snapshot(db, order.order_no) == before
+
+
+async def refused_and_unchanged(
+    deps: Deps,
+    db: Database,
+    opener: NotificationOpener,
+    order: RechargeOrder,
+    notification: tuple[dict[str, str], bytes],
+) -> str:
+    """Hand ``notification`` over: it must get FAIL, change nothing and be noted refused on the
+    order's timeline. The refusal's message."""
+    before = await snapshot(db, order.order_no)
+    ack = await handle_notification(deps, opener, *notification)
+    assert ack.code == "FAIL" and ack.message
+    await deps.background.join()
+    assert await snapshot(db, order.order_no) == before
+    async with deps.uow(readonly=True) as uow:
+        notes = [e for e in await uow.timeline.for_order(order.order_no) if e.kind == "notification"]
+    assert [(e.outcome, e.detail) for e in notes] == [("refused", ack.message)]
+    return ack.message
+
+
+async def test_a_notification_for_one_merchant_carrying_anothers_order_is_refused(
+    deps: Deps,
+    db: Database,
+    opener: NotificationOpener,
+    wechat: Wechat,
+    merchants: MemoryMerchants,
+    card: FakeCard,
+) -> None:
+    merchants.add(
+        merchant(SHOP_B, wechat=WechatAccount(WechatMode.PARTNER, SUB_MCHID_B, "wx4444444444444444"))
+    )
+    theirs = await new_order(deps, merchant_id=SHOP_B)
+    # shop-a's sub_mchid (the builder's default) naming shop-b's order.
+    message = await refused_and_unchanged(deps, db, opener, theirs, wechat.paid(theirs))
+    assert SHOP_B in message
+    assert "ConfirmRecharge" not in card.methods()
+    # The same payment under shop-b's own sub_mchid is accepted.
+    ack = await handle_notification(deps, opener, *wechat.paid(theirs, sub_mchid=SUB_MCHID_B))
+    assert ack.code == "SUCCESS"
+    await deps.background.join()
+    assert (await reload(deps, theirs.order_no)).status is OrderStatus.CREDITED
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["wrong sp_mchid", "mchid instead of sp_mchid and sub_mchid", "sub_mchid without sp_mchid"],
+)
+async def test_a_partner_notification_must_name_the_providers_sp_mchid_and_the_sub_mchid(
+    deps: Deps, db: Database, opener: NotificationOpener, wechat: Wechat, card: FakeCard, case: str
+) -> None:
+    order = await new_order(deps)
+    notification = {
+        "wrong sp_mchid": lambda: wechat.paid(order, sp_mchid="1900000999"),
+        "mchid instead of sp_mchid and sub_mchid": lambda: wechat.paid_direct(order, SUB_MCHID),
+        "sub_mchid without sp_mchid": lambda: wechat.paid(order, sp_mchid=""),
+    }[case]()
+    await refused_and_unchanged(deps, db, opener, order, notification)
+    assert "ConfirmRecharge" not in card.methods()
+
+
+@pytest.fixture
+def direct_keys(tmp_path: Path) -> Path:
+    """A direct-mode merchant's own key set (not the provider's)."""
+    keys_dir = tmp_path / "direct" / DIRECT_MCHID
+    ensure_keys(keys_dir)
+    return keys_dir
+
+
+@pytest.fixture
+def direct_merchant(merchants: MemoryMerchants, direct_keys: Path) -> str:
+    account = WechatAccount(WechatMode.DIRECT, DIRECT_MCHID, "wx2222222222222222", str(direct_keys))
+    merchants.add(merchant(SHOP_D, wechat=account))
+    return SHOP_D
+
+
+async def test_a_direct_merchants_notification_signed_with_the_providers_keys_is_refused(
+    deps: Deps, db: Database, opener: NotificationOpener, wechat: Wechat, card: FakeCard, direct_merchant: str
+) -> None:
+    order = await new_order(deps, merchant_id=direct_merchant)
+    message = await refused_and_unchanged(deps, db, opener, order, wechat.paid_direct(order, DIRECT_MCHID))
+    assert "keys" in message
+    assert "ConfirmRecharge" not in card.methods()
+
+
+async def test_a_direct_merchants_notification_signed_with_its_own_keys_is_accepted(
+    deps: Deps, db: Database, opener: NotificationOpener, direct_keys: Path, direct_merchant: str
+) -> None:
+    order = await new_order(deps, merchant_id=direct_merchant)
+    own = Wechat(ensure_keys(direct_keys))
+    ack = await handle_notification(deps, opener, *own.paid_direct(order, DIRECT_MCHID))
+    assert ack.code == "SUCCESS"
+    await deps.background.join()
+    credited = await reload(deps, order.order_no)
+    assert credited.status is OrderStatus.CREDITED
+    assert credited.transaction_id == f"4200{order.order_no[-10:]}"
+
+
+async def test_a_direct_merchants_keys_do_not_vouch_for_a_partner_merchants_payment(
+    deps: Deps, db: Database, opener: NotificationOpener, direct_keys: Path, direct_merchant: str
+) -> None:
+    order = await new_order(deps)  # shop-a, partner mode: only the provider's keys may sign for it
+    borrowed = Wechat(ensure_keys(direct_keys))
+    message = await refused_and_unchanged(deps, db, opener, order, borrowed.paid(order))
+    assert "keys" in message

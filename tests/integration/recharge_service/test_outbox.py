@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import grpc
 
 from recharge_service.adapters.followup_clients import CallbackClient, NoticeClient
-from recharge_service.domain.order import OrderStatus
+from recharge_service.domain.order import Channel, OrderStatus
 from recharge_service.domain.timeline import OUTBOX_DELIVERY
 from recharge_service.service_layer import confirm
 from recharge_service.service_layer.deps import Deps
@@ -16,8 +17,8 @@ from recharge_service.service_layer.payment import record_payment
 from recharge_service.service_layer.ports import PaymentTransaction
 from recharge_service.settings import OutboxSettings
 from tests.integration.recharge_service.conftest import new_order
+from tests.integration.recharge_service.fakes import MERCHANT, FakeNotices, MemoryMerchants, unknown
 from tests.integration.recharge_service.fakes import FakeCallbacks as MemoryCallbacks
-from tests.integration.recharge_service.fakes import FakeNotices, unknown
 from tests.integration.recharge_service.grpc_fakes import FakeCallbacks, FakeMessages, serving
 
 NO_BACKOFF = OutboxPolicy.from_settings(OutboxSettings(backoff=0.0, backoff_max=0.0, max_attempts=3), "test")
@@ -32,6 +33,12 @@ async def credited_order(deps: Deps) -> str:
     return order.order_no
 
 
+def call_back(merchants: MemoryMerchants, targets: dict[Channel, str]) -> None:
+    """Give the test merchant these callback targets (a new version: orders created after it)."""
+    current = merchants.versions[MERCHANT][-1].config
+    merchants.add(replace(current, callbacks=targets))
+
+
 async def outbox_rows(deps: Deps, order_no: str) -> dict[str, tuple[str, int]]:
     async with deps.uow(readonly=True) as uow:
         rows = await uow.outbox.for_order(order_no)
@@ -44,17 +51,20 @@ async def deliveries(deps: Deps, order_no: str) -> list[tuple[str, str]]:
     return [(e.method, e.outcome) for e in entries if e.kind == OUTBOX_DELIVERY]
 
 
-async def test_notice_and_callback_arrive_once_each_even_when_the_first_attempts_fail(deps: Deps) -> None:
+async def test_notice_and_callback_arrive_once_each_even_when_the_first_attempts_fail(
+    deps: Deps, merchants: MemoryMerchants
+) -> None:
     messages, callbacks = FakeMessages(), FakeCallbacks()
     messages.script("SendTemplateMessage", "unavailable")
     callbacks.script("OnRechargeFinished", "unavailable")
-    order_no = await credited_order(deps)
     async with (
         serving(messages) as wechat,
         serving(callbacks) as pos,
         grpc.aio.insecure_channel(wechat.address) as channel,
     ):
-        callback_client = CallbackClient({"POS": pos.address}, deadline=2.0)
+        call_back(merchants, {Channel.POS: pos.address})
+        order_no = await credited_order(deps)
+        callback_client = CallbackClient(deadline=2.0)
         notices = NoticeClient(channel, deadline=2.0)
         try:
             for _ in range(4):  # more rounds than needed: delivered rows are not sent again
@@ -82,13 +92,30 @@ async def test_notice_and_callback_arrive_once_each_even_when_the_first_attempts
     )
 
 
-async def test_a_channel_without_a_callback_target_is_recorded_as_skipped(deps: Deps) -> None:
+async def test_a_channel_without_a_callback_target_is_recorded_as_skipped(
+    deps: Deps, merchants: MemoryMerchants
+) -> None:
+    call_back(merchants, {Channel.OFFICIAL_ACCOUNT: "127.0.0.1:1"})
     order_no = await credited_order(deps)
-    notices, callbacks = FakeNotices(), MemoryCallbacks(targets={"OFFICIAL_ACCOUNT": "127.0.0.1:1"})
+    notices, callbacks = FakeNotices(), MemoryCallbacks()
     await dispatch_once(deps, notices, callbacks, NO_BACKOFF)
     assert callbacks.sent == []  # the order came from POS, which has no target
     assert (await outbox_rows(deps, order_no))["business_callback"] == ("skipped", 0)
     assert ("business_callback", "skipped") in await deliveries(deps, order_no)
+
+
+async def test_a_callback_goes_to_the_target_of_the_merchant_version_the_order_was_created_with(
+    deps: Deps, merchants: MemoryMerchants
+) -> None:
+    call_back(merchants, {Channel.POS: "pos-old.example:7001"})
+    order_no = await credited_order(deps)
+    call_back(merchants, {Channel.POS: "pos-new.example:7001"})  # changed after the order was created
+    callbacks = MemoryCallbacks()
+    await dispatch_once(deps, FakeNotices(), callbacks, NO_BACKOFF)
+    assert callbacks.sent == [("pos-old.example:7001", f"{order_no}.credited.callback", "CREDITED")]
+    later = await credited_order(deps)
+    await dispatch_once(deps, FakeNotices(), callbacks, NO_BACKOFF)
+    assert callbacks.sent[-1] == ("pos-new.example:7001", f"{later}.credited.callback", "CREDITED")
 
 
 async def test_a_follow_up_that_keeps_failing_ends_dead_after_max_attempts(deps: Deps) -> None:

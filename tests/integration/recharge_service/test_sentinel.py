@@ -6,11 +6,18 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
+from rc_common.errors import Unavailable
 from rc_common.outcomes import Done
+from recharge_service.domain.merchant import WechatAccount, WechatMode
 from recharge_service.domain.order import OrderStatus
+from recharge_service.service_layer.commands import CreateRechargeOrder
+from recharge_service.service_layer.create import create_recharge_order
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.notifications import start_credit
 from recharge_service.service_layer.ports import (
+    RECHARGING,
     SUCCEEDED,
     VOIDED,
     CardRecharge,
@@ -20,8 +27,18 @@ from recharge_service.service_layer.ports import (
 from recharge_service.service_layer.sentinel import run_sentinel
 from recharge_service.settings import OnPending
 from tests.integration.recharge_service.conftest import new_order, reload
-from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments, refused, unknown
+from tests.integration.recharge_service.fakes import (
+    MERCHANT,
+    Clock,
+    FakeCard,
+    FakePayments,
+    MemoryMerchants,
+    merchant,
+    refused,
+    unknown,
+)
 from tests.integration.recharge_service.sentinel_support import (
+    EXPIRY,
     HOLD,
     credit_unknown_order,
     lease_of,
@@ -270,14 +287,13 @@ async def test_a_created_order_past_expiry_is_voided_leaving_a_tombstone_and_clo
     timed: Deps, card: FakeCard, payments: FakePayments, clock: Clock
 ) -> None:
     card.script("PreRecharge", unknown(), unknown(), unknown())
-    from recharge_service.service_layer.commands import CreateRechargeOrder
-    from recharge_service.service_layer.create import create_recharge_order
-
-    try:
-        await create_recharge_order(CreateRechargeOrder("8800000000000001", 100_000, 2, "k-1", "o-1"), timed)
-    except Exception as exc:  # UNAVAILABLE: the pre-recharge's outcome is unknown
-        order_no = exc.metadata["order_no"]  # type: ignore[attr-defined]
-    clock.advance(timedelta(minutes=29))
+    command = CreateRechargeOrder("8800000000000001", 100_000, 2, "k-1", "o-1", MERCHANT)
+    with pytest.raises(Unavailable) as unavailable:  # the pre-recharge's outcome is unknown
+        await create_recharge_order(command, timed)
+    order_no = unavailable.value.metadata["order_no"]
+    expiry = (await reload(timed, order_no)).expires_at - clock.now
+    assert expiry == EXPIRY  # the merchant's payment window
+    clock.advance(EXPIRY - timedelta(minutes=1))
     assert (await run_sentinel(timed, policy(), ignore_hold=True)).examined == 0  # not expired yet
     clock.advance(timedelta(minutes=2))
     report = await run_sentinel(timed, policy(), ignore_hold=True)
@@ -285,6 +301,52 @@ async def test_a_created_order_past_expiry_is_voided_leaving_a_tombstone_and_clo
     assert (await reload(timed, order_no)).status is S.CLOSED
     assert card.methods()[-1] == "VoidRecharge" and card.records[order_no].status == VOIDED
     assert payments.calls == []  # no prepay was ever asked for, so nothing to close at WeChat
+
+
+async def test_a_pre_recharge_that_landed_with_every_answer_lost_is_voided_and_the_order_keeps_its_record(
+    timed: Deps, card: FakeCard, payments: FakePayments, clock: Clock
+) -> None:
+    card.script("PreRecharge", unknown(), unknown(), unknown())
+    command = CreateRechargeOrder("8800000000000001", 100_000, 2, "k-1", "o-1", MERCHANT)
+    with pytest.raises(Unavailable) as unavailable:
+        await create_recharge_order(command, timed)
+    order_no = unavailable.value.metadata["order_no"]
+    # The third attempt landed after all (late success): the card system holds it RECHARGING.
+    card.records[order_no] = CardRecharge(order_no, RECHARGING, 2_000, 102_000, 3)
+    clock.advance(EXPIRY + timedelta(minutes=1))
+    assert (await run_sentinel(timed, policy(), ignore_hold=True)).closed == 1
+    ended = await reload(timed, order_no)
+    assert card.records[order_no].status == VOIDED
+    # the order tells the card system's story: the bonus it would have had, voided, never paid
+    assert (ended.status, ended.bonus_fen, ended.credit_amount_fen, ended.rule_version) == (
+        S.CLOSED,
+        2_000,
+        102_000,
+        3,
+    )
+    assert payments.calls == []
+
+
+async def test_each_merchants_unpaid_orders_close_at_its_own_expiry_for_its_wechat_account(
+    timed: Deps, payments: FakePayments, clock: Clock, merchants: MemoryMerchants
+) -> None:
+    account = WechatAccount(WechatMode.PARTNER, "1900000202", "wx4444444444444444")
+    quick = merchants.add(merchant("shop-b", order_expiry=timedelta(minutes=5), wechat=account))
+    slow = await new_order(timed)  # shop-a: 30 minutes
+    fast = await new_order(timed, merchant_id=quick.merchant_id)
+    clock.advance(timedelta(minutes=6))
+    report = await run_sentinel(timed, policy(), ignore_hold=True)
+    assert report.closed == 1
+    assert (await reload(timed, fast.order_no)).status is S.CLOSED
+    assert (await reload(timed, slow.order_no)).status is S.AWAITING_PAYMENT
+    asked = {(name, args["out_trade_no"], args["account"]) for name, args in payments.calls[2:]}
+    shop_a = await merchants.current(MERCHANT)
+    assert shop_a is not None
+    assert asked == {  # the open order is only looked up; each call for its merchant's account
+        ("QueryOrder", slow.order_no, shop_a.wechat),
+        ("QueryOrder", fast.order_no, account),
+        ("CloseOrder", fast.order_no, account),
+    }
 
 
 async def test_a_void_of_an_unpaid_order_that_answers_succeeded_goes_to_manual_review(
@@ -353,9 +415,9 @@ async def test_a_run_visits_every_due_order_once_even_beyond_one_batch_and_undec
     seen: list[str] = []
     original = card.get_recharge
 
-    async def watching(order_no: str):  # type: ignore[no-untyped-def]
+    async def watching(order_no: str, merchant_id: str):  # type: ignore[no-untyped-def]
         seen.append(order_no)
-        return await original(order_no)
+        return await original(order_no, merchant_id)
 
     card.get_recharge = watching  # type: ignore[method-assign]
     await run_sentinel(timed, policy(batch=2, concurrency=1))

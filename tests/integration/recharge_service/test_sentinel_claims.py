@@ -24,7 +24,7 @@ from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.ports import VOIDED, CardRecharge
 from recharge_service.service_layer.sentinel import SentinelReport, run_sentinel
 from tests.integration.recharge_service.conftest import MCHID, new_order, reload
-from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments
+from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments, MemoryMerchants
 from tests.integration.recharge_service.sentinel_support import HOLD, credit_unknown_order, policy, timeline
 
 S = OrderStatus
@@ -52,13 +52,32 @@ async def two_databases(
 class SlowCard(FakeCard):
     """Yields to the other sentinel inside every call, so their visits interleave."""
 
-    async def get_recharge(self, order_no: str):  # type: ignore[no-untyped-def]
+    async def get_recharge(self, order_no: str, merchant_id: str):  # type: ignore[no-untyped-def]
         await asyncio.sleep(0.002)
-        return await super().get_recharge(order_no)
+        return await super().get_recharge(order_no, merchant_id)
 
-    async def void_recharge(self, order_no: str, reason: str):  # type: ignore[no-untyped-def]
+    async def void_recharge(self, order_no: str, reason: str, merchant_id: str):  # type: ignore[no-untyped-def]
         await asyncio.sleep(0.002)
-        return await super().void_recharge(order_no, reason)
+        return await super().void_recharge(order_no, reason, merchant_id)
+
+
+def centers(
+    databases: tuple[Database, Database], card: FakeCard, payments: FakePayments, clock: Clock
+) -> tuple[Deps, Deps]:
+    """Two recharge centers, one per database object, sharing the fakes and the merchants."""
+    merchants = MemoryMerchants.of()
+    first, second = (
+        Deps(
+            uow=uow_factory(db),
+            card=card,
+            payments=payments,
+            merchants=merchants,
+            sp_mchid=MCHID,
+            clock=clock,
+        )
+        for db in databases
+    )
+    return first, second
 
 
 async def backlog(deps: Deps, card: FakeCard, clock: Clock) -> dict[str, list[str]]:
@@ -77,17 +96,7 @@ async def test_two_sentinels_on_one_database_visit_each_order_once_and_never_rep
     two_databases: tuple[Database, Database],
 ) -> None:
     card, payments, clock = SlowCard(bonus_fen=2_000), FakePayments(), Clock()
-    a, b = (
-        Deps(
-            uow=uow_factory(db),
-            card=card,
-            payments=payments,
-            mchid=MCHID,
-            clock=clock,
-            order_expiry=timedelta(minutes=30),
-        )
-        for db in two_databases
-    )
+    a, b = centers(two_databases, card, payments, clock)
     kinds = await backlog(a, card, clock)
     before = Counter(card.calls)
     clock.advance(HOLD + timedelta(seconds=1))
@@ -127,10 +136,7 @@ async def test_concurrent_claims_are_disjoint_and_cover_the_backlog(
     """On PostgreSQL the second claimer skips the rows the first holds locked (it does not wait);
     on SQLite the claims serialize. Either way no order is leased twice."""
     card, payments, clock = FakeCard(bonus_fen=2_000), FakePayments(), Clock()
-    a, b = (
-        Deps(uow=uow_factory(db), card=card, payments=payments, mchid=MCHID, clock=clock)
-        for db in two_databases
-    )
+    a, b = centers(two_databases, card, payments, clock)
     wanted = {(await credit_unknown_order(a, card)).order_no for _ in range(10)}
     now = clock() + HOLD * 2
     claim = {"statuses": sorted(SENTINEL_STATES), "changed_before": now - HOLD, "limit": 6}

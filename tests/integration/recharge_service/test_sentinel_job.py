@@ -24,7 +24,12 @@ from recharge_service.settings import (
 )
 from tests.integration.recharge_service.conftest import Wechat
 from tests.integration.recharge_service.grpc_fakes import FakeCardSystem, FakeMessages, FakeWechat, serving
-from tests.integration.recharge_service.test_server import as_domain, create_request, wait_for_status
+from tests.integration.recharge_service.test_server import (
+    as_domain,
+    create_request,
+    open_merchant,
+    wait_for_status,
+)
 from tests.waiting import eventually
 from wechat_mock.adapters.keys import PlatformKeys
 
@@ -61,7 +66,9 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
         app.start_background()
         try:
             async with grpc.aio.insecure_channel(app.server.address) as channel:
-                yield Running(app, channel, card)
+                running = Running(app, channel, card)
+                await open_merchant(running.ops)
+                yield running
         finally:
             await app.server.stop(0.5)
 

@@ -22,6 +22,7 @@ from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.notifications import handle_notification
 from recharge_service.service_layer.timeline_notes import TimelineNotes
 from tests.integration.recharge_service.conftest import MCHID, Wechat, reload
+from tests.integration.recharge_service.fakes import MemoryMerchants
 from tests.integration.recharge_service.grpc_fakes import FakeCardSystem, FakeWechat, serving
 from tests.integration.recharge_service.test_create import command
 
@@ -31,15 +32,18 @@ PAY = "/wechatpay.v1.PaymentGateway/"
 
 
 @pytest.fixture
-async def wired(db: Database) -> AsyncIterator[tuple[Deps, FakeCardSystem, FakeWechat]]:
+async def wired(
+    db: Database, merchants: MemoryMerchants
+) -> AsyncIterator[tuple[Deps, FakeCardSystem, FakeWechat]]:
     card, wechat = FakeCardSystem(), FakeWechat()
     async with serving(card, wechat) as server, grpc.aio.insecure_channel(server.address) as channel:
         timeline = TimelineNotes(uow_factory(db))
         deps = Deps(
             uow=uow_factory(db),
             card=CardClient(channel, timeline, FAST, FAST),
-            payments=PaymentClient(channel, timeline, FAST),
-            mchid=MCHID,
+            payments=PaymentClient(channel, timeline, FAST, MCHID),
+            merchants=merchants,
+            sp_mchid=MCHID,
         )
         yield deps, card, wechat
         await deps.background.close(5.0)

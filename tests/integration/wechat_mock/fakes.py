@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +63,7 @@ class FakeMerchant(wechatpay_pb2_grpc.PaymentNotificationsServicer):
         if item.answer == "ERROR":
             await context.abort(grpc.StatusCode.INTERNAL, "merchant crashed")
         if item.answer == "SLOW":
-            await asyncio.sleep(self.slow_s)
+            await asyncio.sleep(self.slow_s)  # a slow merchant: answers after the simulator gave up
             return wechatpay_pb2.NotifyAck(code="SUCCESS")
         return wechatpay_pb2.NotifyAck(code=item.answer, message="" if item.answer == "SUCCESS" else "no")
 
@@ -95,13 +94,36 @@ class FakeMerchant(wechatpay_pb2_grpc.PaymentNotificationsServicer):
             await self.server.stop(0)
 
 
+#: The simulator's service provider (its --mchid default) and the sub-merchant the tests act for.
+SP_MCHID = "1900000109"
+SP_APPID = "wxd678efh567hg6787"
+SUB_MCHID = "1900000201"
+#: Partner mode (服务商): what every test's gateway request names unless it says otherwise.
+PARTNER = wechatpay_pb2.MerchantRef(sp_mchid=SP_MCHID, sub_mchid=SUB_MCHID)
+
+
+def partner(sub_mchid: str) -> wechatpay_pb2.MerchantRef:
+    return wechatpay_pb2.MerchantRef(sp_mchid=SP_MCHID, sub_mchid=sub_mchid)
+
+
+def direct(mchid: str) -> wechatpay_pb2.MerchantRef:
+    return wechatpay_pb2.MerchantRef(mchid=mchid)
+
+
 class Stubs:
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    """The simulator's stubs; the gateway helpers act for ``merchant`` (``as_merchant`` for another)."""
+
+    def __init__(self, channel: grpc.aio.Channel, merchant: wechatpay_pb2.MerchantRef = PARTNER) -> None:
         self.channel = channel
+        self.merchant = merchant
         self.gateway = wechatpay_pb2_grpc.PaymentGatewayStub(channel)
         self.payer = wechatpay_pb2_grpc.PayerSimulatorStub(channel)
         self.messages = wechatpay_pb2_grpc.MessageSimulatorStub(channel)
         self.faults = faults_pb2_grpc.FaultControlStub(channel)
+
+    def as_merchant(self, merchant: wechatpay_pb2.MerchantRef) -> Stubs:
+        """The same stubs (same channel), acting for ``merchant``."""
+        return Stubs(self.channel, merchant)
 
     async def prepay(self, out_trade_no: str, amount_fen: int = 100, **extra: Any) -> str:
         request = wechatpay_pb2.CreatePrepayRequest(
@@ -109,6 +131,7 @@ class Stubs:
             description=extra.pop("description", "储值卡充值"),
             amount_total_fen=amount_fen,
             payer_openid=extra.pop("payer_openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+            merchant=extra.pop("merchant", self.merchant),
             **extra,
         )
         return (await self.gateway.CreatePrepay(request, timeout=10)).prepay_id
@@ -121,12 +144,13 @@ class Stubs:
         return await self.pay(out_trade_no)
 
     async def query(self, out_trade_no: str) -> wechatpay_pb2.Transaction:
-        request = wechatpay_pb2.QueryOrderRequest(out_trade_no=out_trade_no)
+        request = wechatpay_pb2.QueryOrderRequest(out_trade_no=out_trade_no, merchant=self.merchant)
         return await self.gateway.QueryOrder(request, timeout=10)
 
     async def close(self, out_trade_no: str, deadline_s: float = 10) -> wechatpay_pb2.CloseOrderResponse:
         return await self.gateway.CloseOrder(
-            wechatpay_pb2.CloseOrderRequest(out_trade_no=out_trade_no), timeout=deadline_s
+            wechatpay_pb2.CloseOrderRequest(out_trade_no=out_trade_no, merchant=self.merchant),
+            timeout=deadline_s,
         )
 
     async def refund(
@@ -138,14 +162,25 @@ class Stubs:
         deadline_s: float = 10,
     ) -> wechatpay_pb2.Refund:
         request = wechatpay_pb2.CreateRefundRequest(
-            out_trade_no=out_trade_no, out_refund_no=out_refund_no, refund_fen=refund_fen, total_fen=total_fen
+            out_trade_no=out_trade_no,
+            out_refund_no=out_refund_no,
+            refund_fen=refund_fen,
+            total_fen=total_fen,
+            merchant=self.merchant,
         )
         return await self.gateway.CreateRefund(request, timeout=deadline_s)
 
     async def query_refund(self, out_refund_no: str) -> wechatpay_pb2.Refund:
         return await self.gateway.QueryRefund(
-            wechatpay_pb2.QueryRefundRequest(out_refund_no=out_refund_no), timeout=10
+            wechatpay_pb2.QueryRefundRequest(out_refund_no=out_refund_no, merchant=self.merchant), timeout=10
         )
+
+    async def bill(
+        self, bill_date: str, merchant: wechatpay_pb2.MerchantRef | None = None
+    ) -> wechatpay_pb2.DownloadTradeBillResponse:
+        """The trade bill of ``merchant`` (None: every trade, the service provider's view)."""
+        request = wechatpay_pb2.DownloadTradeBillRequest(bill_date=bill_date, merchant=merchant)
+        return await self.gateway.DownloadTradeBill(request, timeout=10)
 
     async def set_faults(self, *rules: faults_pb2.FaultRule, seed: int = 1) -> None:
         await self.faults.SetFaults(faults_pb2.FaultPlan(seed=seed, rules=list(rules)), timeout=10)
@@ -154,17 +189,3 @@ class Stubs:
 def rule(method: str, kind: str, **fields: Any) -> faults_pb2.FaultRule:
     kind_value = faults_pb2.FaultKind.Value(f"FAULT_KIND_{kind}")
     return faults_pb2.FaultRule(method=method, kind=kind_value, **fields)
-
-
-async def eventually(check: Callable[[], Any], within: float = 10.0, interval: float = 0.05) -> Any:
-    """Re-run an async or sync ``check`` until it returns a truthy value (or fail after ``within``)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s (last value {value!r})")
-        await asyncio.sleep(interval)

@@ -10,7 +10,8 @@ import pytest
 from protos.wechatpay.v1 import wechatpay_pb2 as pb
 from rc_common.clock import CHINA
 from rc_common.grpc_status import error_field
-from tests.integration.wechat_mock.fakes import Stubs, eventually
+from tests.integration.wechat_mock.fakes import Stubs
+from tests.waiting import eventually
 
 
 async def bill(stubs: Stubs, day: str) -> pb.DownloadTradeBillResponse:

@@ -13,14 +13,17 @@ from protos.faults.v1 import faults_pb2
 from rc_common import wechatpay_crypto as crypto
 from tests.integration.wechat_mock.conftest import Launcher, Running
 from tests.integration.wechat_mock.fakes import (
+    SP_APPID,
+    SP_MCHID,
+    SUB_MCHID,
     FakeMerchant,
     Policy,
     Received,
     Stubs,
     always,
-    eventually,
     rule,
 )
+from tests.waiting import eventually
 from wechat_mock.adapters.keys import PlatformKeys
 from wechat_mock.domain.notifications import DeliveryStatus, Notification
 
@@ -60,9 +63,10 @@ async def test_payment_notification_is_wechats_signed_encrypted_transaction(
     assert resource["associated_data"] == "transaction" and resource["original_type"] == "transaction"
     assert len(resource["nonce"]) == 12
     plain = item.plain(keys.apiv3_key)
-    assert plain == {
-        "mchid": "1900000109",
-        "appid": "wxd678efh567hg6787",
+    assert plain == {  # partner mode (服务商): the provider and the sub-merchant, no mchid
+        "sp_appid": SP_APPID,
+        "sp_mchid": SP_MCHID,
+        "sub_mchid": SUB_MCHID,
         "out_trade_no": "NT-0001",
         "transaction_id": paid.transaction_id,
         "trade_type": "JSAPI",
@@ -71,7 +75,7 @@ async def test_payment_notification_is_wechats_signed_encrypted_transaction(
         "bank_type": "OTHERS",
         "attach": "",
         "success_time": paid.success_time,
-        "payer": {"openid": paid.payer_openid},
+        "payer": {"sp_openid": paid.payer_openid},
         "amount": {"total": 1999, "payer_total": 1999, "currency": "CNY", "payer_currency": "CNY"},
     }
 
@@ -141,7 +145,8 @@ async def test_refund_notification_carries_wechats_refund_document(
     assert plain["success_time"].endswith("+08:00")
     del plain["success_time"]
     assert plain == {
-        "mchid": "1900000109",
+        "sp_mchid": SP_MCHID,
+        "sub_mchid": SUB_MCHID,
         "out_trade_no": "NT-0004",
         "transaction_id": paid.transaction_id,
         "out_refund_no": "NT-0004-r",
@@ -161,7 +166,13 @@ async def test_unacknowledged_notification_is_retried_until_success_then_stops(
     assert [r.answer for r in received] == ["FAIL", "FAIL", "FAIL", "SUCCESS"]
     assert len({r.envelope["id"] for r in received}) == 1
     assert len({r.body for r in received}) == 1
-    await asyncio.sleep(1.0)  # five schedule gaps: nothing more may come
+
+    async def delivered() -> bool:
+        (record,) = await records(wechat, "NT-0005")
+        return record.status is DeliveryStatus.DELIVERED
+
+    await eventually(delivered)
+    await asyncio.sleep(0.4)  # time must pass: two retry gaps (0.2 s) in which nothing more may come
     assert len(merchant.received) == 4
     (record,) = await records(wechat, "NT-0005")
     assert record.status is DeliveryStatus.DELIVERED and record.attempts == 4
@@ -213,7 +224,7 @@ async def test_notification_is_given_up_after_the_schedule(launch: Launcher, mer
     await eventually(given_up)
     (record,) = await records(wechat, "NT-0008")
     assert record.attempts == 3 and "FAIL" in record.last_error
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.3)  # time must pass: three retry gaps (0.1 s) in which nothing more may come
     assert len(merchant.received) == 3
 
 
@@ -241,7 +252,13 @@ async def test_duplicate_delivers_the_same_signed_request_twice(
     first, second = await merchant.wait_count(2)
     assert first.body == second.body
     assert first.headers == second.headers
-    await asyncio.sleep(0.5)
+
+    async def delivered_once() -> bool:
+        (record,) = await records(wechat, "NT-0010")
+        return record.status is DeliveryStatus.DELIVERED and record.attempts == 1
+
+    await eventually(delivered_once)
+    await asyncio.sleep(0.4)  # time must pass: two retry gaps (0.2 s) in which no third copy may come
     assert len(merchant.received) == 2
 
 

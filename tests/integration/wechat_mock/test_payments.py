@@ -11,7 +11,10 @@ import pytest
 
 from protos.wechatpay.v1 import wechatpay_pb2 as pb
 from rc_common.grpc_status import error_field, error_reason
+from tests.integration.wechat_mock.conftest import Running
 from tests.integration.wechat_mock.fakes import FakeMerchant, Stubs
+from tests.waiting import eventually
+from wechat_mock.domain.notifications import DeliveryStatus, Notification
 
 
 async def refusal(awaitable: Awaitable[object]) -> tuple[grpc.StatusCode, str, str]:
@@ -134,11 +137,19 @@ async def test_concurrent_identical_prepays_make_one_order(stubs: Stubs) -> None
 
 
 async def test_concurrent_payments_take_the_money_once_and_notify_once(
-    stubs: Stubs, merchant: FakeMerchant
+    wechat: Running, stubs: Stubs, merchant: FakeMerchant
 ) -> None:
     await stubs.prepay("RC-0021")
     paid = await asyncio.gather(*(stubs.pay("RC-0021") for _ in range(6)))
     assert len({p.transaction_id for p in paid}) == 1
     await merchant.wait_count(1)
-    await asyncio.sleep(0.3)
+
+    async def delivered() -> list[Notification]:
+        async with wechat.simulator.ctx.uow(readonly=True) as uow:
+            found = await uow.notifications.list("RC-0021")
+        return found if found and all(n.status is DeliveryStatus.DELIVERED for n in found) else []
+
+    # Every notification of the order is on record as delivered: nothing is left to send.
+    found = await eventually(delivered, what="RC-0021's notifications recorded as delivered")
+    assert [(n.event_type, n.attempts) for n in found] == [("TRANSACTION.SUCCESS", 1)]
     assert len(merchant.received) == 1

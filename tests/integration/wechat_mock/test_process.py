@@ -16,10 +16,13 @@ import pytest
 
 from protos.wechatpay.v1 import wechatpay_pb2 as pb
 from scripts.stack import ServiceProcess
-from tests.integration.wechat_mock.fakes import FakeMerchant, Stubs, always, eventually
+from tests.integration.wechat_mock.fakes import SP_MCHID, SUB_MCHID, FakeMerchant, Stubs, always
+from tests.waiting import eventually
 from wechat_mock.adapters.keys import ensure_keys
 
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
+#: The MerchantRef of every gateway call, as JSON (partner mode).
+MERCHANT = {"sp_mchid": SP_MCHID, "sub_mchid": SUB_MCHID}
 
 
 def simulator_process(tmp_path: Path, keys_dir: Path, merchant: FakeMerchant, *extra: str) -> ServiceProcess:
@@ -75,20 +78,25 @@ async def test_grpcurl_creates_pays_queries_and_refunds_an_order(
     gateway = "wechatpay.v1.PaymentGateway"
     prepay = await grpcurl(address, f"{gateway}/CreatePrepay", {
         "out_trade_no": "GU-0001", "description": "top up", "amount_total_fen": 1000,
-        "payer_openid": "o-grpcurl",
+        "payer_openid": "o-grpcurl", "merchant": MERCHANT,
     })
     assert str(prepay["prepay_id"]).startswith("wx")
     paid = await grpcurl(address, "wechatpay.v1.PayerSimulator/Pay", {"out_trade_no": "GU-0001"})
     assert paid["trade_state"] == "TRADE_STATE_SUCCESS"
-    queried = await grpcurl(address, f"{gateway}/QueryOrder", {"out_trade_no": "GU-0001"})
+    query = {"out_trade_no": "GU-0001", "merchant": MERCHANT}
+    queried = await grpcurl(address, f"{gateway}/QueryOrder", query)
     assert queried["transaction_id"] == paid["transaction_id"]
+    assert (queried["sp_mchid"], queried["sub_mchid"], queried.get("mchid")) == (SP_MCHID, SUB_MCHID, None)
     refund = await grpcurl(address, f"{gateway}/CreateRefund", {
         "out_trade_no": "GU-0001", "out_refund_no": "GU-0001-r", "refund_fen": 1000, "total_fen": 1000,
+        "merchant": MERCHANT,
     })
     assert refund["status"] == "REFUND_STATUS_PROCESSING"
 
     async def refunded() -> bool:
-        answer = await grpcurl(address, f"{gateway}/QueryRefund", {"out_refund_no": "GU-0001-r"})
+        answer = await grpcurl(
+            address, f"{gateway}/QueryRefund", {"out_refund_no": "GU-0001-r", "merchant": MERCHANT}
+        )
         return answer["status"] == "REFUND_STATUS_SUCCESS"
 
     await eventually(refunded)

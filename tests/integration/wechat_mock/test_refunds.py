@@ -12,7 +12,8 @@ import pytest
 from protos.wechatpay.v1 import wechatpay_pb2 as pb
 from rc_common.grpc_status import error_field, error_reason
 from tests.integration.wechat_mock.conftest import Launcher
-from tests.integration.wechat_mock.fakes import FakeMerchant, Stubs, eventually, rule
+from tests.integration.wechat_mock.fakes import FakeMerchant, Stubs, rule
+from tests.waiting import eventually
 from wechat_mock.adapters.keys import PlatformKeys
 
 CREATE_REFUND = "/wechatpay.v1.PaymentGateway/CreateRefund"

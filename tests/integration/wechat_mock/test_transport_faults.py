@@ -10,7 +10,8 @@ import pytest
 
 from protos.faults.v1 import faults_pb2
 from protos.wechatpay.v1 import wechatpay_pb2 as pb
-from tests.integration.wechat_mock.fakes import Stubs, eventually, rule
+from tests.integration.wechat_mock.fakes import Stubs, rule
+from tests.waiting import eventually
 
 CLOSE = "/wechatpay.v1.PaymentGateway/CloseOrder"
 REFUND = "/wechatpay.v1.PaymentGateway/CreateRefund"

@@ -11,10 +11,12 @@ import pytest
 
 from rc_common.db import DbStats
 from tests.integration.wechat_mock.conftest import Launcher, Running
-from tests.integration.wechat_mock.fakes import FakeMerchant, eventually
-from wechat_mock.adapters.notification_client import DeliveryResult
+from tests.integration.wechat_mock.fakes import FakeMerchant
+from tests.waiting import eventually
 from wechat_mock.domain.notifications import DeliveryStatus
+from wechat_mock.service_layer.due_loop import DueLoop
 from wechat_mock.service_layer.notifier import Notifier
+from wechat_mock.service_layer.ports import DeliveryResult
 from wechat_mock.service_layer.refunds import settle_due_refunds
 
 #: The issue's bound: write transactions per CreatePrepay and per Pay.
@@ -44,6 +46,12 @@ class GatedClient:
         self.calls += 1
         await self.release.wait()
         return DeliveryResult(True, "SUCCESS")
+
+
+def asleep(worker: DueLoop) -> bool:
+    """The worker has finished its step and waits for a wake-up or its idle time (only the loop's
+    own wait future tells this)."""
+    return worker._waiter is not None
 
 
 async def test_create_prepay_and_pay_take_at_most_two_write_transactions_each(wechat: Running) -> None:
@@ -114,7 +122,8 @@ async def test_notifier_is_told_what_is_due_and_reads_nothing_to_deliver_or_retr
     stats = wechat.simulator.ctx.uow.db.stats
     await wechat.stubs.prepay("NR-0000")
     await eventually(lambda: stats.reads >= 1)  # the workers' looks at start
-    await asyncio.sleep(0.3)
+    notifier = wechat.simulator.notifier.loop
+    await eventually(lambda: asleep(notifier), what="the notifier's look at start, then its idle wait")
     reads = stats.reads
     await wechat.stubs.pay("NR-0000")  # its one read: the order
     await merchant.wait_count(2)  # the first attempt fails, the retry (0.2 s later) succeeds

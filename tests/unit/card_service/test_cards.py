@@ -18,7 +18,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def funded(balance: int) -> Card:
-    card = Card.open("62000001", "Li", NOW)
+    card = Card.open("62000001", "m-1", "Li", NOW)
     if balance:
         card.credit(JournalKind.RECHARGE_PRINCIPAL, balance, "R0", NOW)
     return card
@@ -96,3 +96,10 @@ def test_a_frozen_card_takes_a_reversal_but_a_closed_one_does_not() -> None:
         ledger.reverse_consumption(card, second, NOW)
     assert refused.value.reason == "CARD_CLOSED"
     assert (card.balance_fen, second.status) == (900, ConsumptionStatus.COMPLETED)
+
+
+def test_a_card_is_seen_by_its_merchant_or_by_a_request_naming_none() -> None:
+    card = Card.open("62000001", "m-1", "Li", NOW)
+    assert card.merchant_id == "m-1"
+    assert card.visible_to("m-1") and card.visible_to("")
+    assert not card.visible_to("m-2") and not card.visible_to("M-1")

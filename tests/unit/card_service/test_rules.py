@@ -18,14 +18,15 @@ PROMOTION = (BonusTier(100_000, 20_000), BonusTier(20_000, 2_000), BonusTier(50_
     [(19_999, 0), (20_000, 2_000), (49_999, 2_000), (50_000, 8_000), (100_000, 20_000), (9_000_000, 20_000)],
 )
 def test_the_bonus_is_that_of_the_highest_tier_reached(pay: int, bonus: int) -> None:
-    rule = RechargeRule(0).next_version(PROMOTION, Limits(), NOW)
+    rule = RechargeRule("m-1", 0).next_version(PROMOTION, Limits(), NOW)
     assert rule.bonus_for(pay) == bonus
 
 
 def test_a_new_rule_gets_the_next_version_and_sorted_tiers() -> None:
-    first = RechargeRule(0).next_version(PROMOTION, Limits(), NOW)
+    first = RechargeRule("m-1", 0).next_version(PROMOTION, Limits(), NOW)
     second = first.next_version((), Limits(min_pay_fen=500), NOW)
     assert (first.version, second.version) == (1, 2)
+    assert first.merchant_id == second.merchant_id == "m-1"
     assert [t.min_pay_fen for t in first.tiers] == [20_000, 50_000, 100_000]
     assert second.bonus_for(100_000) == 0
 

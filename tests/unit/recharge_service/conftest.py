@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import pytest
 
@@ -14,10 +13,17 @@ from recharge_service.service_layer.create import create_recharge_order
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.payment import record_payment
 from recharge_service.service_layer.ports import PaymentTransaction
-from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments
+from tests.integration.recharge_service.fakes import (
+    MERCHANT,
+    SP_MCHID,
+    Clock,
+    FakeCard,
+    FakePayments,
+    MemoryMerchants,
+)
 from tests.unit.recharge_service.fake_uow import MemoryStore
 
-MCHID = "1900000109"
+MCHID = SP_MCHID
 CARD_NO = "8800000000000001"
 POS = 2
 
@@ -43,16 +49,22 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def merchants() -> MemoryMerchants:
+    """The test merchant ``shop-a`` (partner mode, every channel, orders expire after 30 minutes)."""
+    return MemoryMerchants.of()
+
+
+@pytest.fixture
 async def deps(
-    store: MemoryStore, card: FakeCard, payments: FakePayments, clock: Clock
+    store: MemoryStore, card: FakeCard, payments: FakePayments, clock: Clock, merchants: MemoryMerchants
 ) -> AsyncIterator[Deps]:
     built = Deps(
         uow=store.uow_factory(),
         card=card,
         payments=payments,
-        mchid=MCHID,
+        merchants=merchants,
+        sp_mchid=MCHID,
         clock=clock,
-        order_expiry=timedelta(minutes=30),
     )
     yield built
     await built.background.close(5.0)
@@ -65,6 +77,7 @@ def command(key: str = "key-1", **changes: object) -> CreateRechargeOrder:
         "channel": POS,
         "idempotency_key": key,
         "payer_openid": "o-payer-1",
+        "merchant_id": MERCHANT,
     }
     values.update(changes)
     return CreateRechargeOrder(**values)  # type: ignore[arg-type]

@@ -5,9 +5,9 @@ mirror the statements of ``adapters/outbox.py``, ``adapters/leases.py`` and
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer.storage import (
@@ -20,6 +20,18 @@ from recharge_service.service_layer.storage import (
 from tests.unit.recharge_service.fake_tables import TEXT_LIMIT, OrderRow, Staged, Store, Tables, copy_order
 
 NEVER = datetime(2000, 1, 1, tzinfo=UTC)  # adapters/leases.py: never visited sorts first
+R = TypeVar("R")
+
+
+def taking_turns(rows: list[R], merchant: Callable[[R], str], key: Callable[[R], Any]) -> list[R]:
+    """``rows`` as the SQL claims order them: each merchant's first (by ``key``), then each
+    one's second, … (``ROW_NUMBER() OVER (PARTITION BY merchant_id ORDER BY key)``, then key)."""
+    turns: dict[str, int] = {}
+    ranked = []
+    for row in sorted(rows, key=key):
+        turn = turns[merchant(row)] = turns.get(merchant(row), 0) + 1
+        ranked.append((turn, key(row), row))
+    return [row for *_, row in sorted(ranked, key=lambda item: item[:2])]
 
 
 class FakeOutbox:
@@ -35,7 +47,9 @@ class FakeOutbox:
                 and row["next_attempt_at"] <= now
                 and (row["lease_until"] is None or row["lease_until"] < now)
             ]
-            due.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
+            due = taking_turns(
+                due, lambda row: row["merchant_id"], lambda row: (row["next_attempt_at"], row["id"])
+            )
             claimed = []
             for row in due[:limit]:
                 row.update(lease_owner=owner, lease_until=lease_until)
@@ -113,7 +127,11 @@ class FakeLeases:
 
         def unit(tables: Tables) -> list[str]:
             picked = [row for row in tables.orders.values() if due(row)]
-            picked.sort(key=lambda r: (r.lease_until or NEVER, r.order.updated_at, r.order.order_no))
+            picked = taking_turns(
+                picked,
+                lambda r: r.order.merchant_id,
+                lambda r: (r.lease_until or NEVER, r.order.updated_at, r.order.order_no),
+            )
             for row in picked[:limit]:
                 row.lease_owner, row.lease_until = owner, until
             return [row.order.order_no for row in picked[:limit]]
@@ -172,6 +190,7 @@ class FakeAnomalies:
         old_statuses: Sequence[OrderStatus] = (),
         old_before: datetime | None = None,
         changed_before: datetime | None = None,
+        merchant_id: str = "",
         page_size: int = 50,
         page_token: str = "",
     ) -> AnomalyPage:
@@ -187,6 +206,7 @@ class FakeAnomalies:
             return (
                 listed
                 and (changed_before is None or order.updated_at <= changed_before)
+                and (not merchant_id or order.merchant_id == merchant_id)
                 and (after is None or (order.updated_at, order.order_no) > after)
             )
 

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from recharge_service.domain.followups import followups_for
-from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
+from recharge_service.domain.order import OPEN_STATUSES, Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TRANSITION, TimelineEntry
 from recharge_service.service_layer.storage import (
     DuplicateKey,
@@ -109,8 +109,23 @@ class FakeOrders:
         row = self._store.read(lambda t: t.orders.get(order_no))
         return copy_order(row.order) if row else None
 
-    async def get_by_idempotency_key(self, key: str) -> RechargeOrder | None:
-        rows = self._store.read(lambda t: [r for r in t.orders.values() if r.order.idempotency_key == key])
+    async def count_open(self, merchant_id: str) -> int:
+        return self._store.read(
+            lambda t: sum(
+                1
+                for r in t.orders.values()
+                if r.order.merchant_id == merchant_id and r.order.status in OPEN_STATUSES
+            )
+        )
+
+    async def get_by_idempotency_key(self, merchant_id: str, key: str) -> RechargeOrder | None:
+        rows = self._store.read(
+            lambda t: [
+                r
+                for r in t.orders.values()
+                if (r.order.merchant_id, r.order.idempotency_key) == (merchant_id, key)
+            ]
+        )
         return copy_order(rows[0].order) if rows else None
 
     async def add(self, order: RechargeOrder, *, actor: str = "system", detail: str = "") -> None:
@@ -127,7 +142,10 @@ class FakeOrders:
         )
 
         def op(tables: Tables) -> None:
-            key_taken = any(r.order.idempotency_key == stored.idempotency_key for r in tables.orders.values())
+            key_taken = any(
+                (r.order.merchant_id, r.order.idempotency_key) == (stored.merchant_id, stored.idempotency_key)
+                for r in tables.orders.values()
+            )
             if stored.order_no in tables.orders or key_taken:
                 raise DuplicateKey("recharge_orders: the order number or idempotency key is taken")
             tables.orders[stored.order_no] = OrderRow(copy_order(stored))
@@ -155,6 +173,7 @@ class FakeOrders:
         followups = [
             {
                 "order_no": order.order_no,
+                "merchant_id": order.merchant_id,
                 "topic": followup.topic,
                 "event_id": followup.event_id,
                 "payload": json.dumps(followup.payload, ensure_ascii=False),
@@ -189,6 +208,7 @@ class FakeOrders:
     async def list(
         self,
         *,
+        merchant_id: str,
         card_no: str = "",
         statuses: Sequence[OrderStatus] = (),
         channel: Channel | None = None,
@@ -199,7 +219,8 @@ class FakeOrders:
 
         def wanted(order: RechargeOrder) -> bool:
             return (
-                (not card_no or order.card_no == card_no)
+                order.merchant_id == merchant_id
+                and (not card_no or order.card_no == card_no)
                 and (not statuses or order.status in statuses)
                 and (channel is None or order.channel is channel)
                 and (before is None or order.order_no < before)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from rc_common.errors import Unavailable
-from recharge_service.domain.order import OrderStatus
+from recharge_service.domain.order import Channel, OrderStatus
 from recharge_service.domain.timeline import OUTBOX_DELIVERY, SENTINEL_VISIT
 from recharge_service.service_layer import confirm
 from recharge_service.service_layer.anomalies import list_anomalies
@@ -23,6 +23,8 @@ from tests.integration.recharge_service.fakes import (
     FakeCard,
     FakeNotices,
     FakePayments,
+    MemoryMerchants,
+    merchant,
     unknown,
 )
 from tests.unit.recharge_service.conftest import command, followups, new_order, paid_order, reload
@@ -129,11 +131,13 @@ async def test_the_sentinel_leaves_a_created_order_alone_until_it_expires_then_v
 
 
 async def test_dispatch_delivers_each_followup_once_and_records_it_in_two_transactions(
-    deps: Deps, store: MemoryStore
+    deps: Deps, store: MemoryStore, merchants: MemoryMerchants
 ) -> None:
+    merchants.add(merchant(callbacks={Channel.POS: "127.0.0.1:50051"}))
     order = await paid_order(deps)
+    merchants.add(merchant(callbacks={Channel.POS: "127.0.0.1:50999"}))  # the order keeps its version
     await confirm.credit(deps, order.order_no)
-    notices, callbacks = FakeNotices(), FakeCallbacks(targets={"POS": "127.0.0.1:50051"})
+    notices, callbacks = FakeNotices(), FakeCallbacks()
     units = store.units
     assert (
         await dispatch_once(deps, notices, callbacks, OutboxPolicy.from_settings(OutboxSettings(), "d1")) == 2

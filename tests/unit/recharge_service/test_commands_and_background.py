@@ -17,6 +17,7 @@ GOOD = {
     "channel": 2,
     "idempotency_key": "k",
     "payer_openid": "o",
+    "merchant_id": "shop-a",
 }
 
 
@@ -34,6 +35,9 @@ def test_a_good_command_validates_to_typed_values() -> None:
         ("idempotency_key", ""),
         ("idempotency_key", "x" * 65),
         ("payer_openid", ""),
+        ("merchant_id", ""),
+        ("merchant_id", "shop a"),
+        ("merchant_id", "m" * 33),
     ],
 )
 def test_each_bad_field_is_named(field: str, value: object) -> None:

@@ -10,6 +10,7 @@ from recharge_service.domain.order import OrderStatus
 from recharge_service.domain.timeline import NOTIFICATION, REMOTE_CALL, TimelineEntry
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.orders import flow
+from tests.integration.recharge_service.fakes import MERCHANT
 from tests.unit.recharge_service.conftest import new_order, paid_order, reload
 from tests.unit.recharge_service.fake_uow import MemoryStore
 
@@ -88,13 +89,17 @@ async def test_a_unit_left_without_commit_writes_nothing_and_a_read_only_one_can
 async def test_orders_list_pages_newest_first(deps: Deps) -> None:
     made = [(await new_order(deps, key=f"key-{n}")).order_no for n in range(3)]
     async with deps.uow(readonly=True) as uow:
-        first = await uow.orders.list(page_size=2)
-        second = await uow.orders.list(page_size=2, page_token=first.next_page_token)
-        awaiting = await uow.orders.list(statuses=[S.AWAITING_PAYMENT], card_no="0000000000")
+        first = await uow.orders.list(merchant_id=MERCHANT, page_size=2)
+        second = await uow.orders.list(merchant_id=MERCHANT, page_size=2, page_token=first.next_page_token)
+        awaiting = await uow.orders.list(
+            merchant_id=MERCHANT, statuses=[S.AWAITING_PAYMENT], card_no="0000000000"
+        )
+        others = await uow.orders.list(merchant_id="shop-b")
     listed = [o.order_no for o in first.orders + second.orders]
     assert listed == sorted(made, reverse=True)
     assert second.next_page_token == ""
     assert awaiting.orders == []
+    assert others.orders == []  # another merchant's list never shows them
 
 
 async def test_a_committed_save_bumps_the_version_and_writes_each_change_and_followup_once(

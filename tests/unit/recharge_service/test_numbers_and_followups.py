@@ -48,6 +48,8 @@ def order(status: OrderStatus) -> RechargeOrder:
         created_at=MOMENT,
         updated_at=MOMENT,
         expires_at=MOMENT,
+        merchant_id="shop-a",
+        merchant_version=1,
         status=status,
         bonus_fen=20_000,
         credit_amount_fen=120_000,
@@ -62,7 +64,12 @@ def test_a_credit_sends_a_notice_with_pay_and_bonus_and_a_callback() -> None:
     assert notice.payload["data"]["bonus"] == "¥200.00"
     assert notice.payload["data"]["credit_amount"] == "¥1200.00"
     assert (callback.topic, callback.event_id) == ("business_callback", "R1.credited.callback")
-    assert callback.payload == {"channel": "THIRD_PARTY", "status": "CREDITED"}
+    assert callback.payload == {
+        "channel": "THIRD_PARTY",
+        "status": "CREDITED",
+        "merchant_id": "shop-a",
+        "merchant_version": 1,
+    }
 
 
 def test_a_refund_sends_a_refunded_notice_and_a_callback() -> None:

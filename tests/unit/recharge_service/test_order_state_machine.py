@@ -47,6 +47,8 @@ def order(status: OrderStatus) -> RechargeOrder:
         created_at=NOW,
         updated_at=NOW,
         expires_at=NOW,
+        merchant_id="shop-a",
+        merchant_version=1,
         status=status,
     )
 

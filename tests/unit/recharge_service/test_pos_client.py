@@ -68,6 +68,7 @@ class PlayedCenter:
         self.now = 1000.0
         self.client = PosClient(
             self.channel,
+            merchant_id="shop-a",
             deadline_s=2.0,
             attempts=ATTEMPTS,
             backoff_s=BACKOFF_S,
@@ -142,6 +143,7 @@ def test_a_top_up_is_one_call_that_returns_the_order_awaiting_payment(center: Pl
         OPENID,
     )
     assert request.channel == recharge_pb2.CHANNEL_POS
+    assert request.merchant_id == "shop-a"
     assert topping_up.result(timeout=WAIT_S) == Order(
         order_no=ORDER_NO,
         status=OrderStatus.AWAITING_PAYMENT,
@@ -235,6 +237,7 @@ def test_wait_for_credit_returns_the_credited_order_after_a_paid_answer(
     waiting = center.start(center.client.wait_for_credit, ORDER_NO, timeout_s=10, poll_s=0.2)
 
     first = center.answer(GET, order_proto(OrderStatus.PAID))
+    assert (first.merchant_id, first.order_no) == ("shop-a", ORDER_NO)
     second = center.answer(GET, order_proto(OrderStatus.CREDITED))
 
     assert first.order_no == second.order_no == ORDER_NO

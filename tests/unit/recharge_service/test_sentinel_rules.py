@@ -30,6 +30,8 @@ def order(
         NOW - age,
         NOW - age,
         NOW - age + timedelta(minutes=30),
+        "shop-a",
+        1,
         status=status,
         attempts=attempts,
         last_error="GetRecharge UNAVAILABLE",
@@ -82,11 +84,11 @@ def test_sentinel_settings_have_the_documented_defaults_and_come_from_flags_or_e
 ) -> None:
     parsed = parse_settings(RechargeSettings, [], prog="t", description="")
     defaults = parsed.sentinel
-    assert (defaults.interval, defaults.hold, defaults.on_pending, parsed.notify.order_expiry) == (
+    assert (defaults.interval, defaults.hold, defaults.on_pending, parsed.merchant_cache_ttl) == (
         600.0,
         3600.0,
         OnPending.CREDIT,
-        1800.0,
+        2.0,
     )
     assert (defaults.max_attempts, defaults.max_age, defaults.batch, defaults.lease) == (
         10,

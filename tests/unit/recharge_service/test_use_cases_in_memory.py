@@ -12,6 +12,7 @@ import pytest
 
 from rc_common.errors import Refused
 from rc_common.outcomes import Done
+from recharge_service.domain.merchant import WechatAccount
 from recharge_service.domain.order import OrderStatus
 from recharge_service.domain.timeline import NOTIFICATION, REMOTE_CALL
 from recharge_service.service_layer import confirm, refund, settle
@@ -29,7 +30,14 @@ from recharge_service.service_layer.ports import (
     VOIDED,
     CardRecharge,
 )
-from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments, refused, unknown
+from tests.integration.recharge_service.fakes import (
+    MERCHANT,
+    Clock,
+    FakeCard,
+    FakePayments,
+    refused,
+    unknown,
+)
 from tests.unit.recharge_service.conftest import (
     command,
     followups,
@@ -143,9 +151,9 @@ class WatchingPayments(FakePayments):
         self.card = card
         self.at_refund: list[tuple[OrderStatus, str]] = []
 
-    async def create_refund(self, out_trade_no: str, *args: Any) -> Any:
+    async def create_refund(self, account: WechatAccount, out_trade_no: str, *args: Any) -> Any:
         self.at_refund.append((self.store.order(out_trade_no).status, self.card.records[out_trade_no].status))
-        return await super().create_refund(out_trade_no, *args)
+        return await super().create_refund(account, out_trade_no, *args)
 
 
 async def test_a_void_answered_voided_commits_refunding_then_refunds_with_the_r1_number(
@@ -160,6 +168,7 @@ async def test_a_void_answered_voided_commits_refunding_then_refunds_with_the_r1
     assert watching.at_refund == [(S.REFUNDING, VOIDED)]  # committed and fenced before it left
     assert watching.of("CreateRefund") == [
         {
+            "account": (await deps.merchants.current(MERCHANT)).wechat,  # type: ignore[union-attr]
             "out_trade_no": order_no,
             "out_refund_no": f"{order_no}-R1",
             "refund_fen": 100_000,

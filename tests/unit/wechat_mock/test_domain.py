@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from rc_common.errors import InvalidArgument, Refused
 from wechat_mock.domain import ids, validation
+from wechat_mock.domain.merchants import Merchant
 from wechat_mock.domain.notifications import DeliveryStatus, Notification
 from wechat_mock.domain.payments import (
     TRADE_TRANSITIONS,
@@ -23,10 +24,12 @@ from wechat_mock.domain.refunds import Refund, RefundStatus, RefundTerms
 from wechat_mock.domain.times import day_bounds, format_time, parse_time
 
 NOW = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
+PARTNER = Merchant.partner("1900000109", "1900000201")
 
 
 def order(amount: int = 100, expire: datetime | None = None) -> PaymentOrder:
-    return PaymentOrder("RC-000001", "wx1", PrepayTerms("d", amount, "o1", expire, ""), NOW)
+    terms = PrepayTerms("d", amount, "o1", expire, "")
+    return PaymentOrder("RC-000001", "wx1", terms, NOW, merchant=PARTNER, appid="wxd678efh567hg6787")
 
 
 def reason(exc: pytest.ExceptionInfo[Refused]) -> str:
@@ -65,9 +68,9 @@ def test_pay_close_and_their_refusals() -> None:
 
 def test_replay_with_other_terms_is_out_trade_no_used() -> None:
     existing = order()
-    existing.check_replay(existing.terms)
+    existing.check_replay(existing.terms, PARTNER)
     with pytest.raises(Refused) as caught:
-        existing.check_replay(PrepayTerms("d", 101, "o1", None, ""))
+        existing.check_replay(PrepayTerms("d", 101, "o1", None, ""), PARTNER)
     assert reason(caught) == "OUT_TRADE_NO_USED"
 
 
@@ -101,7 +104,7 @@ def test_refund_checks_total_and_payment() -> None:
 
 def test_refund_settles_once_with_its_planned_outcome() -> None:
     terms = RefundTerms("RC-000001", 10, 100)
-    refund = Refund("R1", "50x", terms, "4200x", "", NOW, NOW, RefundStatus.ABNORMAL)
+    refund = Refund("R1", "50x", terms, "4200x", "", NOW, NOW, RefundStatus.ABNORMAL, merchant=PARTNER)
     assert refund.settle(NOW) is True
     assert refund.status is RefundStatus.ABNORMAL and refund.success_time is None
     assert refund.settle(NOW, RefundStatus.SUCCESS) is False
