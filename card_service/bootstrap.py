@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import grpc
 
-from card_service.adapters.unit_of_work import create_schema, uow_factory
+from card_service.adapters.unit_of_work import uow_factory
 from card_service.domain.rules import Limits
 from card_service.entrypoints.card_admin import CardAdminServicer
 from card_service.entrypoints.card_system import LOCK_AWARE_METHODS, CardSystemServicer
+from card_service.migrations import SCHEMA
 from card_service.service_layer.context import CardContext
 from card_service.settings import CardSettings
 from protos.card.v1 import card_pb2, card_pb2_grpc
@@ -18,6 +19,7 @@ from rc_common.db import Database
 from rc_common.faults import FaultEngine, FaultInterceptor, hold_if_delayed
 from rc_common.faults.servicer import load_plan_file, register_fault_control
 from rc_common.logs import RequestContextInterceptor, get_logger
+from rc_common.migrations import require_current
 from rc_common.server import GrpcServer, create_server, wait_for_signal
 
 log = get_logger("card.bootstrap")
@@ -51,8 +53,8 @@ def _register_admin(ctx: CardContext) -> Callable[[grpc.aio.Server], str]:
 
 
 async def build_app(settings: CardSettings) -> CardApp:
-    db = Database(settings.db)
-    await create_schema(db)
+    db = Database(settings.db, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    await require_current(db, SCHEMA)  # refuses a schema that is behind: `migrate` is a step of its own
     ctx = CardContext(
         uow=uow_factory(db),
         defaults=Limits(settings.min_pay_fen, settings.max_pay_fen, settings.balance_cap_fen),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rc_common.db import MAX_OVERFLOW, POOL_SIZE
 from rc_common.settings import parse_listen, setting
 
 
@@ -12,6 +13,16 @@ class CardSettings:
     listen: str = setting("127.0.0.1:50052", env="CARD_LISTEN", help="host:port to serve gRPC on")
     db: str = setting(
         "sqlite+aiosqlite:///var/card.db", env="CARD_DB", help="SQLAlchemy async database URL"
+    )
+    db_pool_size: int = setting(
+        POOL_SIZE,
+        env="CARD_DB_POOL_SIZE",
+        help="PostgreSQL connections this process keeps open (ignored for SQLite)",
+    )
+    db_max_overflow: int = setting(
+        MAX_OVERFLOW,
+        env="CARD_DB_MAX_OVERFLOW",
+        help="PostgreSQL connections opened beyond --db-pool-size under load (ignored for SQLite)",
     )
     faults: str = setting(
         "", env="CARD_FAULTS", help="fault profile to load at start (FaultPlan as JSON)"
@@ -38,5 +49,7 @@ class CardSettings:
 
     def validate(self) -> None:
         parse_listen(self.listen)
+        if self.db_pool_size < 1 or self.db_max_overflow < 0:
+            raise ValueError("--db-pool-size must be at least 1, --db-max-overflow not negative")
         if not 0 < self.min_pay_fen <= self.max_pay_fen:
             raise ValueError("--min-pay-fen/--max-pay-fen: need 0 < min <= max")

@@ -22,8 +22,8 @@ connection. ``stats`` counts units, commits, statements and failed units; with
 ``RC_DB_STATS_FILE`` set, a process writes them to that JSON file every half second (the bench
 reads it to report commits and statements per top-up).
 
-``session()`` (an ``AsyncSession`` on the async engine) remains for schema creation, tests and
-tools; the services' hot paths use ``read``/``write``.
+``session()`` (an ``AsyncSession`` on the async engine) remains for tests and tools; the services'
+hot paths use ``read``/``write``. Schemas are made and checked by ``rc_common.migrations``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, create_engine, event, inspect
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -83,10 +83,19 @@ class DbStats:
             self.labelled[label] = self.labelled.get(label, 0) + 1
 
 
-class Database:
-    """Engines plus the policy for running units of work on them."""
+#: PostgreSQL connections a process keeps open, and how many more it may open under load
+#: (SQLAlchemy's ``pool_size``/``max_overflow``; the services' ``--db-pool-size``/``--db-max-overflow``).
+POOL_SIZE = 10
+MAX_OVERFLOW = 20
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+
+class Database:
+    """Engines plus the policy for running units of work on them. ``pool_size`` and
+    ``max_overflow`` size the PostgreSQL connection pool (SQLite has its own writer and readers)."""
+
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW
+    ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.stats = DbStats()
@@ -99,7 +108,7 @@ class Database:
             # No pre-ping: it costs a round trip per checkout on the hot path. A connection that
             # died with the server fails its unit (an unknown outcome the callers retry) and is
             # dropped from the pool; recycling bounds how long an idle one is trusted.
-            kwargs.update(pool_size=10, max_overflow=20, pool_recycle=300)
+            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=300)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._session_lock = asyncio.Lock() if self.is_sqlite else None
@@ -182,23 +191,7 @@ class Database:
             self._reader_conns.append(conn)
         return conn
 
-    # -- schema, tools, tests ---------------------------------------------------------------
-
-    async def create_all(self, metadata: Any, what: str = "the database") -> None:
-        """Create missing tables (the services have no migrations yet).
-
-        Creating tables adds no column to a table that exists, so a database made by an older
-        version (e.g. before orders had a ``merchant_id``) is refused here with ``OutdatedSchema``
-        naming what it lacks, rather than failing on its first write."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-            missing = await conn.run_sync(_missing_columns, metadata)
-        if missing:
-            raise OutdatedSchema(
-                f"{what} {self.engine.url.render_as_string(hide_password=True)} predates this "
-                f"version (missing columns: {', '.join(missing)}); there are no migrations yet: "
-                "start from an empty database (make run: remove var/)"
-            )
+    # -- tools, tests -----------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
@@ -412,16 +405,3 @@ class _StatsDumper:
         self._stopped.set()
         with contextlib.suppress(OSError):
             self.dump()
-
-
-class OutdatedSchema(RuntimeError):
-    """The database's tables lack columns this version needs (no migrations yet)."""
-
-
-def _missing_columns(conn: Connection, metadata: Any) -> list[str]:
-    inspector = inspect(conn)
-    missing: list[str] = []
-    for table in metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        missing.extend(f"{table.name}.{c.name}" for c in table.columns if c.name not in present)
-    return missing

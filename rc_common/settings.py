@@ -6,7 +6,8 @@ another settings dataclass whose flags are ``--{prefix}-{name}`` (or the field's
 the flags stay flat while the code reads ``settings.sentinel.hold``. :func:`parse_settings` builds
 an ``argparse`` parser from the dataclasses, so ``--help`` documents every flag with its variable
 and default, one section per group. Precedence: flag > environment > default. An ``Enum`` field
-takes one of its values (``--help`` lists them).
+takes one of its values (``--help`` lists them). ``only`` limits a parser to some flags (a
+subcommand such as ``migrate`` that needs only ``--db``): the other fields keep their defaults.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import enum
 import os
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -91,19 +92,29 @@ def _field_type(cls: type, field: dataclasses.Field[Any]) -> Any:
     return kind
 
 
-def _flags(cls: type, prefix: str, parser: Any, into: dict[str, list[_Flag]], path: str) -> None:
-    """Add ``cls``'s flags to ``parser`` (recursing into groups); ``into[path]`` lists them."""
+def _flags(
+    cls: type,
+    prefix: str,
+    parser: Any,
+    into: dict[str, list[_Flag]],
+    path: str,
+    only: Collection[str] | None = None,
+) -> None:
+    """Add ``cls``'s flags to ``parser`` (recursing into groups); ``into[path]`` lists them.
+    ``only``: the flags (by name, ``db`` for ``--db``) to add; None = all."""
     into[path] = []
     for field in dataclasses.fields(cls):
         if "group" in field.metadata:
             section = parser.add_argument_group(field.metadata["title"])
             inner = field.metadata["group"]
             nested = f"{prefix}-{inner}" if prefix and inner else prefix or inner
-            _flags(_field_type(cls, field), nested, section, into, f"{path}.{field.name}")
+            _flags(_field_type(cls, field), nested, section, into, f"{path}.{field.name}", only)
             continue
         if "env" not in field.metadata:
             continue
         name = field.metadata["flag"] or (f"{prefix}_{field.name}" if prefix else field.name)
+        if only is not None and name not in only:
+            continue
         flag = "--" + name.replace("_", "-")
         kind = _field_type(cls, field)
         default = field.default
@@ -159,15 +170,25 @@ class _Refused(Exception):
     """A value the settings do not accept (the parser exits with usage)."""
 
 
-def parse_settings(cls: type[T], argv: Sequence[str] | None, *, prog: str, description: str) -> T:
-    """Build ``cls`` from ``argv`` (flags) and ``os.environ``; exits with usage on bad input."""
+def parse_settings(
+    cls: type[T],
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    epilog: str | None = None,
+    only: Collection[str] | None = None,
+) -> T:
+    """Build ``cls`` from ``argv`` (flags) and ``os.environ``; exits with usage on bad input.
+    ``epilog`` closes ``--help``; ``only`` names the flags offered (None: every field's)."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     flags: dict[str, list[_Flag]] = {}
-    _flags(cls, "", parser, flags, "")
+    _flags(cls, "", parser, flags, "", only)
     args = parser.parse_args(argv)
     try:
         return _build(cls, "", args, flags)

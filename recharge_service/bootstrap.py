@@ -12,16 +12,17 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 
 from rc_common.db import Database
 from rc_common.logs import RequestContextInterceptor
+from rc_common.migrations import require_current, upgrade
 from rc_common.server import GrpcServer, create_server, wait_for_signal
 from recharge_service.adapters.card_client import CardClient
 from recharge_service.adapters.followup_clients import CallbackClient, NoticeClient
 from recharge_service.adapters.merchants import SqlMerchantDirectory
-from recharge_service.adapters.orm import metadata
 from recharge_service.adapters.payment_client import PaymentClient
 from recharge_service.adapters.retrying import RetryPolicy
 from recharge_service.adapters.unit_of_work import uow_factory
@@ -29,6 +30,7 @@ from recharge_service.adapters.wechat_notifications import NotificationOpener
 from recharge_service.entrypoints import center, notifications, ops
 from recharge_service.entrypoints.dispatcher import OutboxDispatcher
 from recharge_service.entrypoints.sentinel_job import SentinelJob
+from recharge_service.migrations import SCHEMA
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.dispatch import OutboxPolicy
 from recharge_service.service_layer.sentinel import Sentinel, SentinelPolicy
@@ -54,11 +56,13 @@ class App:
 
 
 async def create_schema(db: Database) -> None:
-    """Missing tables are created; a database of an older version is refused (``OutdatedSchema``)."""
-    await db.create_all(metadata, "the recharge center's database")
+    """Migrate ``db`` to this version's schema (what ``python -m recharge_service migrate`` does;
+    for tests and tools: a service only checks the schema at start)."""
+    await upgrade(db, SCHEMA)
 
 
 def node_name(settings: RechargeSettings) -> str:
+    """This replica's id: on its leases, its timeline rows and its log lines."""
     return settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
@@ -67,9 +71,13 @@ def sentinel_policy(settings: RechargeSettings) -> SentinelPolicy:
 
 
 async def build_app(settings: RechargeSettings) -> App:
-    db = Database(settings.database.url)
-    await create_schema(db)
-    uow = uow_factory(db)
+    db = Database(
+        settings.database.url,
+        pool_size=settings.database.pool_size,
+        max_overflow=settings.database.max_overflow,
+    )
+    await require_current(db, SCHEMA)  # refuses a schema that is behind: `migrate` is a step of its own
+    uow = uow_factory(db, node=node_name(settings), database_clock=True)
     timeline = TimelineNotes(uow)
     card_channel = grpc.aio.insecure_channel(settings.remote.card_target)
     payment_channel = grpc.aio.insecure_channel(settings.remote.payment_target)
@@ -81,6 +89,8 @@ async def build_app(settings: RechargeSettings) -> App:
         payments=PaymentClient(payment_channel, timeline, remote, settings.notify.wechat_mchid),
         merchants=SqlMerchantDirectory(db, settings.merchant_cache_ttl),
         sp_mchid=settings.notify.wechat_mchid,
+        node=node_name(settings),
+        lease=timedelta(seconds=settings.sentinel.lease),
     )
     opener = NotificationOpener(settings.notify.wechat_keys_dir, settings.notify.max_skew)
     callbacks = CallbackClient(settings.outbox.deadline)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from rc_common.db import MAX_OVERFLOW, POOL_SIZE
 from rc_common.settings import (
     InvalidSetting,
     group,
@@ -35,6 +36,25 @@ class DatabaseSettings:
         flag="db",
         help="SQLAlchemy async database URL",
     )
+    pool_size: int = setting(
+        POOL_SIZE,
+        env="RECHARGE_DB_POOL_SIZE",
+        flag="db_pool_size",
+        help="PostgreSQL connections this process keeps open (ignored for SQLite); with "
+        "--db-max-overflow, per replica: see the README on sizing against max_connections",
+    )
+    max_overflow: int = setting(
+        MAX_OVERFLOW,
+        env="RECHARGE_DB_MAX_OVERFLOW",
+        flag="db_max_overflow",
+        help="PostgreSQL connections opened beyond --db-pool-size under load, closed when returned "
+        "(ignored for SQLite)",
+    )
+
+    def validate(self) -> None:
+        require_at_least_one(self, "pool_size")
+        if self.max_overflow < 0:
+            raise InvalidSetting("max_overflow", "must not be negative")
 
 
 @dataclass(frozen=True)
@@ -224,7 +244,8 @@ class RechargeSettings:
     node_id: str = setting(
         "",
         env="RECHARGE_NODE_ID",
-        help="name of this process, written as the owner of sentinel and outbox leases; empty = host-pid",
+        help="name of this replica, written as the owner of sentinel and outbox leases, on every timeline "
+        "row and in every log line (node=); empty = host-pid",
     )
     grace: float = setting(5.0, env="RECHARGE_GRACE", help="seconds to finish in-flight RPCs on shutdown")
     merchant_cache_ttl: float = setting(

@@ -1,9 +1,11 @@
 """Start the three services as child processes (used by `make run`, the tests, chaos and bench).
 
 Each service is started with ``--listen HOST:PORT`` (port 0 picks a free one) and JSON logs to a
-file; the chosen port is read from its ``server_started`` log event. Order: card system, recharge
-center, then the WeChat simulator (which needs the recharge center's address for notifications).
-The WeChat keys are created first, so the recharge center can load them at start.
+file; the chosen port is read from its ``server_started`` log event. First the migrate step of the
+three (``python -m <service> migrate``, side by side; a service refuses a schema that is behind),
+then card system, recharge center, then the WeChat simulator (which needs the recharge center's
+address for notifications). The WeChat keys are created first, so the recharge center can load them
+at start.
 """
 
 from __future__ import annotations
@@ -54,6 +56,29 @@ class ServiceProcess:
         log.close()
         self.port = self._wait_for_port(offset, timeout)
 
+    @property
+    def migrate_log_path(self) -> Path:
+        """Where the migrate step logs (next to the service's log: ``card-migrate.log``)."""
+        return self.log_path.with_name(f"{self.log_path.stem}-migrate{self.log_path.suffix}")
+
+    def begin_migrate(self) -> subprocess.Popen[bytes]:
+        """Start ``python -m <module> migrate`` on this service's database (its ``--db`` argument,
+        else its environment's), the output appended to ``migrate_log_path``; ``migrate`` waits."""
+        self.migrate_log_path.parent.mkdir(parents=True, exist_ok=True)
+        db = self.args[self.args.index("--db") : self.args.index("--db") + 2] if "--db" in self.args else []
+        with self.migrate_log_path.open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", self.module, "migrate", *db, "--log-format", "json"],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ, PYTHONUNBUFFERED="1", **self.env),
+            )
+
+    def migrate(self, timeout: float = 120.0) -> None:
+        """The migrate step of this service alone (see ``migrate``)."""
+        migrate([self], timeout)
+
     def _wait_for_port(self, offset: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -92,6 +117,24 @@ class ServiceProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def migrate(services: Sequence[ServiceProcess], timeout: float = 120.0) -> None:
+    """Run the migrate step of each service, side by side; raises naming those that failed."""
+    running = [(service, service.begin_migrate()) for service in services]
+    failed: list[str] = []
+    for service, process in running:
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        if code != 0:
+            log = service.migrate_log_path
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-5:])
+            failed.append(f"{service.name} (exit {code}; see {log}):\n{tail}")
+    if failed:
+        raise RuntimeError("migrate failed for " + "\n".join(failed))
 
 
 @dataclass
@@ -149,12 +192,19 @@ def build_stack(
 
 
 def start_stack(
-    stack: Stack, *, host: str = "127.0.0.1", ports: tuple[int, int, int] = (0, 0, 0)
+    stack: Stack,
+    *,
+    host: str = "127.0.0.1",
+    ports: tuple[int, int, int] = (0, 0, 0),
+    notify_targets: Sequence[str] = (),
 ) -> Stack:
-    """Start card, recharge, wechat (in that order) and wire their addresses."""
+    """Migrate the three databases, start card, recharge, wechat (in that order) and wire their
+    addresses; WeChat notifies the recharge center and then ``notify_targets`` (other replicas'
+    PaymentNotifications), in turn."""
     from wechat_mock.adapters.keys import ensure_keys
 
     ensure_keys(stack.keys_dir)
+    migrate(stack.services)
     card_port, recharge_port, wechat_port = ports
     try:
         stack.card.start(f"{host}:{card_port}")
@@ -166,7 +216,7 @@ def start_stack(
             "--card-target", stack.card.address, "--payment-target", f"{host}:{wechat_port}"
         ]
         stack.recharge.start(f"{host}:{recharge_port}")
-        stack.wechat.args += ["--notify-target", stack.recharge.address]
+        stack.wechat.args += ["--notify-target", ",".join([stack.recharge.address, *notify_targets])]
         stack.wechat.start(f"{host}:{wechat_port}")
     except BaseException:
         stack.stop()

@@ -15,20 +15,23 @@ from rc_common.db import Database
 from rc_common.faults import FaultEngine, FaultInterceptor
 from rc_common.faults.servicer import load_plan_file, register_fault_control
 from rc_common.logs import RequestContextInterceptor, get_logger
+from rc_common.migrations import require_current
 from rc_common.server import GrpcServer, Registrar, create_server, wait_for_signal
 from wechat_mock.adapters.keys import PlatformKeys, ensure_direct_keys, ensure_keys
 from wechat_mock.adapters.notification_client import GrpcNotificationClient
-from wechat_mock.adapters.unit_of_work import SqlUnitOfWorkFactory, create_schema
+from wechat_mock.adapters.unit_of_work import SqlUnitOfWorkFactory
 from wechat_mock.domain.merchants import Accounts
 from wechat_mock.entrypoints.servicers import (
     MessageSimulatorServicer,
     PayerSimulatorServicer,
     PaymentGatewayServicer,
 )
+from wechat_mock.migrations import SCHEMA
 from wechat_mock.service_layer.context import Context
 from wechat_mock.service_layer.notifier import Notifier
 from wechat_mock.service_layer.ports import NOTIFICATIONS, REFUNDS, Due
 from wechat_mock.service_layer.refund_settler import RefundSettler
+from wechat_mock.service_layer.replicas import ReplicaSet
 from wechat_mock.service_layer.unit_of_work import OnCommit
 from wechat_mock.service_layer.wire import WireFormat
 from wechat_mock.settings import WechatSettings
@@ -107,8 +110,8 @@ async def build(settings: WechatSettings) -> WechatSimulator:
     engine = FaultEngine()
     if settings.faults:
         engine.set_plan(load_plan_file(settings.faults))
-    db = Database(settings.db)
-    await create_schema(db)
+    db = Database(settings.db, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    await require_current(db, SCHEMA)  # refuses a schema that is behind: `migrate` is a step of its own
     uow = SqlUnitOfWorkFactory(db)
     ctx = Context(
         uow=uow,
@@ -117,14 +120,16 @@ async def build(settings: WechatSettings) -> WechatSimulator:
         accounts=accounts,
         refund_delay_s=settings.refund_delay,
     )
-    client = GrpcNotificationClient(settings.notify_target)
+    targets = settings.notify_targets
+    clients = [GrpcNotificationClient(target) for target in targets]
     notifier = Notifier(
         ctx,
-        client,
+        ReplicaSet(clients),
         schedule=settings.notify_schedule,
         timeout_s=settings.notify_timeout,
         idle_s=settings.idle_poll,
         sign_probe_rate=settings.sign_probe_rate,
+        lease_s=settings.notify_timeout * max(1, len(targets)),  # every target may time out in turn
     )
     settler = RefundSettler(ctx, idle_s=settings.idle_poll)
     uow.on_commit = _waker(notifier, settler)
@@ -140,14 +145,15 @@ async def build(settings: WechatSettings) -> WechatSimulator:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(faults.drain(), settings.grace)
 
-    server.on_stop.extend([drain_late_work, notifier.stop, settler.stop, client.close, db.dispose])
+    closes = [client.close for client in clients]
+    server.on_stop.extend([drain_late_work, notifier.stop, settler.stop, *closes, db.dispose])
     log.info(
         "wechat_configured",
         keys_dir=settings.keys_dir,
         public_key_id=keys.public_key_id,
         sp_mchid=accounts.sp_mchid,
         direct_merchants={mchid: direct_keys[mchid].public_key_id for mchid in accounts.direct},
-        notify_target=settings.notify_target,
+        notify_targets=list(targets),
         notify_schedule=list(settings.notify_schedule),
         refund_delay_s=settings.refund_delay,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rc_common.db import MAX_OVERFLOW, POOL_SIZE
 from rc_common.settings import parse_listen, setting
 from wechat_mock.domain.merchants import MCHID
 
@@ -26,10 +27,23 @@ class WechatSettings:
     db: str = setting(
         "sqlite+aiosqlite:///var/wechat.db", env="WECHAT_DB", help="SQLAlchemy async database URL"
     )
+    db_pool_size: int = setting(
+        POOL_SIZE,
+        env="WECHAT_DB_POOL_SIZE",
+        help="PostgreSQL connections this process keeps open (ignored for SQLite)",
+    )
+    db_max_overflow: int = setting(
+        MAX_OVERFLOW,
+        env="WECHAT_DB_MAX_OVERFLOW",
+        help="PostgreSQL connections opened beyond --db-pool-size under load (ignored for SQLite)",
+    )
     notify_target: str = setting(
         "127.0.0.1:50051",
         env="WECHAT_NOTIFY_TARGET",
-        help="host:port of the merchant's PaymentNotifications service (the recharge center)",
+        help="host:port of the merchant's PaymentNotifications service (the recharge center); "
+        "several, comma separated, for its replicas: each attempt starts at the next in turn and "
+        "goes on to the following ones while one gives no answer (RPC error, timeout); a FAIL is "
+        "retried on the schedule; empty = none",
     )
     keys_dir: str = setting(
         "var/wechat-keys",
@@ -87,6 +101,11 @@ class WechatSettings:
     log_format: str = setting("console", env="WECHAT_LOG_FORMAT", help="console or json")
 
     @property
+    def notify_targets(self) -> tuple[str, ...]:
+        """The ``--notify-target`` entries, in order (the recharge center's replicas)."""
+        return tuple(entry.strip() for entry in self.notify_target.split(",") if entry.strip())
+
+    @property
     def direct_accounts(self) -> dict[str, str]:
         """The direct merchants: mchid -> app id."""
         accounts: dict[str, str] = {}
@@ -114,11 +133,29 @@ class WechatSettings:
                 raise ValueError(f"--direct-merchants: {mchid} is listed twice")
             seen.add(mchid)
 
+    def _validate_notify_targets(self) -> None:
+        if not self.notify_target.strip():
+            return
+        seen: set[str] = set()
+        for entry in (entry.strip() for entry in self.notify_target.split(",")):
+            if not entry:
+                raise ValueError(f"--notify-target: empty entry in {self.notify_target!r}")
+            try:
+                _host, port = parse_listen(entry)
+            except ValueError:
+                raise ValueError(f"--notify-target: {entry!r} is not host:port") from None
+            if not 0 < port < 65536:
+                raise ValueError(f"--notify-target: {entry!r}: port must be 1-65535")
+            if entry in seen:
+                raise ValueError(f"--notify-target: {entry} is listed twice")
+            seen.add(entry)
+
     def validate(self) -> None:
         parse_listen(self.listen)
+        if self.db_pool_size < 1 or self.db_max_overflow < 0:
+            raise ValueError("--db-pool-size must be at least 1, --db-max-overflow not negative")
         self._validate_merchants()
-        if self.notify_target:
-            parse_listen(self.notify_target)
+        self._validate_notify_targets()
         if any(gap < 0 for gap in self.notify_schedule):
             raise ValueError("--notify-schedule: gaps must not be negative")
         if self.notify_timeout <= 0:

@@ -12,7 +12,7 @@ from types import TracebackType
 
 from card_service.adapters import repositories as repos
 from card_service.adapters.staging import WriteBatch
-from card_service.adapters.tables import metadata
+from card_service.migrations import SCHEMA
 from card_service.service_layer.ports import (
     CardRepository,
     ConsumptionRepository,
@@ -23,6 +23,7 @@ from card_service.service_layer.ports import (
     UnitOfWorkFactory,
 )
 from rc_common.db import Database
+from rc_common.migrations import upgrade
 
 
 class SqlUnitOfWork:
@@ -65,7 +66,6 @@ def uow_factory(db: Database) -> UnitOfWorkFactory:
 
 
 async def create_schema(db: Database) -> None:
-    """Creates missing tables (no migrations yet; the schema only grows). A database made by an
-    older version (e.g. before cards had a ``merchant_id``) is refused (``OutdatedSchema``),
-    naming what it lacks, rather than failing on its first write."""
-    await db.create_all(metadata, "the card database")
+    """Migrate ``db`` to this version's schema (what ``python -m card_service migrate`` does; for
+    tests and tools: the service only checks the schema at start)."""
+    await upgrade(db, SCHEMA)

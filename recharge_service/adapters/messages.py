@@ -47,4 +47,5 @@ def timeline_to_proto(entry: TimelineEntry) -> recharge_pb2.TimelineEvent:
         error=entry.error,
         actor=entry.actor,
         detail=entry.detail,
+        node=entry.node,
     )

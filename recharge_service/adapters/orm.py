@@ -75,6 +75,9 @@ recharge_orders = Table(
     # The sentinel's claim (issue 6): who works on the order, until when.
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", UtcDateTime, nullable=True),
+    # Fencing token (issue 13): +1 on every claim; work under a lease checks it before each state
+    # change and each outgoing mutating call, so a replica that lost the order stops.
+    Column("lease_token", BigInteger, nullable=False, default=0, server_default="0"),
     Index("ix_recharge_orders_status_updated", "status", "updated_at"),
     Index("ix_recharge_orders_card_no", "card_no"),
     # Idempotency keys are the merchant's: unique per merchant.
@@ -128,6 +131,8 @@ timeline_events = Table(
     Column("latency_ms", Integer, nullable=False, default=0),
     Column("error", Text, nullable=False, default=""),
     Column("actor", String(64), nullable=False, default="system"),
+    # Which replica wrote the row (its --node-id; issue 13).
+    Column("node", String(64), nullable=False, default="", server_default=""),
     Column("detail", Text, nullable=False, default=""),
     Index("ix_timeline_order", "order_no", "id"),
 )

@@ -31,8 +31,9 @@ LABEL = "outbox"
 
 
 class OutboxRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, node: str = "") -> None:
         self._db = db
+        self._node = node  # the replica writing the delivery rows on the timeline
 
     async def claim(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[OutboxRow]:
         """Reserve up to ``limit`` due rows for ``owner`` until ``lease_until`` (one statement)."""
@@ -120,7 +121,7 @@ class OutboxRepository:
                         for item in mine
                     ],
                 )
-            insert_timeline(conn, [item.entry for item in mine])
+            insert_timeline(conn, [item.entry for item in mine], self._node)
             return [item.row_id for item in mine]
 
         return await write(self._db, unit, label=LABEL) if settled else []

@@ -11,6 +11,10 @@ guard instead of relying on a lock taken by an earlier read:
   changes into timeline rows and its events into outbox rows, so a state change, its history and
   its follow-ups commit together or not at all.
 - inserts that may repeat (a payment, an outbox row) are ``INSERT … ON CONFLICT DO NOTHING``.
+
+Every timeline row is written by ``insert_timeline``, which stamps it with the writing replica's
+node id (``--node-id``, given to ``uow_factory`` by the composition root): no flow that builds an
+entry has to remember it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from recharge_service.adapters.orm import outbox, payments, recharge_orders, tim
 from recharge_service.domain.followups import followups_for
 from recharge_service.domain.order import OPEN_STATUSES, Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TRANSITION, TimelineEntry
+from recharge_service.service_layer import holding
 from recharge_service.service_layer.storage import (
     DuplicateKey,
     OrderPage,
@@ -90,9 +95,11 @@ class Staged:
     """The writes of one unit of work, and what to do once they are committed. Timeline and outbox
     rows are gathered apart and inserted together at the end of the unit (one statement each), in
     the order of the story: answers the flow left pending, the order's state changes, then the
-    other rows the unit staged (notes, the ``sent`` rows of the calls that follow)."""
+    other rows the unit staged (notes, the ``sent`` rows of the calls that follow). ``node`` is the
+    replica writing them."""
 
-    def __init__(self) -> None:
+    def __init__(self, node: str = "") -> None:
+        self.node = node
         self.ops: list[Op] = []
         self.after: list[Callable[[], None]] = []
         self.transitions: list[TimelineEntry] = []
@@ -111,7 +118,7 @@ class Staged:
 
     def drain(self) -> Staged:
         """What was staged (this object is empty afterwards)."""
-        taken = Staged()
+        taken = Staged(self.node)
         taken.ops, taken.after, taken.outbox = self.ops, self.after, self.outbox
         taken.transitions, taken.entries = self.transitions, self.entries
         self.ops, self.after, self.transitions, self.entries, self.outbox = [], [], [], [], []
@@ -125,7 +132,7 @@ class Staged:
         first), then the follow-ups."""
         for op in self.ops:
             op(conn)
-        insert_timeline(conn, [*pending, *self.transitions, *self.entries])
+        insert_timeline(conn, [*pending, *self.transitions, *self.entries], self.node)
         insert_or_ignore(conn, outbox, self.outbox, ["event_id"])
 
 
@@ -153,7 +160,8 @@ def _order_values(order: RechargeOrder) -> dict[str, Any]:
     return values
 
 
-def timeline_row(entry: TimelineEntry) -> dict[str, Any]:
+def timeline_row(entry: TimelineEntry, node: str) -> dict[str, Any]:
+    """The row of ``entry`` as written by replica ``node``."""
     return {
         "order_no": entry.order_no,
         "at": entry.at,
@@ -165,6 +173,7 @@ def timeline_row(entry: TimelineEntry) -> dict[str, Any]:
         "latency_ms": entry.latency_ms,
         "error": entry.error[:2000],
         "actor": entry.actor,
+        "node": node[:64],
         "detail": entry.detail[:2000],
     }
 
@@ -188,14 +197,25 @@ _SAVE_ORDER = update(recharge_orders).where(
         recharge_orders.c.version == bindparam("b_read_version"),
     )
 )
+#: The same, fenced: only while the order's lease is still the writer's (owner and token).
+_SAVE_FENCED = _SAVE_ORDER.where(
+    and_(
+        recharge_orders.c.lease_owner == bindparam("b_lease_owner"),
+        recharge_orders.c.lease_token == bindparam("b_lease_token"),
+    )
+)
+_LEASE_OF = select(recharge_orders.c.lease_owner, recharge_orders.c.lease_token).where(
+    recharge_orders.c.order_no == bindparam("order_no")
+)
 _PAYMENT_EXISTS = select(payments.c.transaction_id).where(
     payments.c.transaction_id == bindparam("transaction_id")
 )
 
 
-def insert_timeline(conn: Connection, entries: Sequence[TimelineEntry]) -> None:
+def insert_timeline(conn: Connection, entries: Sequence[TimelineEntry], node: str) -> None:
+    """Write ``entries`` as replica ``node`` (every timeline row is written here)."""
     if entries:
-        conn.execute(_INSERT_TIMELINE, [timeline_row(entry) for entry in entries])
+        conn.execute(_INSERT_TIMELINE, [timeline_row(entry, node) for entry in entries])
 
 
 def _transition_rows(order: RechargeOrder, at: datetime) -> list[TimelineEntry]:
@@ -252,8 +272,16 @@ class OrdersRepository:
         return int(await read(self._db, lambda conn: conn.execute(_COUNT_OPEN, params).scalar_one()))
 
     async def add(self, order: RechargeOrder, *, actor: str = "system", detail: str = "") -> None:
-        """Stage a new order (the commit raises IntegrityError when the idempotency key exists)."""
+        """Stage a new order (the commit raises IntegrityError when the idempotency key exists),
+        leased to the flow creating it when it holds a lease on it (``holding``)."""
         values = {**_order_values(order), "version": 0}
+        lease = holding.held(order.order_no)
+        if lease is not None:
+            values.update(
+                lease_owner=lease.owner,
+                lease_token=lease.token,
+                lease_until=order.created_at + lease.length,
+            )
         created = TimelineEntry(
             order.order_no,
             order.created_at,
@@ -273,7 +301,8 @@ class OrdersRepository:
 
     async def save(self, order: RechargeOrder) -> None:
         """Stage the write of the order if nobody changes it meanwhile, with its changes (timeline)
-        and events (outbox); the commit raises ``StaleOrder`` when somebody did."""
+        and events (outbox); the commit raises ``StaleOrder`` when somebody did. Under a lease
+        (``holding``) the write is also fenced: ``LeaseLost`` when another holder took over."""
         read_version = order.version
         values = {
             **_order_values(order),
@@ -281,10 +310,21 @@ class OrdersRepository:
             "b_order_no": order.order_no,
             "b_read_version": read_version,
         }
+        lease = holding.held(order.order_no)
+        if lease is not None:
+            values.update(b_lease_owner=lease.owner, b_lease_token=lease.token)
+            if order.status in holding.RELEASED_AT:  # the holder's work ends here: give it up
+                values.update(lease_owner=None, lease_until=None)  # (no sentinel visit to remember)
 
         def op(conn: Connection) -> None:
-            if conn.execute(_SAVE_ORDER, values).rowcount != 1:
-                raise StaleOrder(order.order_no)
+            if conn.execute(_SAVE_ORDER if lease is None else _SAVE_FENCED, values).rowcount == 1:
+                return
+            if lease is not None:
+                now = conn.execute(_LEASE_OF, {"order_no": order.order_no}).first()
+                if now is None or (now.lease_owner, now.lease_token) != (lease.owner, lease.token):
+                    lease.lost = "another replica took the order over"
+                    raise holding.LeaseLost(order.order_no, lease.lost)
+            raise StaleOrder(order.order_no)
 
         def saved() -> None:
             order.version = read_version + 1
@@ -373,6 +413,7 @@ def _entry_from_row(row: RowMapping) -> TimelineEntry:
         row["actor"],
         row["detail"],
         seq=row["id"],
+        node=row["node"],
     )
 
 

@@ -6,7 +6,9 @@ backoff``), with a fresh deadline per attempt.
 
 Calls that change something elsewhere (``announce=True``: pre-recharge, confirm, void, prepay,
 close, refund) are also recorded *before* each attempt (outcome ``sent``), so a process killed
-while waiting for the answer still leaves the attempt on the order's timeline.
+while waiting for the answer still leaves the attempt on the order's timeline — and are made only
+while this flow still holds the order's lease, when it holds one (``service_layer/holding.py``:
+``LeaseLost`` otherwise, before anything is recorded or sent).
 
 Inside a flow (``service_layer/call_log.py``) the rows ride in the flow's own commits: the first
 attempt's sent row is skipped when the flow announced it in the unit of work before the call, a
@@ -26,7 +28,7 @@ from rc_common.clock import backoff, utc_now
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected, Unknown, call
 from recharge_service.domain.timeline import REMOTE_CALL, TimelineEntry
-from recharge_service.service_layer import call_log
+from recharge_service.service_layer import call_log, holding
 from recharge_service.service_layer.actor import actor
 from recharge_service.service_layer.call_log import SENT, sent_entry
 from recharge_service.service_layer.ports import Timeline
@@ -70,6 +72,8 @@ async def with_retries(
     outcome: Done[T] | Rejected | Unknown = Unknown("UNKNOWN", "not attempted", 0.0)
     flow = call_log.current()
     for number in range(1, policy.attempts + 1):
+        if announce:  # a call that changes something elsewhere: only while the order is still ours
+            holding.check(order_no)
         if announce and not (number == 1 and flow is not None and flow.take_announced(method)):
             sent = sent_entry(
                 order_no,

@@ -23,15 +23,20 @@ from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork, UowF
 
 
 class SqlUnitOfWork(AbstractUnitOfWork):
-    def __init__(self, db: Database, *, readonly: bool = False) -> None:
+    """``node``: this replica's id, stamped on every timeline row the unit writes;
+    ``database_clock``: order leases are timed by the database's clock (``adapters/leases.py``)."""
+
+    def __init__(
+        self, db: Database, *, node: str = "", readonly: bool = False, database_clock: bool = False
+    ) -> None:
         super().__init__(readonly=readonly)
         self._db = db
-        self._staged = Staged()
+        self._staged = Staged(node)
         self.orders = OrdersRepository(db, self._staged)
         self.payments = PaymentsRepository(db, self._staged)
         self.timeline = TimelineRepository(db, self._staged)
-        self.outbox = OutboxRepository(db)
-        self.leases = OrderLeases(db, self._staged)
+        self.outbox = OutboxRepository(db, node)
+        self.leases = OrderLeases(db, self._staged, database_clock=database_clock)
         self.anomalies = AnomaliesRepository(db)
 
     def _begin(self) -> None:
@@ -55,8 +60,11 @@ class SqlUnitOfWork(AbstractUnitOfWork):
         return staged.after
 
 
-def uow_factory(db: Database) -> UowFactory:
+def uow_factory(db: Database, *, node: str = "", database_clock: bool = False) -> UowFactory:
+    """Units of work on ``db`` whose timeline rows say they were written by replica ``node``;
+    ``database_clock``: leases timed by the database (the service; tests move their own clock)."""
+
     def make(*, readonly: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(db, readonly=readonly)
+        return SqlUnitOfWork(db, node=node, readonly=readonly, database_clock=database_clock)
 
     return make

@@ -16,6 +16,10 @@ NOTIFICATION = "notification"
 
 @dataclass(frozen=True)
 class TimelineEntry:
+    """One row of an order's history. ``seq`` (the row's id) and ``node`` (the replica that wrote
+    it, its ``--node-id``) are set by the store when the row is written; what a flow builds leaves
+    them empty."""
+
     order_no: str
     at: datetime
     kind: str
@@ -28,3 +32,4 @@ class TimelineEntry:
     actor: str = "system"
     detail: str = ""
     seq: int = 0
+    node: str = ""

@@ -114,6 +114,7 @@ def show_timeline(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespa
                 when(e.at),
                 e.kind,
                 e.actor,
+                e.node,
                 change.replace("UNSPECIFIED", ""),
                 e.method,
                 e.outcome,
@@ -121,7 +122,9 @@ def show_timeline(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespa
                 note,
             )
         )
-    headers = ("SEQ", "AT (UTC+8)", "KIND", "ACTOR", "CHANGE", "METHOD", "OUTCOME", "TOOK", "DETAIL | ERROR")
+    headers = (
+        "SEQ", "AT (UTC+8)", "KIND", "ACTOR", "NODE", "CHANGE", "METHOD", "OUTCOME", "TOOK", "DETAIL | ERROR"
+    )  # fmt: skip
     return f"timeline of {reply.order_no}\n" + table(headers, rows)
 
 

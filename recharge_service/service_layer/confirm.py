@@ -15,6 +15,7 @@ from recharge_service.domain.answers import NOT_FOUND, CardState
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer import settle
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.holding import check as check_lease
 from recharge_service.service_layer.orders import load_order
 from recharge_service.service_layer.refund import refund_path
 
@@ -27,6 +28,7 @@ async def credit(deps: Deps, order_no: str, *, known: RechargeOrder | None = Non
     order = known or await load_order(deps, order_no)
     if order.status not in (OrderStatus.PAID, OrderStatus.CREDIT_UNKNOWN):
         return order
+    check_lease(order_no)  # changes something elsewhere: only while ours
     outcome = await deps.card.confirm_recharge(order_no, order.merchant_id)
     if isinstance(outcome, Done):
         if outcome.value.status == CardState.SUCCEEDED:

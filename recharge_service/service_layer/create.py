@@ -24,6 +24,8 @@ prepay id is returned only then), so the card system knows every top-up before m
 
 from __future__ import annotations
 
+import time
+
 from rc_common.clock import rfc3339_china
 from rc_common.errors import Refused, Unavailable
 from rc_common.logs import get_logger
@@ -34,6 +36,16 @@ from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.service_layer.actor import actor
 from recharge_service.service_layer.commands import CreateRechargeOrder
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.holding import (
+    RELEASED_AT,
+    OrderLease,
+    acquire,
+    holding,
+    holding_for_insert,
+    lease_of,
+    release,
+)
+from recharge_service.service_layer.holding import check as check_lease
 from recharge_service.service_layer.limits import check_open_orders, check_rate
 from recharge_service.service_layer.merchants import merchant_for_new_order, merchant_of
 from recharge_service.service_layer.orders import change_order, flow
@@ -47,16 +59,37 @@ async def create_recharge_order(command: CreateRechargeOrder, deps: Deps) -> Rec
     card_no, pay_amount_fen, channel, key, openid = command.validated()
     merchant = await merchant_for_new_order(deps.merchants, command.merchant_id, channel)
     async with flow(deps):
-        order = await _find_or_insert(deps, merchant, card_no, pay_amount_fen, channel, key, openid)
-        record: CardRecharge | None = None
-        if order.status is OrderStatus.CREATED and not order.pre_recharge_recorded:
-            order, record = await _pre_recharge(deps, order)
+        order, lease = await _find_or_insert(deps, merchant, card_no, pay_amount_fen, channel, key, openid)
         if order.status is OrderStatus.CREATED:
-            order = await _create_prepay(deps, order, record)
+            order = await _work_on(deps, order, lease)
     if order.status is OrderStatus.REJECTED:
         raise Refused(
             order.failure_reason or "REJECTED", "the card system refused this top-up", order_no=order.order_no
         )
+    return order
+
+
+async def _work_on(deps: Deps, order: RechargeOrder, lease: OrderLease | None) -> RechargeOrder:
+    """Pre-recharge and prepay a CREATED order, holding its lease: the one its insert took, or —
+    a retry resuming it — one taken now (held by another request: UNAVAILABLE ORDER_BUSY)."""
+    if lease is None:
+        lease = await acquire(deps, order.order_no, f"{deps.node}/create", deps.lease)
+        if lease is None:
+            raise Unavailable(
+                "ORDER_BUSY",
+                "another request is working on this order; retry with the same key",
+                order_no=order.order_no,
+            )
+    try:
+        async with holding(deps, lease):
+            record: CardRecharge | None = None
+            if not order.pre_recharge_recorded:
+                order, record = await _pre_recharge(deps, order)
+            if order.status is OrderStatus.CREATED:
+                order = await _create_prepay(deps, order, record)
+    finally:
+        if order.status not in RELEASED_AT:  # still CREATED: the retry resumes at once
+            await release(deps, lease)
     return order
 
 
@@ -68,7 +101,8 @@ async def _find_or_insert(
     channel: Channel,
     key: str,
     openid: str,
-) -> RechargeOrder:
+) -> tuple[RechargeOrder, OrderLease | None]:
+    """The order of this key (no lease), or a new one inserted leased to this request."""
     for _ in range(2):
         async with deps.uow() as uow:
             existing = await uow.orders.get_by_idempotency_key(merchant.merchant_id, key)
@@ -79,7 +113,7 @@ async def _find_or_insert(
                         "this idempotency key was used for a different top-up",
                         order_no=existing.order_no,
                     )
-                return existing
+                return existing, None
             # Limits apply to new orders only (a replay above returns what is recorded).
             if merchant.max_open_orders:
                 check_open_orders(merchant, await uow.orders.count_open(merchant.merchant_id))
@@ -98,7 +132,9 @@ async def _find_or_insert(
                 merchant_id=merchant.merchant_id,
                 merchant_version=merchant.version,
             )
-            await uow.orders.add(order)
+            lease = lease_of(order.order_no, f"{deps.node}/create", 1, deps.lease, time.monotonic())
+            with holding_for_insert(lease):
+                await uow.orders.add(order)
             uow.announce(order.order_no, PRE_RECHARGE, now, actor(), "attempt 1: sent, answer pending")
             uow.announce(
                 order.order_no,
@@ -112,12 +148,13 @@ async def _find_or_insert(
             except DuplicateKey:
                 continue  # another request with the same key won the insert: read theirs
             log.info("order_created", order_no=order.order_no, card_no=card_no, pay_amount_fen=pay_amount_fen)
-            return order
+            return order, lease
     raise Unavailable("ORDER_CREATE_CONFLICT", "could not create or find the order; retry with the same key")
 
 
 async def _pre_recharge(deps: Deps, order: RechargeOrder) -> tuple[RechargeOrder, CardRecharge | None]:
     """The card system's record (recorded later, with the prepay), or the order as refused."""
+    check_lease(order.order_no)  # changes something elsewhere: only while ours
     outcome = await deps.card.pre_recharge(
         order.order_no, order.card_no, order.pay_amount_fen, order.merchant_id
     )
@@ -156,6 +193,7 @@ async def _create_prepay(deps: Deps, order: RechargeOrder, record: CardRecharge 
             await change_order(deps, order.order_no, lambda current: _record(current, record))
         raise Refused("ORDER_EXPIRED", "this order expired before it could be paid", order_no=order.order_no)
     merchant = await merchant_of(deps.merchants, order)
+    check_lease(order.order_no)  # changes something elsewhere: only while ours
     outcome = await deps.payments.create_prepay(
         merchant.wechat,
         order.order_no,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rc_common.clock import utc_now
 from recharge_service.service_layer.background import BackgroundTasks
@@ -12,6 +12,7 @@ from recharge_service.service_layer.limits import CreateRates
 from recharge_service.service_layer.merchants import MerchantDirectory
 from recharge_service.service_layer.ports import CardSystem, PaymentGateway
 from recharge_service.service_layer.unit_of_work import UowFactory
+from recharge_service.settings import SentinelSettings
 
 
 @dataclass
@@ -26,3 +27,7 @@ class Deps:
     background: BackgroundTasks = field(default_factory=BackgroundTasks)
     #: Each merchant's ``max_create_rate`` bucket (per process).
     create_rates: CreateRates = field(default_factory=CreateRates)
+    #: This replica's name (``--node-id``): lease owners are ``<node>/<role>``.
+    node: str = "local"
+    #: How long a lease on an order lasts before it is renewed (``--lease``).
+    lease: timedelta = field(default_factory=lambda: timedelta(seconds=SentinelSettings().lease))

@@ -19,6 +19,14 @@ from recharge_service.domain.order import OrderStatus
 from recharge_service.domain.timeline import NOTIFICATION, TimelineEntry
 from recharge_service.service_layer import confirm, settle
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.holding import (
+    RELEASED_AT,
+    LeaseLost,
+    OrderLease,
+    acquire,
+    holding,
+    release,
+)
 from recharge_service.service_layer.merchants import wechat_account
 from recharge_service.service_layer.orders import flow
 from recharge_service.service_layer.payment import PaymentRejected, record_payment_then_confirm
@@ -137,21 +145,37 @@ async def _payment(deps: Deps, resource: dict[str, Any]) -> Ack:
         success_time=str(resource.get("success_time", "")),
     )
     try:
-        order, announced = await record_payment_then_confirm(deps, transaction, source="notification")
+        order, announced, lease = await record_payment_then_confirm(deps, transaction, source="notification")
     except PaymentRejected as exc:
         return await _refuse(deps, resource, str(exc))
     if order.status is OrderStatus.PAID:
-        start_credit(deps, order.order_no, announced=announced)
+        start_credit(deps, order.order_no, announced=announced, lease=lease)
     return Ack(SUCCESS, "")
 
 
-def start_credit(deps: Deps, order_no: str, *, announced: bool = False) -> None:
-    """Confirm the pre-recharge in the background (one task per order at a time). ``announced``:
-    the payment's transaction already holds the confirm's first ``sent`` row."""
+def start_credit(
+    deps: Deps, order_no: str, *, announced: bool = False, lease: OrderLease | None = None
+) -> None:
+    """Confirm the pre-recharge in the background (one task per order at a time), holding the
+    order's lease (``holding.py``: when another replica's sentinel or an operator holds it, the
+    holder credits it). ``announced``: the payment's transaction already holds the confirm's
+    first ``sent`` row; ``lease``: and the order's lease (else it is claimed here). The write that
+    makes the order final releases the lease (``holding.RELEASED_AT``); else it is released after."""
 
     async def credit() -> None:
+        held = lease or await acquire(deps, order_no, f"{deps.node}/credit", deps.lease)
         async with flow(deps, announced=[CONFIRM_RECHARGE] if announced else [], order_no=order_no):
-            await confirm.credit(deps, order_no)
+            if held is None:  # a sentinel or an operator works on it: the holder credits it
+                log.info("credit_left_to_the_lease_holder", order_no=order_no)
+                return
+            try:
+                async with holding(deps, held):
+                    ended = await confirm.credit(deps, order_no)
+            except LeaseLost as exc:
+                log.warning("credit_lease_lost", order_no=order_no, why=exc.message)
+                return
+            if ended.status not in RELEASED_AT:  # undecided: the sentinel may take it at once
+                await release(deps, held)
 
     deps.background.spawn(credit_task_key(order_no), credit)
 

@@ -2,12 +2,14 @@
 
 In ONE transaction: the payment row (once per transaction id), AWAITING_PAYMENT -> PAID, the
 timeline and, when the caller credits right after (``then_confirm``), the ``sent`` row of that
-ConfirmRecharge. Duplicates and late or reordered notifications change nothing: an order already
-PAID or further along stays where it is.
+ConfirmRecharge and the claim of the order's lease for that credit (``holding.py``; when another
+replica holds the order, the credit is the holder's). Duplicates and late or reordered
+notifications change nothing: an order already PAID or further along stays where it is.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from rc_common.errors import NotFound
@@ -18,8 +20,10 @@ from recharge_service.domain.timeline import NOTIFICATION, TimelineEntry
 from recharge_service.service_layer.actor import actor
 from recharge_service.service_layer.call_log import sent_entry
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.holding import OrderLease, lease_of
 from recharge_service.service_layer.orders import Write, change_order_in
 from recharge_service.service_layer.ports import CONFIRM_RECHARGE, PaymentTransaction
+from recharge_service.service_layer.storage import StagedClaim
 from recharge_service.service_layer.unit_of_work import AbstractUnitOfWork
 
 log = get_logger("payment")
@@ -32,24 +36,30 @@ class PaymentRejected(Exception):
 
 async def record_payment(deps: Deps, payment: PaymentTransaction, *, source: str) -> RechargeOrder:
     """Record ``payment`` durably; returns the order afterwards. Raises PaymentRejected."""
-    order, _announced = await record_payment_then_confirm(deps, payment, source=source, then_confirm=False)
+    order, _announced, _lease = await record_payment_then_confirm(
+        deps, payment, source=source, then_confirm=False
+    )
     return order
 
 
 async def record_payment_then_confirm(
     deps: Deps, payment: PaymentTransaction, *, source: str, then_confirm: bool = True
-) -> tuple[RechargeOrder, bool]:
+) -> tuple[RechargeOrder, bool, OrderLease | None]:
     """``record_payment`` for a caller that confirms the credit right after: when this payment
     makes the order PAID, the ConfirmRecharge ``sent`` row rides in the same transaction and the
-    second value is True (the confirm's flow then skips writing it: ``call_log``)."""
+    second value is True (the confirm's flow then skips writing it: ``call_log``) and the third is
+    the order's lease for the credit, claimed in that transaction (None when another holds it)."""
     if payment.trade_state != TradeState.SUCCESS:
         raise PaymentRejected(f"trade_state {payment.trade_state!r} is not SUCCESS")
     if not payment.transaction_id:
         raise PaymentRejected("no transaction_id")
     announced = False
+    claim: StagedClaim | None = None
+    owner = f"{deps.node}/credit"
+    started = time.monotonic()
 
     def decide(order: RechargeOrder, uow: AbstractUnitOfWork) -> Write:
-        nonlocal announced
+        nonlocal announced, claim
         if payment.amount_total_fen != order.pay_amount_fen:
             raise PaymentRejected(
                 f"amount {payment.amount_total_fen} does not match the pay amount {order.pay_amount_fen}"
@@ -84,13 +94,16 @@ async def record_payment_then_confirm(
         if announced:
             pending = "attempt 1: sent, answer pending"
             uow.timeline.stage(sent_entry(order.order_no, CONFIRM_RECHARGE, now, "system", pending))
+            claim = uow.leases.stage_claim(order.order_no, owner, now, now + deps.lease)
         return Write.SAVE if effect.changed else Write.STAGED
 
     try:
         order = await change_order_in(deps, payment.out_trade_no, decide)
     except NotFound:
         raise PaymentRejected(f"unknown order {payment.out_trade_no!r}") from None
-    return order, announced
+    token = claim.token if claim is not None else None
+    lease = None if token is None else lease_of(order.order_no, owner, token, deps.lease, started)
+    return order, announced, lease
 
 
 def _parse_time(text: str) -> datetime | None:

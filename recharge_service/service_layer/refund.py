@@ -26,6 +26,7 @@ from recharge_service.domain.numbers import refund_no
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer import settle
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.holding import check as check_lease
 from recharge_service.service_layer.merchants import wechat_account
 from recharge_service.service_layer.orders import load_order
 from recharge_service.service_layer.ports import CardRecharge, RefundResult
@@ -53,6 +54,7 @@ async def void_then_refund(
         return order, None
     if order.status is S.REFUNDING:
         return await request_refund(deps, order), None
+    check_lease(order_no)  # changes something elsewhere: only while ours
     outcome = await deps.card.void_recharge(order_no, reason, order.merchant_id)
     if isinstance(outcome, Done) and outcome.value.status == CardState.SUCCEEDED:
         return await settle.mark_credited(deps, order_no, "void answered SUCCEEDED: the credit won"), outcome
@@ -75,6 +77,7 @@ async def request_refund(deps: Deps, order: RechargeOrder) -> RechargeOrder:
     """``CreateRefund`` for a REFUNDING order, same number and amounts on every retry."""
     if order.status is not S.REFUNDING or not order.out_refund_no:
         return order
+    check_lease(order.order_no)  # changes something elsewhere: only while ours
     outcome = await deps.payments.create_refund(
         await wechat_account(deps.merchants, order),
         order.order_no,

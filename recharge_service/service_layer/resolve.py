@@ -28,6 +28,8 @@ from recharge_service.service_layer import refund, settle
 from recharge_service.service_layer.actor import acting_as
 from recharge_service.service_layer.commands import ResolveAction, ResolveAnomaly
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.holding import acquire, holding, release
+from recharge_service.service_layer.holding import check as check_lease
 from recharge_service.service_layer.merchants import wechat_account
 from recharge_service.service_layer.orders import flow, load_order
 from recharge_service.service_layer.sentinel import SentinelPolicy, visit
@@ -49,16 +51,14 @@ async def resolve_anomaly(deps: Deps, policy: SentinelPolicy, command: ResolveAn
     order_no, action, operator, reason = command.validated()
     await load_order(deps, order_no, merchant_id=command.merchant_id)  # NotFound first
     owner = f"{policy.owner}:operator"
-    now = deps.clock()
-    async with deps.uow() as uow:
-        leased = await uow.leases.claim_one(order_no, owner, now, now + policy.lease)
-    if not leased:
+    lease = await acquire(deps, order_no, owner, policy.lease)
+    if lease is None:
         raise Unavailable("ORDER_BUSY", "the sentinel or an operator is working on this order; try again")
     try:
         await _record(deps, order_no, operator, action, "requested", reason)
         try:
             with acting_as(operator):
-                async with flow(deps):
+                async with holding(deps, lease), flow(deps):
                     resolution = await _act(deps, policy, owner, action, order_no, f"{operator}: {reason}")
         except ServiceError as exc:
             why = getattr(exc, "reason", type(exc).__name__)
@@ -67,9 +67,7 @@ async def resolve_anomaly(deps: Deps, policy: SentinelPolicy, command: ResolveAn
         await _record(deps, order_no, operator, action, "done", resolution.outcome)
         return resolution
     finally:
-        async with deps.uow() as uow:
-            await uow.leases.release(order_no, owner, deps.clock())
-            await uow.commit()
+        await release(deps, lease)
 
 
 async def _act(
@@ -178,6 +176,7 @@ async def confirm_credit(deps: Deps, order_no: str) -> Resolution:
         raise Refused("CARD_NOT_CREDITED", "the order was refunded after the card system voided it")
     card = await deps.card.get_recharge(order_no, order.merchant_id)
     if isinstance(card, Done) and card.value.status == CardState.RECHARGING:
+        check_lease(order_no)  # changes something elsewhere: only while ours
         card = await deps.card.confirm_recharge(order_no, order.merchant_id)
     if isinstance(card, Done) and card.value.status == CardState.SUCCEEDED:
         ended = await settle.mark_credited(deps, order_no, "operator: the card system says SUCCEEDED")

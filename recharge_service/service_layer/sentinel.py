@@ -26,8 +26,10 @@ from recharge_service.domain.review import review_reason
 from recharge_service.service_layer import settle
 from recharge_service.service_layer.actor import acting_as
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.holding import LeaseLost, OrderLease, holding, lease_of
 from recharge_service.service_layer.orders import flow, load_order
 from recharge_service.service_layer.steps import Step, credit_step, refund_step
+from recharge_service.service_layer.storage import Claimed
 from recharge_service.service_layer.unpaid import awaiting_payment_step, created_step
 from recharge_service.service_layer.visits import VisitLog
 from recharge_service.settings import OnPending, SentinelSettings
@@ -150,12 +152,14 @@ async def run_sentinel(deps: Deps, policy: SentinelPolicy, *, ignore_hold: bool 
     (orders visited in this run are not claimed again by it)."""
     started = time.perf_counter()
     report = SentinelReport()
-    run_started = deps.clock()
+    async with deps.uow(readonly=True) as uow:  # visits are remembered on the leases' clock
+        run_started = await uow.leases.now(deps.clock())
     with acting_as("sentinel"):
         while True:
+            claimed_at = time.monotonic()
             claimed = await _claim(deps, policy, ignore_hold, run_started)
             report.examined += len(claimed)
-            await _visit_batch(deps, policy, claimed, report)
+            await _visit_batch(deps, policy, claimed, claimed_at, report)
             if len(claimed) < policy.batch:
                 break
     report.duration_ms = round((time.perf_counter() - started) * 1000)
@@ -164,7 +168,9 @@ async def run_sentinel(deps: Deps, policy: SentinelPolicy, *, ignore_hold: bool 
     return report
 
 
-async def _claim(deps: Deps, policy: SentinelPolicy, ignore_hold: bool, run_started: datetime) -> list[str]:
+async def _claim(
+    deps: Deps, policy: SentinelPolicy, ignore_hold: bool, run_started: datetime
+) -> list[Claimed]:
     now = deps.clock()
     async with deps.uow() as uow:  # the claim is one statement of its own (adapters/leases.py)
         return await uow.leases.claim_batch(
@@ -180,15 +186,15 @@ async def _claim(deps: Deps, policy: SentinelPolicy, ignore_hold: bool, run_star
 
 
 async def _visit_batch(
-    deps: Deps, policy: SentinelPolicy, claimed: list[str], report: SentinelReport
+    deps: Deps, policy: SentinelPolicy, claimed: list[Claimed], claimed_at: float, report: SentinelReport
 ) -> None:
-    claimed_at = deps.clock()
     gate = asyncio.Semaphore(policy.concurrency)
     visits = VisitLog(deps, policy.owner, every=policy.concurrency)
 
-    async def one(order_no: str) -> None:
+    async def one(order: Claimed) -> None:
         async with gate:
-            report.count(await _visit_claimed(deps, policy, order_no, claimed_at, visits))
+            lease = lease_of(order, policy.owner, order.token, policy.lease, claimed_at)
+            report.count(await _visit_claimed(deps, policy, lease, visits))
 
     try:
         await asyncio.gather(*(one(order_no) for order_no in claimed))
@@ -196,22 +202,18 @@ async def _visit_batch(
         await visits.flush()
 
 
-async def _visit_claimed(
-    deps: Deps, policy: SentinelPolicy, order_no: str, claimed_at: datetime, visits: VisitLog
-) -> str:
-    """Renew the lease when half of it is gone (the batch may be long), then visit."""
-    now = deps.clock()
-    if now - claimed_at > policy.lease / 2:
-        async with deps.uow() as uow:
-            kept = await uow.leases.renew(order_no, policy.owner, now + policy.lease)
-        if not kept:
-            log.warning("sentinel_lease_lost", order_no=order_no)
-            return "skipped"
+async def _visit_claimed(deps: Deps, policy: SentinelPolicy, lease: OrderLease, visits: VisitLog) -> str:
+    """Visit the order holding its lease (renewed meanwhile; a batch or a visit may be long)."""
+    order_no = lease.order_no
     try:
-        async with flow(deps):
+        async with holding(deps, lease), flow(deps):
+            lease.check()  # waited in the batch past the lease's end, and not renewed in time
             return (await visit(deps, policy, order_no, visits)).category
     except asyncio.CancelledError:
         raise
+    except LeaseLost as exc:
+        log.warning("sentinel_lease_lost", order_no=order_no, why=exc.message)
+        return "skipped"
     except Exception:  # one order's failure must not stop the run; the next run visits it again
         log.exception("sentinel_visit_failed", order_no=order_no)
         return "still_unknown"

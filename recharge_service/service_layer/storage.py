@@ -87,3 +87,21 @@ def read_anomaly_page_token(token: str) -> tuple[datetime, str]:
     if at.tzinfo is None:
         raise ValueError("not a page token of this list")
     return at, order_no
+
+
+class Claimed(str):
+    """An order number claimed, with the fencing token the claim got (``token``)."""
+
+    token: int
+
+    def __new__(cls, order_no: str, token: int) -> Claimed:
+        claimed = super().__new__(cls, order_no)
+        claimed.token = token
+        return claimed
+
+
+class StagedClaim:
+    """A lease claim staged with a unit of work: ``token`` is the fencing token once the unit
+    committed, None when someone else held the order (or before the commit)."""
+
+    token: int | None = None

@@ -27,7 +27,14 @@ from typing import Any, Protocol, Self
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TimelineEntry
 from recharge_service.service_layer import call_log
-from recharge_service.service_layer.storage import AnomalyPage, OrderPage, OutboxRow, Settled
+from recharge_service.service_layer.storage import (
+    AnomalyPage,
+    Claimed,
+    OrderPage,
+    OutboxRow,
+    Settled,
+    StagedClaim,
+)
 
 
 class Orders(Protocol):
@@ -96,9 +103,22 @@ class Leases(Protocol):
         changed_before: datetime | None = None,
         visited_before: datetime | None = None,
         limit: int = 500,
-    ) -> list[str]: ...
-    async def claim_one(self, order_no: str, owner: str, now: datetime, until: datetime) -> bool: ...
-    async def renew(self, order_no: str, owner: str, until: datetime) -> bool: ...
+    ) -> list[Claimed]: ...
+    async def claim_one(self, order_no: str, owner: str, now: datetime, until: datetime) -> int | None:
+        """The fencing token of the lease taken, or None when someone holds the order."""
+        ...
+
+    async def renew(
+        self, order_no: str, owner: str, now: datetime, until: datetime, token: int | None = None
+    ) -> bool: ...
+    def stage_claim(self, order_no: str, owner: str, now: datetime, until: datetime) -> StagedClaim:
+        """Claim the order with the unit of work (when it is free then); see ``StagedClaim``."""
+        ...
+
+    async def now(self, fallback: datetime) -> datetime:
+        """The time on the leases' clock (the database's in service; ``fallback`` otherwise)."""
+        ...
+
     async def release(self, order_no: str, owner: str, now: datetime) -> None: ...
     async def release_all(self, order_nos: Sequence[str], owner: str, now: datetime) -> None: ...
     async def holder(self, order_no: str) -> str | None: ...

@@ -22,6 +22,7 @@ from recharge_service.domain.answers import NOT_FOUND, PAID_TRADE_STATES, CardSt
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer import confirm, settle
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.holding import check as check_lease
 from recharge_service.service_layer.merchants import wechat_account
 from recharge_service.service_layer.payment import PaymentRejected, record_payment
 from recharge_service.service_layer.ports import PaymentTransaction
@@ -78,6 +79,7 @@ async def paid_path(deps: Deps, payment: PaymentTransaction) -> Step:
 
 async def close_then_void(deps: Deps, order: RechargeOrder) -> Step:
     account = await wechat_account(deps.merchants, order)
+    check_lease(order.order_no)  # changes something elsewhere: only while ours
     closed = await deps.payments.close_order(account, order.order_no)
     if isinstance(closed, Rejected) and closed.reason == ORDER_PAID:
         again = await deps.payments.query_order(account, order.order_no)
@@ -94,6 +96,7 @@ async def close_then_void(deps: Deps, order: RechargeOrder) -> Step:
 
 async def void_and_close(deps: Deps, order: RechargeOrder, why: str) -> Step:
     """Nobody can pay any more: void the pre-recharge (fenced), then CLOSED."""
+    check_lease(order.order_no)  # changes something elsewhere: only while ours
     voided = await deps.card.void_recharge(order.order_no, f"order closed unpaid: {why}", order.merchant_id)
     if isinstance(voided, Done) and voided.value.status == CardState.VOIDED:
         ended = await settle.mark_closed(deps, order.order_no, f"{why}; pre-recharge voided", voided.value)

@@ -127,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             Path(workdir) / "card.log",
         )
         try:
+            service.migrate()
             service.start("127.0.0.1:0")
             figures = asyncio.run(bench(service.address, args.orders, args.cards, args.concurrency))
         finally:

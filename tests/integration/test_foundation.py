@@ -80,6 +80,7 @@ def test_sigterm_stops_a_server_gracefully(tmp_path: Path) -> None:
     card = ServiceProcess(
         "card", "card_service", ["--db", f"sqlite+aiosqlite:///{tmp_path}/c.db"], tmp_path / "card.log"
     )
+    card.migrate()
     card.start("127.0.0.1:0")
     assert card.port > 0
     assert card.stop(signal.SIGTERM) == 0

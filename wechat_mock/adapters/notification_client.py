@@ -1,8 +1,11 @@
 """Delivers notifications to the merchant: ``wechatpay.v1.PaymentNotifications/Notify`` — WeChat's
 HTTP POST carried as gRPC (same headers, same body bytes).
 
-Only an answer with ``code == "SUCCESS"`` is an acknowledgement. Any other code, any RPC error and
-a timeout are failed deliveries (WeChat retries them)."""
+One client per target (``bootstrap`` puts one per ``--notify-target`` entry in a
+:class:`~wechat_mock.service_layer.replicas.ReplicaSet`). Only an answer with ``code == "SUCCESS"``
+is an acknowledgement; any other code is the merchant refusing it (REFUSED); any RPC error and a
+timeout are NO_ANSWER (the merchant's recharge center never fails Notify at the gRPC level, so
+these say the replica is down, unreachable, overloaded or broken: another one may answer)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from collections.abc import Mapping
 import grpc
 
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
-from wechat_mock.service_layer.ports import DeliveryResult
+from wechat_mock.service_layer.ports import DeliveryOutcome, DeliveryResult
 
 
 class GrpcNotificationClient:
@@ -29,8 +32,6 @@ class GrpcNotificationClient:
         return self._stub
 
     async def deliver(self, headers: Mapping[str, str], body: bytes, timeout_s: float) -> DeliveryResult:
-        if not self._target:
-            return DeliveryResult(False, "no --notify-target configured")
         request = wechatpay_pb2.NotifyRequest(headers=dict(headers), body=body)
         try:
             ack = await self._ensure_stub().Notify(request, timeout=timeout_s)
@@ -39,10 +40,14 @@ class GrpcNotificationClient:
             if code is grpc.StatusCode.UNAVAILABLE:
                 # Like WeChat's next HTTP POST, the next attempt dials afresh (no channel backoff).
                 self._reset(grace_s=timeout_s)
-            return DeliveryResult(False, f"{code.name if code else 'UNKNOWN'}: {error.details()}")
+            name = code.name if code else "UNKNOWN"
+            return self._result(DeliveryOutcome.NO_ANSWER, f"gave no answer: {name}: {error.details()}")
         if ack.code == "SUCCESS":
-            return DeliveryResult(True, "SUCCESS")
-        return DeliveryResult(False, f"answered {ack.code or '(empty)'}: {ack.message}")
+            return self._result(DeliveryOutcome.ACKNOWLEDGED, "answered SUCCESS")
+        return self._result(DeliveryOutcome.REFUSED, f"answered {ack.code or '(empty)'}: {ack.message}")
+
+    def _result(self, outcome: DeliveryOutcome, detail: str) -> DeliveryResult:
+        return DeliveryResult(outcome, f"{self._target} {detail}", self._target)
 
     def _reset(self, grace_s: float) -> None:
         """Detach the channel; calls still on it finish (up to ``grace_s``) before it closes."""

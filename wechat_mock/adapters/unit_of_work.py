@@ -13,10 +13,11 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from rc_common.db import Database
+from rc_common.migrations import upgrade
 from wechat_mock.adapters.delivery_repos import SqlMessageRepository, SqlNotificationRepository
 from wechat_mock.adapters.repositories import SqlOrderRepository, SqlRefundRepository
 from wechat_mock.adapters.staging import Pending, Write
-from wechat_mock.adapters.tables import metadata
+from wechat_mock.migrations import SCHEMA
 from wechat_mock.service_layer.ports import Conflict
 from wechat_mock.service_layer.unit_of_work import OnCommit, UnitOfWork
 
@@ -97,6 +98,6 @@ class SqlUnitOfWorkFactory:
 
 
 async def create_schema(db: Database) -> None:
-    """Creates missing tables (the simulator has no migrations); a database made by an older
-    version is refused at start (``OutdatedSchema``), naming the columns it lacks."""
-    await db.create_all(metadata, "the simulator's database")
+    """Migrate ``db`` to this version's schema (what ``python -m wechat_mock migrate`` does; for
+    tests and tools: the simulator only checks the schema at start)."""
+    await upgrade(db, SCHEMA)

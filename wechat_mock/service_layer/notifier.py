@@ -7,13 +7,16 @@ else) and after anything the notifier cannot account for (a claim it did not for
 commit).
 
 Due notifications are claimed in one statement (their next attempt moves to the end of a lease of
-``timeout_s``, so an attempt whose outcome is lost — a crash — is made again then). Each is
+``lease_s``, the longest an attempt may take: ``timeout_s`` per target; so an attempt whose outcome
+is lost in a crash is made again then). Each is
 delivered in its own task (so a DELAY fault lets later notifications overtake it): faults are
 drawn for the attempt (``notify``: DROP loses it, DUPLICATE sends the same signed request twice,
 DELAY waits ``delay_ms`` first), the body is signed afresh (new timestamp and nonce) and the
-merchant's answer is awaited up to ``timeout_s``. Outcomes are recorded in batches, one commit
-for all that arrived meanwhile: SUCCESS ends the notification; anything else schedules the next
-attempt after the schedule's next gap, or gives up after the last one.
+merchant's answer is awaited up to ``timeout_s`` (the client may be a
+:class:`~wechat_mock.service_layer.replicas.ReplicaSet`: then the attempt goes on to the next
+replica while one gives no answer). Outcomes are recorded in batches, one commit for all that
+arrived meanwhile: SUCCESS ends the notification; anything else schedules the next attempt after
+the schedule's next gap, or gives up after the last one. The log names the target that answered.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from wechat_mock.domain.notifications import DeliveryStatus, Notification
 from wechat_mock.service_layer.context import Context
 from wechat_mock.service_layer.due_loop import DueLoop
 from wechat_mock.service_layer.due_times import DueTimes
-from wechat_mock.service_layer.ports import DeliveryResult, Due, NotificationClient
+from wechat_mock.service_layer.ports import DeliveryOutcome, DeliveryResult, Due, NotificationClient
 from wechat_mock.service_layer.wire import UnknownSigner
 
 log = get_logger("wechat.notifier")
@@ -51,14 +54,17 @@ class Notifier:
         idle_s: float,
         sign_probe_rate: float = 0.0,
         batch: int = 100,
+        lease_s: float | None = None,
     ) -> None:
+        """``lease_s``: how long a claimed attempt may take before it is due again (default
+        ``timeout_s``; with several targets, ``timeout_s`` each)."""
         self._ctx = ctx
         self._client = client
         self._schedule = tuple(schedule)
         self._timeout_s = timeout_s
         self._probe_rate = sign_probe_rate
         self._batch = batch
-        self._lease = timedelta(seconds=timeout_s)
+        self._lease = timedelta(seconds=timeout_s if lease_s is None else lease_s)
         self._idle = timedelta(seconds=idle_s)
         self._due = DueTimes()
         #: The database's earliest due time, when it was asked (it may be work not in ``_due``).
@@ -194,12 +200,12 @@ class Notifier:
         try:
             self._ctx.wire.keys_of(notification.signer)
         except UnknownSigner as exc:  # a failed attempt: the schedule goes on, then gives up
-            return DeliveryResult(False, str(exc))
+            return DeliveryResult(DeliveryOutcome.NO_ANSWER, str(exc))
         if self._probe_rate and self._rng.random() < self._probe_rate:
             await self._probe(notification)
         headers = self._ctx.wire.headers(notification.body, self._ctx.clock(), notification.signer)
         if rule is not None and rule.kind is FaultKind.DROP:
-            return DeliveryResult(False, "dropped on the way (injected DROP)")
+            return DeliveryResult(DeliveryOutcome.NO_ANSWER, "dropped on the way (injected DROP)")
         if rule is None or rule.kind is not FaultKind.DUPLICATE:
             return await self._client.deliver(headers, notification.body, self._timeout_s)
         results = await asyncio.gather(
@@ -241,7 +247,10 @@ def _log_outcome(notification: Notification, result: DeliveryResult) -> None:
         "event_type": notification.event_type,
         "out_trade_no": notification.out_trade_no,
         "attempt": notification.attempts,
+        "target": result.target,
     }
+    if result.skipped:  # replicas that gave no answer before this one
+        fields["skipped"] = list(result.skipped)
     if notification.status is DeliveryStatus.DELIVERED:
         log.info("notification_delivered", **fields)
     elif notification.status is DeliveryStatus.GIVEN_UP:

@@ -9,6 +9,7 @@ its row no longer as it was read raises ``Conflict`` and the use case is re-run 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -117,14 +118,37 @@ class SigningKeys(Protocol):
     def apiv3_key(self) -> str: ...
 
 
+class DeliveryOutcome(enum.Enum):
+    """How one delivery attempt ended, three-valued: only ACKNOWLEDGED ends the notification; the
+    other two are failed attempts that WeChat's schedule retries."""
+
+    ACKNOWLEDGED = "acknowledged"
+    """Done: the merchant answered SUCCESS."""
+    REFUSED = "refused"
+    """Definitely refused: a live merchant (replica) answered, but not SUCCESS (FAIL). It is not
+    offered to another target: the schedule retries it."""
+    NO_ANSWER = "no_answer"
+    """Unknown: no answer came (an RPC error, a timeout, connection refused, a lost attempt); the
+    merchant may or may not have acted. Another target may be tried in the same attempt."""
+
+
 @dataclass(frozen=True)
 class DeliveryResult:
-    acknowledged: bool
+    outcome: DeliveryOutcome
+    #: What happened, naming the target (kept as the notification's last error when it failed).
     detail: str
+    #: The target that answered (or, for NO_ANSWER from one target, the one tried); '' for none.
+    target: str = ""
+    #: The details of the targets tried earlier in the same attempt that gave no answer.
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.outcome is DeliveryOutcome.ACKNOWLEDGED
 
 
 class NotificationClient(Protocol):
-    """Posts one attempt to the merchant. Only an acknowledgement is a delivery; another answer, an
-    RPC error or a timeout comes back as a failed result (the notifier retries it)."""
+    """Posts one attempt to the merchant. Only an acknowledgement is a delivery; another answer
+    comes back REFUSED, an RPC error or a timeout NO_ANSWER (never raised)."""
 
     async def deliver(self, headers: Mapping[str, str], body: bytes, timeout_s: float) -> DeliveryResult: ...

@@ -487,6 +487,7 @@ class TimelineEvent(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     kind: _builtins.str
     """transition | remote_call | outbox_delivery | operator_action | sentinel_visit | notification"""
@@ -501,6 +502,10 @@ class TimelineEvent(_message.Message):
     actor: _builtins.str
     """system | sentinel | wechat | operator name."""
     detail: _builtins.str
+    node: _builtins.str
+    """The recharge-center replica that wrote the row (its --node-id); empty on rows written
+    before replicas were told apart.
+    """
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -517,10 +522,11 @@ class TimelineEvent(_message.Message):
         error: _builtins.str = ...,
         actor: _builtins.str = ...,
         detail: _builtins.str = ...,
+        node: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "detail", b"detail", "error", b"error", "from_status", b"from_status", "kind", b"kind", "latency_ms", b"latency_ms", "method", b"method", "outcome", b"outcome", "seq", b"seq", "to_status", b"to_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "detail", b"detail", "error", b"error", "from_status", b"from_status", "kind", b"kind", "latency_ms", b"latency_ms", "method", b"method", "node", b"node", "outcome", b"outcome", "seq", b"seq", "to_status", b"to_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -69,6 +69,7 @@ def start_card_service(workdir: Path, *args: str) -> ServiceProcess:
         workdir / "card.log",
     )
     try:
+        service.migrate()
         service.start("127.0.0.1:0")
     except BaseException:
         service.stop()

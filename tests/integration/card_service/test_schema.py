@@ -1,5 +1,5 @@
-"""The schema: created by ``create_schema`` (no migrations), and a database that predates a column
-is refused at start, naming what it lacks, instead of failing on its first write."""
+"""The schema: made by ``create_schema`` (the migrations), and a database that predates a column is
+refused, naming what it lacks, instead of failing on its first write."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import pytest
 import sqlalchemy as sa
 
 from card_service.adapters.unit_of_work import create_schema
+from card_service.migrations import SCHEMA
 from rc_common.db import Database
+from rc_common.migrations import OutdatedSchema, require_current
 
 
-async def test_a_database_made_before_cards_had_a_merchant_is_refused_at_start(tmp_path: Path) -> None:
+async def test_a_database_made_before_cards_had_a_merchant_is_refused_by_migrate_and_at_start(
+    tmp_path: Path,
+) -> None:
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
     old = sa.MetaData()
     sa.Table(  # the cards table as it was before merchants
@@ -27,9 +31,11 @@ async def test_a_database_made_before_cards_had_a_merchant_is_refused_at_start(t
         sa.Column("version", sa.Integer, nullable=False),
     )
     try:
-        await database.create_all(old)
-        with pytest.raises(RuntimeError, match=r"missing columns: cards\.merchant_id"):
-            await create_schema(database)
+        async with database.engine.begin() as conn:
+            await conn.run_sync(old.create_all)
+        for attempt in (create_schema(database), require_current(database, SCHEMA)):
+            with pytest.raises(OutdatedSchema, match=r"missing columns: cards\.merchant_id.*remove var/"):
+                await attempt
     finally:
         await database.dispose()
 

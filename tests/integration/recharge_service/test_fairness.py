@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, insert, text
 
-from rc_common.db import Database, OutdatedSchema
+from rc_common.db import Database
+from rc_common.migrations import OutdatedSchema
 from recharge_service.adapters.orm import metadata, outbox, recharge_orders
 from recharge_service.adapters.unit_of_work import uow_factory
 from recharge_service.bootstrap import create_schema
@@ -189,7 +190,8 @@ async def test_a_database_of_the_single_merchant_version_is_refused_naming_what_
 ) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
     try:
-        await db.create_all(metadata)
+        async with db.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
 
         def drop(conn: Connection) -> None:
             conn.execute(text("ALTER TABLE outbox DROP COLUMN merchant_id"))

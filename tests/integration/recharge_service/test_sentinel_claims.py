@@ -20,12 +20,20 @@ from recharge_service.adapters.orm import metadata
 from recharge_service.adapters.unit_of_work import uow_factory
 from recharge_service.bootstrap import create_schema
 from recharge_service.domain.order import SENTINEL_STATES, OrderStatus
+from recharge_service.domain.timeline import NOTIFICATION, TRANSITION
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.payment import record_payment
 from recharge_service.service_layer.ports import VOIDED, CardRecharge
 from recharge_service.service_layer.sentinel import SentinelReport, run_sentinel
 from tests.integration.recharge_service.conftest import MCHID, new_order, reload
 from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments, MemoryMerchants
-from tests.integration.recharge_service.sentinel_support import HOLD, credit_unknown_order, policy, timeline
+from tests.integration.recharge_service.sentinel_support import (
+    HOLD,
+    credit_unknown_order,
+    payment_of,
+    policy,
+    timeline,
+)
 
 S = OrderStatus
 EACH = 12  # orders of each kind
@@ -160,3 +168,26 @@ async def test_concurrent_claims_are_disjoint_and_cover_the_backlog(
     assert len(got_a) == 6 and len(got_b) == 4
     assert not set(got_a) & set(got_b)
     assert set(got_a) | set(got_b) == wanted
+
+
+async def test_one_payment_recorded_by_two_replicas_at_once_is_one_row_and_one_acceptance(
+    two_databases: tuple[Database, Database],
+) -> None:
+    """Notify on one replica and a sentinel's query on the other record the same payment at the
+    same moment: ``INSERT … ON CONFLICT DO NOTHING`` then the version check — both answer, one
+    payment row, one "accepted", the order PAID once (issue 13, item 3)."""
+    card, payments, clock = FakeCard(bonus_fen=2_000), FakePayments(), Clock()
+    a, b = centers(two_databases, card, payments, clock)
+    orders = [await new_order(a) for _ in range(8)]
+    for order in orders:
+        paid = payment_of(order)
+        sources = ((a, "notification"), (b, "sentinel"), (a, "sentinel"), (b, "notification"))
+        ends = await asyncio.gather(*(record_payment(deps, paid, source=src) for deps, src in sources))
+        assert {end.status for end in ends} == {S.PAID}
+        async with a.uow(readonly=True) as uow:
+            rows = await uow.payments.for_order(order.order_no)
+        assert [row["transaction_id"] for row in rows] == [paid.transaction_id]
+        outcomes = [e.outcome for e in await timeline(b, order.order_no, NOTIFICATION)]
+        assert sorted(outcomes) == ["accepted", "duplicate", "duplicate", "duplicate"]
+        transitions = [e.to_status for e in await timeline(b, order.order_no, TRANSITION)]
+        assert transitions.count(S.PAID) == 1

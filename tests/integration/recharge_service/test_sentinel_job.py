@@ -13,7 +13,9 @@ import pytest
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from rc_common.migrations import migrate
 from recharge_service.bootstrap import App, build_app
+from recharge_service.migrations import SCHEMA
 from recharge_service.settings import (
     ConfirmSettings,
     DatabaseSettings,
@@ -61,6 +63,7 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
             notify=NotifySettings(wechat_keys_dir=str(platform_keys[0])),
             sentinel=SentinelSettings(interval=0.2, hold=0.0),
         )
+        await migrate(settings.database.url, SCHEMA)  # the step before every start
         app = await build_app(settings)
         await app.server.start()
         app.start_background()

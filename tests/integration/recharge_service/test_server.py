@@ -13,8 +13,10 @@ import pytest
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
 from rc_common.grpc_status import error_field, error_info
+from rc_common.migrations import migrate
 from recharge_service.bootstrap import App, build_app
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
+from recharge_service.migrations import SCHEMA
 from recharge_service.settings import (
     ConfirmSettings,
     DatabaseSettings,
@@ -58,6 +60,7 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
     ):
         settings = RechargeSettings(
             listen="127.0.0.1:0",
+            node_id=NODE,
             grace=1.0,
             database=DatabaseSettings(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"),
             remote=RemoteSettings(
@@ -71,6 +74,7 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
             notify=NotifySettings(wechat_keys_dir=str(platform_keys[0]), wechat_mchid=MCHID),
             outbox=OutboxSettings(interval=0.05, backoff=0.01, backoff_max=0.05),
         )
+        await migrate(settings.database.url, SCHEMA)  # the step before every start
         app = await build_app(settings)
         await app.server.start()
         app.dispatcher.start()
@@ -91,6 +95,8 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
         await app.server.stop(1.0)
 
 
+#: The served replica's ``--node-id``.
+NODE = "n1"
 #: A second merchant beside the test merchant ``shop-a``; both partner mode.
 SHOP_B, SUB_MCHID_B = "shop-b", "1900000202"
 
@@ -217,6 +223,23 @@ async def test_a_top_up_goes_from_create_to_credited_with_its_followups(
     assert calls == ["PreRecharge", "CreatePrepay", "ConfirmRecharge"]
     assert [e.seq for e in timeline.events] == sorted(e.seq for e in timeline.events)
     assert any(e.kind == "notification" and e.outcome == "accepted" for e in timeline.events)
+
+
+async def test_every_timeline_row_names_the_replica_that_wrote_it(running: Running, wechat: Wechat) -> None:
+    created = await running.center.CreateRechargeOrder(create_request())
+    headers, body = wechat.paid(as_domain(created))
+    await running.notify.Notify(wechatpay_pb2.NotifyRequest(headers=headers, body=body))
+    await wait_for_status(running, created.order_no, recharge_pb2.ORDER_STATUS_CREDITED)
+    request = recharge_pb2.GetOrderTimelineRequest(order_no=created.order_no)
+
+    async def delivered() -> recharge_pb2.GetOrderTimelineResponse | None:
+        reply = await running.ops.GetOrderTimeline(request)
+        return reply if sum(e.kind == "outbox_delivery" for e in reply.events) == 2 else None
+
+    timeline = await eventually(delivered, what="the notice and the callback on the timeline")
+    kinds = {e.kind for e in timeline.events}
+    assert kinds == {"transition", "remote_call", "notification", "outbox_delivery"}
+    assert {e.node for e in timeline.events} == {NODE}
 
 
 async def test_bad_input_is_invalid_argument_naming_the_field(running: Running) -> None:

@@ -17,10 +17,12 @@ import grpc
 import pytest
 
 from rc_common.db import Database
+from rc_common.migrations import VERSION_TABLE, migrate
 from tests.integration.wechat_mock.fakes import FakeMerchant, Stubs
 from wechat_mock import bootstrap
 from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
 from wechat_mock.adapters.tables import metadata
+from wechat_mock.migrations import SCHEMA
 from wechat_mock.settings import WechatSettings
 
 #: The time scale of these tests: retries every 0.2 s, refunds settle after 0.3 s.
@@ -95,6 +97,7 @@ async def launch(
             **overrides,
         }
         settings = WechatSettings(**values)
+        await migrate(settings.db, SCHEMA)  # the step before every start (a no-op once at head)
         simulator = await bootstrap.build(settings)
         await simulator.start()
         channel = grpc.aio.insecure_channel(simulator.address)
@@ -115,6 +118,7 @@ async def _drop_tables(url: str) -> None:
     try:
         async with db.engine.begin() as connection:
             await connection.run_sync(metadata.drop_all)
+            await connection.exec_driver_sql(f"DROP TABLE IF EXISTS {VERSION_TABLE}")
     finally:
         await db.dispose()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     answer: str
+    #: When it arrived (``time.monotonic``).
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def envelope(self) -> dict[str, Any]:
@@ -35,8 +38,9 @@ class Received:
         return crypto.open_notification(apiv3_key, self.body)[1]
 
 
-#: Decides the merchant's answer: "SUCCESS", "FAIL", "ERROR" (the RPC fails with INTERNAL) or
-#: "SLOW" (answers SUCCESS only after ``slow_s``, past the simulator's --notify-timeout).
+#: Decides the merchant's answer: "SUCCESS", "FAIL", "ERROR" (the RPC fails with INTERNAL),
+#: "UNAVAILABLE" (the RPC fails with UNAVAILABLE, as from a replica shutting down) or "SLOW"
+#: (answers SUCCESS only after ``slow_s``, past the simulator's --notify-timeout).
 Policy = Callable[[Received, int], str]
 
 
@@ -62,6 +66,8 @@ class FakeMerchant(wechatpay_pb2_grpc.PaymentNotificationsServicer):
             self._changed.notify_all()
         if item.answer == "ERROR":
             await context.abort(grpc.StatusCode.INTERNAL, "merchant crashed")
+        if item.answer == "UNAVAILABLE":
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "merchant shutting down")
         if item.answer == "SLOW":
             await asyncio.sleep(self.slow_s)  # a slow merchant: answers after the simulator gave up
             return wechatpay_pb2.NotifyAck(code="SUCCESS")

@@ -43,6 +43,7 @@ def simulator_process(tmp_path: Path, keys_dir: Path, merchant: FakeMerchant, *e
 
 async def start(process: ServiceProcess) -> ServiceProcess:
     # ServiceProcess.start blocks while it waits for the port: keep the fake merchant answering.
+    await asyncio.to_thread(process.migrate)
     await asyncio.to_thread(process.start, "127.0.0.1:0")
     return process
 

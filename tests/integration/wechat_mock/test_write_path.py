@@ -16,7 +16,7 @@ from tests.waiting import eventually
 from wechat_mock.domain.notifications import DeliveryStatus
 from wechat_mock.service_layer.due_loop import DueLoop
 from wechat_mock.service_layer.notifier import Notifier
-from wechat_mock.service_layer.ports import DeliveryResult
+from wechat_mock.service_layer.ports import DeliveryOutcome, DeliveryResult
 from wechat_mock.service_layer.refunds import settle_due_refunds
 
 #: The issue's bound: write transactions per CreatePrepay and per Pay.
@@ -45,7 +45,7 @@ class GatedClient:
     async def deliver(self, headers: Mapping[str, str], body: bytes, timeout_s: float) -> DeliveryResult:
         self.calls += 1
         await self.release.wait()
-        return DeliveryResult(True, "SUCCESS")
+        return DeliveryResult(DeliveryOutcome.ACKNOWLEDGED, "answered SUCCESS")
 
 
 def asleep(worker: DueLoop) -> bool:

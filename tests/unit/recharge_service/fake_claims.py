@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer.storage import (
     AnomalyPage,
+    Claimed,
     OutboxRow,
     Settled,
+    StagedClaim,
     anomaly_page_token,
     read_anomaly_page_token,
 )
@@ -35,8 +37,9 @@ def taking_turns(rows: list[R], merchant: Callable[[R], str], key: Callable[[R],
 
 
 class FakeOutbox:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, node: str = "") -> None:
         self._store = store
+        self._node = node  # the replica writing the delivery rows on the timeline
 
     async def claim(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[OutboxRow]:
         def unit(tables: Tables) -> list[OutboxRow]:
@@ -86,7 +89,7 @@ class FakeOutbox:
             tables.insert_timeline([item.entry for item in mine])
             return [item.row_id for item in mine]
 
-        return await self._store.write(unit) if settled else []
+        return await self._store.write(unit, node=self._node) if settled else []
 
     async def for_order(self, order_no: str) -> list[dict[str, Any]]:
         rows = self._store.read(lambda t: [r for r in t.outbox.values() if r["order_no"] == order_no])
@@ -113,7 +116,7 @@ class FakeLeases:
         changed_before: datetime | None = None,
         visited_before: datetime | None = None,
         limit: int = 500,
-    ) -> list[str]:
+    ) -> list[Claimed]:
         def due(row: OrderRow) -> bool:
             order = row.order
             wanted = order.status in statuses and (
@@ -125,7 +128,7 @@ class FakeLeases:
                 wanted = wanted and (row.lease_until is None or row.lease_until < visited_before)
             return wanted and _free(row, now)
 
-        def unit(tables: Tables) -> list[str]:
+        def unit(tables: Tables) -> list[Claimed]:
             picked = [row for row in tables.orders.values() if due(row)]
             picked = taking_turns(
                 picked,
@@ -133,25 +136,47 @@ class FakeLeases:
                 lambda r: (r.lease_until or NEVER, r.order.updated_at, r.order.order_no),
             )
             for row in picked[:limit]:
-                row.lease_owner, row.lease_until = owner, until
-            return [row.order.order_no for row in picked[:limit]]
+                row.lease_owner, row.lease_until, row.lease_token = owner, until, row.lease_token + 1
+            return [Claimed(row.order.order_no, row.lease_token) for row in picked[:limit]]
 
         return await self._store.write(unit)
 
-    async def claim_one(self, order_no: str, owner: str, now: datetime, until: datetime) -> bool:
-        def unit(tables: Tables) -> bool:
+    async def claim_one(self, order_no: str, owner: str, now: datetime, until: datetime) -> int | None:
+        def unit(tables: Tables) -> int | None:
             row = tables.orders.get(order_no)
             if row is None or not _free(row, now):
-                return False
-            row.lease_owner, row.lease_until = owner, until
-            return True
+                return None
+            row.lease_owner, row.lease_until, row.lease_token = owner, until, row.lease_token + 1
+            return row.lease_token
 
         return await self._store.write(unit)
 
-    async def renew(self, order_no: str, owner: str, until: datetime) -> bool:
+    def stage_claim(self, order_no: str, owner: str, now: datetime, until: datetime) -> StagedClaim:
+        claim, got = StagedClaim(), []
+
+        def op(tables: Tables) -> None:
+            row = tables.orders.get(order_no)
+            if row is None or not _free(row, now):
+                got.append(None)
+                return
+            row.lease_owner, row.lease_until, row.lease_token = owner, until, row.lease_token + 1
+            got.append(row.lease_token)
+
+        def taken() -> None:
+            claim.token = got[-1] if got else None
+
+        self._staged.add(op, taken)
+        return claim
+
+    async def now(self, fallback: datetime) -> datetime:
+        return fallback  # the in-memory store keeps leases on the caller's clock
+
+    async def renew(
+        self, order_no: str, owner: str, now: datetime, until: datetime, token: int | None = None
+    ) -> bool:
         def unit(tables: Tables) -> bool:
             row = tables.orders.get(order_no)
-            if row is None or row.lease_owner != owner:
+            if row is None or row.lease_owner != owner or token not in (None, row.lease_token):
                 return False
             row.lease_until = until
             return True

@@ -19,6 +19,7 @@ class OrderRow:
     order: RechargeOrder  # a stored copy: no pending changes or events; ``version`` as stored
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    lease_token: int = 0
 
 
 @dataclass
@@ -29,6 +30,9 @@ class Tables:
     outbox: dict[int, dict[str, Any]] = field(default_factory=dict)  # by id, columns as in SQL
     last_timeline_id: int = 0
     last_outbox_id: int = 0
+    #: The replica whose unit is being applied: stamped on its timeline rows, as SQL's
+    #: ``insert_timeline`` does (``Store.write`` sets it for the unit).
+    writing_node: str = ""
 
     def insert_timeline(self, entries: Sequence[TimelineEntry]) -> None:
         for entry in entries:
@@ -42,6 +46,7 @@ class Tables:
                     error=entry.error[:TEXT_LIMIT],
                     detail=entry.detail[:TEXT_LIMIT],
                     seq=self.last_timeline_id,
+                    node=self.writing_node,
                 )
             )
 
@@ -56,10 +61,11 @@ Op = Callable[[Tables], None]
 
 
 class Store(Protocol):
-    """How the repositories reach the tables: reads at once, writes as one atomic unit."""
+    """How the repositories reach the tables: reads at once, writes as one atomic unit (by the
+    replica ``node``)."""
 
     def read(self, query: Callable[[Tables], T]) -> T: ...
-    async def write(self, unit: Callable[[Tables], T]) -> T: ...
+    async def write(self, unit: Callable[[Tables], T], *, node: str = "") -> T: ...
 
 
 def copy_order(order: RechargeOrder) -> RechargeOrder:

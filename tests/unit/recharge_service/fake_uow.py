@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from recharge_service.domain.followups import followups_for
 from recharge_service.domain.order import OPEN_STATUSES, Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TRANSITION, TimelineEntry
+from recharge_service.service_layer import holding
 from recharge_service.service_layer.storage import (
     DuplicateKey,
     OrderPage,
@@ -52,9 +53,11 @@ class MemoryStore:
         self.reads = 0
         self._before_write: list[Callable[[], Awaitable[None]]] = []
 
-    def uow_factory(self) -> UowFactory:
+    def uow_factory(self, *, node: str = "") -> UowFactory:
+        """Units of work of the replica ``node`` (stamped on the timeline rows they write)."""
+
         def make(*, readonly: bool = False) -> FakeUnitOfWork:
-            return FakeUnitOfWork(self, readonly=readonly)
+            return FakeUnitOfWork(self, node=node, readonly=readonly)
 
         return make
 
@@ -67,17 +70,20 @@ class MemoryStore:
         self.reads += 1
         return query(self.tables)
 
-    async def write(self, unit: Callable[[Tables], T]) -> T:
-        """Run ``unit`` on a copy of the tables; keep the copy only if it did not raise."""
+    async def write(self, unit: Callable[[Tables], T], *, node: str = "") -> T:
+        """Run ``unit`` (of the replica ``node``) on a copy of the tables; keep the copy only if it
+        did not raise."""
         await asyncio.sleep(0)  # the hop to the writer: other tasks run meanwhile
         while self._before_write:
             await self._before_write.pop(0)()
         draft = copy.deepcopy(self.tables)
+        draft.writing_node = node
         try:
             value = unit(draft)
         except BaseException:
             self.failed_units += 1
             raise
+        draft.writing_node = ""
         self.tables = draft
         self.units += 1
         return value
@@ -141,6 +147,8 @@ class FakeOrders:
             detail=detail or "order created",
         )
 
+        lease = holding.held(stored.order_no)
+
         def op(tables: Tables) -> None:
             key_taken = any(
                 (r.order.merchant_id, r.order.idempotency_key) == (stored.merchant_id, stored.idempotency_key)
@@ -148,7 +156,10 @@ class FakeOrders:
             )
             if stored.order_no in tables.orders or key_taken:
                 raise DuplicateKey("recharge_orders: the order number or idempotency key is taken")
-            tables.orders[stored.order_no] = OrderRow(copy_order(stored))
+            row = tables.orders[stored.order_no] = OrderRow(copy_order(stored))
+            if lease is not None:
+                row.lease_owner, row.lease_token = lease.owner, lease.token
+                row.lease_until = stored.created_at + lease.length
             tables.insert_timeline([created])
 
         order.version = 0
@@ -189,11 +200,21 @@ class FakeOrders:
             for followup in followups_for(order, event)
         ]
 
+        lease = holding.held(order.order_no)
+
         def op(tables: Tables) -> None:
             row = tables.orders.get(order.order_no)
+            if lease is not None and row is not None and (row.lease_owner, row.lease_token) != (
+                lease.owner,
+                lease.token,
+            ):
+                lease.lost = "another replica took the order over"
+                raise holding.LeaseLost(order.order_no, lease.lost)
             if row is None or row.order.version != read_version:
                 raise StaleOrder(order.order_no)
-            row.order = copy_order(stored)  # the lease columns are not the order's to write
+            row.order = copy_order(stored)  # the lease columns are not the order's to write …
+            if lease is not None and stored.status in holding.RELEASED_AT:  # … but its holder's
+                row.lease_owner, row.lease_until = None, None
             tables.insert_timeline(history)
             for followup in followups:
                 tables.insert_outbox_if_absent(followup)
@@ -284,14 +305,15 @@ class FakeTimeline:
 
 
 class FakeUnitOfWork(AbstractUnitOfWork):
-    def __init__(self, store: MemoryStore, *, readonly: bool = False) -> None:
+    def __init__(self, store: MemoryStore, *, node: str = "", readonly: bool = False) -> None:
         super().__init__(readonly=readonly)
         self._store = store
+        self._node = node
         self._staged = Staged()
         self.orders = FakeOrders(store, self._staged)
         self.payments = FakePaymentRows(store, self._staged)
         self.timeline = FakeTimeline(store, self._staged)
-        self.outbox = FakeOutbox(store)
+        self.outbox = FakeOutbox(store, node)
         self.leases = FakeLeases(store, self._staged)
         self.anomalies = FakeAnomalies(store)
 
@@ -314,5 +336,5 @@ class FakeUnitOfWork(AbstractUnitOfWork):
             for op in ops:
                 op(tables)
 
-        await self._store.write(unit)
+        await self._store.write(unit, node=self._node)
         return after

@@ -69,6 +69,19 @@ async def test_remote_attempts_left_pending_ride_first_in_the_next_commit_even_a
     assert entries[-2].seq < entries[-1].seq
 
 
+async def test_each_replica_stamps_its_node_on_the_timeline_rows_it_writes(
+    deps: Deps, store: MemoryStore
+) -> None:
+    order = await new_order(deps)
+    for node in ("n1", "n2"):
+        async with store.uow_factory(node=node)() as uow:
+            await uow.timeline.add(TimelineEntry(order.order_no, deps.clock(), NOTIFICATION, outcome=node))
+            await uow.commit()
+    async with deps.uow(readonly=True) as uow:
+        entries = await uow.timeline.for_order(order.order_no)
+    assert [(e.outcome, e.node) for e in entries if e.kind == NOTIFICATION] == [("n1", "n1"), ("n2", "n2")]
+
+
 async def test_a_unit_left_without_commit_writes_nothing_and_a_read_only_one_cannot_commit(
     deps: Deps, store: MemoryStore
 ) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any, cast
 
 import pytest
 
 from protos.recharge.v1 import recharge_pb2
-from recharge_service.entrypoints.ops_cli import ACTIONS, parser, status_value, table
+from recharge_service.entrypoints.ops_cli import ACTIONS, parser, show_timeline, status_value, table
 
 
 def test_statuses_are_accepted_the_way_operators_type_them() -> None:
@@ -47,3 +48,26 @@ def test_the_target_comes_from_the_environment_unless_given(monkeypatch: pytest.
     monkeypatch.setenv("RECHARGE_OPS_TARGET", "10.0.0.5:7000")
     assert parser().parse_args(["sentinel"]).target == "10.0.0.5:7000"
     assert parser().parse_args(["--target", "h:1", "sentinel"]).target == "h:1"
+
+
+class TimelineOnly:
+    """A ``RechargeOpsStub`` stand-in that answers GetOrderTimeline with a fixed reply."""
+
+    def __init__(self, *events: recharge_pb2.TimelineEvent) -> None:
+        self.reply = recharge_pb2.GetOrderTimelineResponse(order_no="R1", events=events)
+
+    def GetOrderTimeline(self, request: Any, timeout: float) -> recharge_pb2.GetOrderTimelineResponse:
+        return self.reply
+
+
+def test_the_timeline_names_the_replica_that_wrote_each_row() -> None:
+    events = [
+        recharge_pb2.TimelineEvent(seq=1, kind="transition", actor="system", node="replica-a"),
+        recharge_pb2.TimelineEvent(seq=2, kind="sentinel_visit", actor="sentinel", node="replica-b"),
+    ]
+    args = parser().parse_args(["timeline", "R1"])
+    text = show_timeline(cast(Any, TimelineOnly(*events)), args)
+    _, header, _, first, second = text.splitlines()
+    assert header.split()[:6] == ["SEQ", "AT", "(UTC+8)", "KIND", "ACTOR", "NODE"]
+    column = header.index("NODE")
+    assert first[column:].startswith("replica-a") and second[column:].startswith("replica-b")

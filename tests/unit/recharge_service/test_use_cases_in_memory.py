@@ -77,10 +77,12 @@ async def test_a_happy_top_up_is_credited_with_two_followups_in_four_write_trans
     assert (order.bonus_fen, order.credit_amount_fen) == (2_000, 102_000)
     assert store.units - units == 2  # insert + both announcements; the answers + AWAITING_PAYMENT
 
-    paid, announced = await record_payment_then_confirm(deps, payment_of(order), source="notification")
-    assert paid.status is S.PAID and announced
-    assert store.units - units == 3  # payment, PAID and the confirm's sent row together
-    start_credit(deps, order.order_no, announced=announced)
+    paid, announced, lease = await record_payment_then_confirm(
+        deps, payment_of(order), source="notification"
+    )
+    assert paid.status is S.PAID and announced and lease is not None
+    assert store.units - units == 3  # payment, PAID, the confirm's sent row and the lease together
+    start_credit(deps, order.order_no, announced=announced, lease=lease)
     await deps.background.join()
 
     assert store.units - units == 4  # CREDITED with its follow-ups
@@ -229,8 +231,10 @@ async def test_a_duplicate_payment_changes_nothing_but_the_timeline(
     async with deps.uow(readonly=True) as uow:
         recorded = await uow.payments.for_order(order.order_no)
     clock.advance(timedelta(minutes=1))
-    again, announced = await record_payment_then_confirm(deps, payment_of(order), source="notification")
-    assert again.status is S.PAID and not announced  # nobody starts a second credit
+    again, announced, lease = await record_payment_then_confirm(
+        deps, payment_of(order), source="notification"
+    )
+    assert again.status is S.PAID and not announced and lease is None  # nobody starts a second credit
     after = await reload(deps, order.order_no)
     assert after == before and after.version == before.version
     async with deps.uow(readonly=True) as uow:
@@ -278,9 +282,10 @@ async def test_two_notifications_of_one_payment_at_once_make_one_paid_transition
         *(record_payment_then_confirm(deps, payment_of(order), source="notification") for _ in range(2))
     )
     assert store.failed_units - failed == 1  # the loser's commit was stale; it re-read
-    assert sorted(announced for _, announced in results) == [False, True]
-    for paid, announced in results:
-        start_credit(deps, paid.order_no, announced=announced)
+    assert sorted(announced for _, announced, _ in results) == [False, True]
+    assert sorted(lease is not None for *_, lease in results) == [False, True]
+    for paid, announced, lease in results:
+        start_credit(deps, paid.order_no, announced=announced, lease=lease)
     await deps.background.join()
     assert (await reload(deps, order.order_no)).status is S.CREDITED
     assert card.methods().count("ConfirmRecharge") == 1

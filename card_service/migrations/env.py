@@ -1,0 +1,5 @@
+"""Alembic's entry point for the card system's migrations (see ``rc_common.migrations``)."""
+
+from rc_common.migrations import run_env
+
+run_env()
