@@ -41,6 +41,10 @@ bench-card: $(STAMP) ## card system alone: PreRecharge/s and ConfirmRecharge/s
 bench: $(STAMP) ## bare chain vs real services, per-service DB work per top-up, goals table (BENCH_ARGS="--db postgresql")
 	$(BIN)/python -m scripts.bench --backlog 10000 $(BENCH_ARGS)
 
+.PHONY: bench-replicas
+bench-replicas: $(STAMP) ## one run, side by side: SQLite, PostgreSQL with 1 and with 2 recharge-center replicas (~3 min)
+	$(BIN)/python -m scripts.bench --compare --levels 8,32 --duration 8 $(BENCH_ARGS)
+
 chaos: $(STAMP) ## every chaos profile x 20 seeds x 200 orders, invariants checked after each run
 	$(BIN)/python -m scripts.chaos --long
 

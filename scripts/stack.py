@@ -6,6 +6,11 @@ three (``python -m <service> migrate``, side by side; a service refuses a schema
 then card system, recharge center, then the WeChat simulator (which needs the recharge center's
 address for notifications). The WeChat keys are created first, so the recharge center can load them
 at start.
+
+Replicas: ``build_stack(..., node_ids=("r1", "r2"))`` gives one recharge-center process per node id
+(``--node-id``, its own port, the same database); their migrate steps start at the same moment (the
+migrations serialize themselves), the replicas start side by side, and the WeChat simulator
+notifies all of them (``--notify-target``, failing over). ``Stack.recharge`` is the first replica.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,12 +149,20 @@ class Stack:
 
     workdir: Path
     card: ServiceProcess
+    #: The recharge center (its first replica when there are several).
     recharge: ServiceProcess
     wechat: ServiceProcess
+    #: The recharge center's other replicas, on the same database (``build_stack(node_ids=...)``).
+    replicas: list[ServiceProcess] = field(default_factory=list)
+
+    @property
+    def recharges(self) -> tuple[ServiceProcess, ...]:
+        """Every replica of the recharge center, the first one first."""
+        return (self.recharge, *self.replicas)
 
     @property
     def services(self) -> tuple[ServiceProcess, ...]:
-        return (self.card, self.recharge, self.wechat)
+        return (self.card, *self.recharges, self.wechat)
 
     @property
     def keys_dir(self) -> Path:
@@ -167,7 +181,10 @@ def build_stack(
     recharge_args: Sequence[str] = (),
     wechat_args: Sequence[str] = (),
     db_url_for: dict[str, str] | None = None,
+    node_ids: Sequence[str] = (),
 ) -> Stack:
+    """``node_ids``: one recharge-center replica per name (``--node-id``), all on its database;
+    none (the default): one recharge center that names itself."""
     workdir.mkdir(parents=True, exist_ok=True)
     keys_dir = workdir / KEYS_DIR
     dbs = db_url_for or {
@@ -176,19 +193,26 @@ def build_stack(
     card = ServiceProcess(
         "card", "card_service", ["--db", dbs["card"], *card_args], workdir / "logs" / "card.log"
     )
-    recharge = ServiceProcess(
-        "recharge",
-        "recharge_service",
-        ["--db", dbs["recharge"], "--wechat-keys-dir", str(keys_dir), *recharge_args],
-        workdir / "logs" / "recharge.log",
-    )
+
+    def replica(name: str, node_id: str | None) -> ServiceProcess:
+        node = ["--node-id", node_id] if node_id else []
+        return ServiceProcess(
+            name,
+            "recharge_service",
+            ["--db", dbs["recharge"], "--wechat-keys-dir", str(keys_dir), *node, *recharge_args],
+            workdir / "logs" / f"{name}.log",
+        )
+
+    nodes: list[str | None] = [*node_ids] or [None]
+    # The first keeps the name "recharge" (its log: recharge.log); the others are named by node.
+    recharges = [replica("recharge" if i == 0 else f"recharge-{node}", node) for i, node in enumerate(nodes)]
     wechat = ServiceProcess(
         "wechat",
         "wechat_mock",
         ["--db", dbs["wechat"], "--keys-dir", str(keys_dir), *wechat_args],
         workdir / "logs" / "wechat.log",
     )
-    return Stack(workdir, card, recharge, wechat)
+    return Stack(workdir, card, recharges[0], wechat, recharges[1:])
 
 
 def start_stack(
@@ -200,7 +224,12 @@ def start_stack(
 ) -> Stack:
     """Migrate the three databases, start card, recharge, wechat (in that order) and wire their
     addresses; WeChat notifies the recharge center and then ``notify_targets`` (other replicas'
-    PaymentNotifications), in turn."""
+    PaymentNotifications), in turn.
+
+    With several replicas (``build_stack(node_ids=...)``) every replica runs its migrate step, all
+    at the same moment on the one database (as replicas started together would), the replicas
+    start side by side (the first on ``ports[1]``, the others on free ports), and WeChat notifies
+    each of them in turn."""
     from wechat_mock.adapters.keys import ensure_keys
 
     ensure_keys(stack.keys_dir)
@@ -212,16 +241,30 @@ def start_stack(
         # recharge center with the simulator's address given at start when fixed, else late-bound.
         if wechat_port == 0:
             wechat_port = _free_port(host)
-        stack.recharge.args += [
-            "--card-target", stack.card.address, "--payment-target", f"{host}:{wechat_port}"
-        ]
-        stack.recharge.start(f"{host}:{recharge_port}")
-        stack.wechat.args += ["--notify-target", ",".join([stack.recharge.address, *notify_targets])]
+        for replica in stack.recharges:
+            replica.args += ["--card-target", stack.card.address, "--payment-target", f"{host}:{wechat_port}"]
+        listens = [f"{host}:{recharge_port}"] + [f"{host}:0"] * len(stack.replicas)
+        start_side_by_side(stack.recharges, listens)
+        targets = [r.address for r in stack.recharges]
+        stack.wechat.args += ["--notify-target", ",".join([*targets, *notify_targets])]
         stack.wechat.start(f"{host}:{wechat_port}")
     except BaseException:
         stack.stop()
         raise
     return stack
+
+
+def start_side_by_side(services: Sequence[ServiceProcess], listens: Sequence[str]) -> None:
+    """Start ``services`` at the same moment (each on its ``listens``), waiting for all of them;
+    raises the first failure once every start has ended."""
+    if len(services) == 1:
+        services[0].start(listens[0])
+        return
+    with ThreadPoolExecutor(max_workers=len(services)) as pool:
+        started = [pool.submit(s.start, listen) for s, listen in zip(services, listens, strict=True)]
+        errors = [e for e in (f.exception() for f in started) if e is not None]
+    if errors:
+        raise errors[0]
 
 
 def _free_port(host: str) -> int:

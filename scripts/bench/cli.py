@@ -20,9 +20,21 @@ sub_mchid), so both WeChat signing paths are measured; every request names its m
 Prints a table and the goals of issue 10 (met / NOT met / not measured), writes bench.json and
 bench.png (throughput and p99 against concurrency) to --out. Timings are never asserted anywhere.
 
+Replicas (--replicas N, PostgreSQL only; scripts/bench/replicas.py): N recharge-center processes on
+one database, the simulator notifying all of them, the load spread over them with client-side
+round_robin. The recharge center's database counters and CPU are the replicas' sums (each
+replica's own beside it), peak RSS is per replica.
+
+Comparison (--compare; scripts/bench/compare.py): the same load on SQLite (1 replica), PostgreSQL
+(1 replica) and PostgreSQL (--replicas, default 2) in one invocation, beside one bare chain, printed
+side by side. Absolute figures drift 2-4x between runs on a shared machine: compare the ratios of
+one run, not figures of different runs.
+
   .venv/bin/python -m scripts.bench                     # `make bench` (backlog 10000)
   .venv/bin/python -m scripts.bench --levels 1,8,32 --duration 5 --backlog 2000
   .venv/bin/python -m scripts.bench --db postgresql     # the same on PostgreSQL
+  .venv/bin/python -m scripts.bench --db postgresql --replicas 2
+  .venv/bin/python -m scripts.bench --compare --levels 8,32 --duration 6   # `make bench-replicas`
   .venv/bin/python -m scripts.bench --quick             # seconds; for the test
 """
 
@@ -36,37 +48,26 @@ import os
 import platform
 import pstats
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from protos.card.v1 import card_pb2
-from scripts.bench.db import (
-    CALLS_DIVIDED_BY,
-    Databases,
-    DbCounters,
-    Snapshot,
-    per_topup,
-    stats_env,
-    template_messages,
-)
-from scripts.bench.load import OPENID, BenchCard, LoadResult, TopUps, closed_loop, open_loop
-from scripts.bench.procs import BareChain, RssSampler, cpu_seconds, wait_idle
+from scripts.bench.compare import compare_report, plot_compare, print_compare
+from scripts.bench.db import CALLS_DIVIDED_BY, Databases, DbCounters, per_topup, stats_env
+from scripts.bench.load import BenchCard, LoadResult, TopUps, open_loop
+from scripts.bench.measure import Probe, measured, run_levels, say
+from scripts.bench.procs import BareChain, CpuMeter, RssSampler, wait_idle
+from scripts.bench.replicas import BenchServices, replica_names, start_services
 from scripts.bench.report import evaluate_goals, plot, print_table
-from scripts.bench.sentinel import build_backlog, resolve_backlog, sentinel_available
+from scripts.bench.sentinel import build_backlog, not_credited, resolve_backlog, sentinel_available
 from scripts.chaos.rpc import Stubs
-from scripts.chaos.services import Services, flag_args
-from scripts.merchants import BENCH_MERCHANTS, direct_merchants_flag, open_merchants
-from scripts.stack import ROOT, build_stack, start_stack
+from scripts.merchants import BENCH_MERCHANTS, open_merchants
+from scripts.stack import ROOT
+from tests.postgres import find_bindir
 
 AMOUNT_FEN = 20_000  # ¥200: gets the ¥20 bonus tier, so the bonus path is measured too
-
-
-def say(text: str) -> None:
-    print(f"[bench] {text}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -95,9 +96,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--backlog",
         type=int,
-        default=10_000,
+        default=None,
         help="CREDIT_UNKNOWN orders the sentinel resolves; the goal is 10000 in <= 30 s (default "
-        "%(default)s; 0 = skip)",
+        "10000, with --compare 0; 0 = skip)",
     )
     parser.add_argument(
         "--cards",
@@ -109,9 +110,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--db",
         choices=("sqlite", "postgresql"),
-        default="sqlite",
+        default=None,
         help="the services' databases: SQLite files in a temp dir (default), or one throwaway "
         "PostgreSQL server (tests/postgres.py, fsync off) with a database per service",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="recharge-center replicas on its one database (default %(default)s; more than 1 needs "
+        "--db postgresql); with --compare, those of the third run (default 2)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="run the same load on SQLite (1 replica), PostgreSQL (1) and PostgreSQL (--replicas, "
+        "default 2) and print them side by side with the bare chain",
     )
     parser.add_argument("--log-level", default="info", help="the services' --log-level (default %(default)s)")
     parser.add_argument(
@@ -123,7 +137,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile",
         choices=("card", "recharge", "wechat"),
         default="",
-        help="run this service under cProfile; top functions to OUT/profile-SERVICE.txt",
+        help="run this service (the recharge center's first replica) under cProfile; top functions "
+        "to OUT/profile-SERVICE.txt",
     )
     parser.add_argument(
         "--skip-bare",
@@ -136,6 +151,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="tiny run for the test: levels 1,4, 1 s each, backlog <= 10, cards <= 10",
     )
     args = parser.parse_args(argv)
+    check_replicas(parser, args)
+    if args.backlog is None:
+        args.backlog = 0 if args.compare else 10_000
     if args.quick:
         args.levels, args.duration, args.orders = "1,4", 1.0, 0
         args.backlog, args.cards = min(args.backlog, 10), min(args.cards, 10)
@@ -146,89 +164,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-class Probe:
-    """Reads what the services did between two points: database counters and customer notices."""
-
-    def __init__(self, counters: DbCounters, stubs: Stubs, quick: bool) -> None:
-        self._counters = counters
-        self._stubs = stubs
-        self._quick = quick
-        #: Counter growth per second with no load (periodic work), per service.
-        self.idle: dict[str, dict[str, float]] = {}
-
-    async def measure_idle(self, pids: dict[str, int]) -> None:
-        await wait_idle(pids, samples=2 if self._quick else 4)
-        self.idle = await self._counters.idle_rates(1.5 if self._quick else 4.0)
-        say(f"database counters per second at idle: {self.idle}")
-
-    async def settle(self) -> float:
-        """Seconds until the services' writes are back at their idle rate (see DbCounters.settle)."""
-        window, timeout = (1.0, 5.0) if self._quick else (2.0, 60.0)
-        return await self._counters.settle(self.idle, window, timeout)
-
-    async def snapshot(self) -> Snapshot:
-        messages = await template_messages(self._stubs.wechat_channel, OPENID)
-        return Snapshot(await self._counters.read(), messages)
+def check_replicas(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse what cannot run: replicas on SQLite (one process's file), a --db or --profile that
+    --compare would ignore; PostgreSQL binaries missing for a run that needs them."""
+    if args.replicas < 1:
+        parser.error("--replicas wants 1 or more")
+    if args.compare:
+        if args.db is not None:
+            parser.error("--compare runs SQLite and PostgreSQL itself: drop --db")
+        if args.profile:
+            parser.error("--profile profiles one run: drop it with --compare")
+        args.replicas = max(2, args.replicas)
+    else:
+        args.db = args.db or "sqlite"
+        if args.replicas > 1 and args.db != "postgresql":
+            parser.error(
+                f"--replicas {args.replicas} needs --db postgresql: replicas share one database, and "
+                "SQLite is one process's file (--db sqlite runs --replicas 1)"
+            )
+    if (args.compare or args.db == "postgresql") and find_bindir() is None:
+        parser.error("PostgreSQL binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin or on PATH")
 
 
-async def measured(
-    run: Callable[[], Awaitable[LoadResult]], pids: dict[str, int], probe: Probe | None, idle_samples: int
-) -> LoadResult:
-    """``run`` between two idle points: CPU and database counters per completed top-up.
-
-    Deferred work (follow-ups, notifications) is finished by the second idle point — the
-    processes' CPU is low and their write units grow no faster than at idle — so it is charged to
-    the load that caused it (``drain_s`` is how long that took)."""
-    await wait_idle(pids, samples=idle_samples)
-    snap_before = await probe.snapshot() if probe else None
-    before = cpu_seconds(pids)
-    result = await run()
-    result.drain_s = await wait_idle(pids, samples=idle_samples)
-    if probe:
-        result.drain_s += await probe.settle()
-    after = cpu_seconds(pids)
-    if probe and snap_before:
-        result.db = per_topup(snap_before, await probe.snapshot(), result.completed)
-    result.cpu_ms_per_topup = {
-        name: round((after[name] - before[name]) * 1000 / max(1, result.completed), 2)
-        for name in sorted(after)
-        if name in before
-    }
-    result.cpu_busy = {
-        name: round((after[name] - before[name]) / (result.elapsed_s + result.drain_s), 2)
-        for name in sorted(after)
-        if name in before
-    }
-    return result
-
-
-def _db_brief(db: dict[str, dict[str, Any]]) -> str:
-    return ", ".join(
-        f"{name} {row['units_per_topup']}/{row['commits_per_topup']}/{row['statements_per_topup']}"
-        for name, row in db.items()
-    )
-
-
-async def run_levels(
-    topups: TopUps, args: argparse.Namespace, label: str, pids: dict[str, int], probe: Probe | None = None
-) -> list[LoadResult]:
-    results = []
-    for level in args.level_list:
-
-        def load(level: int = level) -> Awaitable[LoadResult]:
-            duration = 0 if args.orders else args.duration
-            return closed_loop(topups, level, duration_s=duration, orders=args.orders, label=label)
-
-        result = await measured(load, pids, probe, args.idle_samples)
-        say(
-            f"{label} concurrency {level}: {result.tps:.1f} top-ups/s, "
-            f"sustained {result.summary()['sustained_topups_per_s']}/s (drain {result.drain_s:.1f} s), "
-            f"create p99 {result.summary()['create_ms']['p99']} ms, failed {result.failed}, "
-            f"CPU ms per top-up {result.cpu_ms_per_topup}"
-            + (f", units/commits/statements per top-up: {_db_brief(result.db)}" if result.db else "")
-        )
-        results.append(result)
-    return results
+def runs_of(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """(database, recharge-center replicas) of each run this invocation makes."""
+    if args.compare:
+        return [("sqlite", 1), ("postgresql", 1), ("postgresql", args.replicas)]
+    return [(args.db, args.replicas)]
 
 
 async def bench_bare(args: argparse.Namespace) -> tuple[list[LoadResult], dict[str, float]]:
@@ -238,7 +200,8 @@ async def bench_bare(args: argparse.Namespace) -> tuple[list[LoadResult], dict[s
         sampler.start()
         topups = TopUps(chain.recharge, chain.wechat, bench_cards(args.cards), AMOUNT_FEN, "bare")
         try:
-            return await run_levels(topups, args, "bare", chain.pids()), sampler.peak_mb()
+            meter = CpuMeter(chain.pids())
+            return await run_levels(topups, args, "bare", meter), sampler.peak_mb()
         finally:
             await topups.close()
     finally:
@@ -255,7 +218,9 @@ def bench_cards(count: int) -> list[BenchCard]:
     ]
 
 
-async def prepare_merchants(services: Services, stubs: Stubs, keys_dir: Path, count: int) -> list[BenchCard]:
+async def prepare_merchants(
+    services: BenchServices, stubs: Stubs, keys_dir: Path, count: int
+) -> list[BenchCard]:
     """Opens the bench's merchants (configuration in the recharge center, bonus rule in the card
     system) and ``count`` cards spread over them; returns the cards."""
     notes = await open_merchants(
@@ -279,37 +244,19 @@ async def prepare_merchants(services: Services, stubs: Stubs, keys_dir: Path, co
     return cards
 
 
-def start_services(
-    args: argparse.Namespace, workdir: Path, databases: Databases, stats_file: Path
-) -> Services:
-    """The three services with their default settings (plus --log-level), each writing its database
-    counters to its own file in ``workdir``; with --profile, that one under cProfile."""
-    missing: list[str] = []
-    flags = {"log-level": args.log_level}
-    built = build_stack(
-        workdir,
-        card_args=flag_args("card_service", flags, missing),
-        recharge_args=flag_args("recharge_service", flags, missing),
-        wechat_args=flag_args("wechat_mock", flags, missing) + direct_merchants_flag(BENCH_MERCHANTS),
-        db_url_for=databases.urls,
-    )
-    env = stats_env(workdir)
-    for service in built.services:
-        service.env = {**service.env, **env[service.name]}
-    if args.profile:
-        service = getattr(built, args.profile)
-        service.env = {**service.env, "PROFILE_MODULE": service.module, "PROFILE_OUT": str(stats_file)}
-        service.module = "scripts.bench.profiled"
-    stack = start_stack(built)
-    return Services(stack.recharge.address, stack.card.address, stack.wechat.address, stack, missing)
-
-
-async def bench_service(args: argparse.Namespace, workdir: Path, databases: Databases) -> dict[str, Any]:
+async def bench_service(
+    args: argparse.Namespace, workdir: Path, databases: Databases, replicas: int
+) -> dict[str, Any]:
     stats_file = Path(args.out) / f"profile-{args.profile}.prof"
-    services = await asyncio.to_thread(start_services, args, workdir, databases, stats_file)
-    counters = DbCounters.from_env(stats_env(workdir))
+    services = await asyncio.to_thread(start_services, args, workdir, databases, replicas, stats_file)
+    counters = DbCounters.from_env(stats_env(workdir, services.pids()), services.groups)
     sampler = RssSampler(services.pids())
-    out: dict[str, Any] = {"notes": [f"missing flag: {m}" for m in services.missing_flags]}
+    postgres = databases.server_pid()
+    meter = CpuMeter(services.pids(), services.groups, {"postgres": postgres} if postgres else {})
+    out: dict[str, Any] = {
+        "notes": [f"missing flag: {m}" for m in services.missing_flags],
+        "groups": {name: list(members) for name, members in services.groups.items()},
+    }
     try:
         sampler.start()
         async with Stubs.open(services.recharge, services.card, services.wechat) as stubs:
@@ -317,15 +264,15 @@ async def bench_service(args: argparse.Namespace, workdir: Path, databases: Data
             probe = Probe(counters, stubs, args.quick)
             await probe.measure_idle(services.pids())
             out["db_idle_per_s"] = probe.idle
-            topups = TopUps(services.recharge, services.wechat, cards, AMOUNT_FEN, "bench")
+            topups = TopUps(services.recharge_target, services.wechat, cards, AMOUNT_FEN, "bench")
             try:
-                levels = await run_levels(topups, args, "service", services.pids(), probe)
+                levels = await run_levels(topups, args, "service", meter, probe)
                 out["levels"] = levels
                 peak = max(levels, key=lambda r: r.sustained_tps)
                 rate = max(1.0, peak.sustained_tps / 2)
                 half = await measured(
                     lambda: open_loop(topups, rate, args.duration, label="half-peak"),
-                    services.pids(),
+                    meter,
                     probe,
                     args.idle_samples,
                 )
@@ -333,13 +280,15 @@ async def bench_service(args: argparse.Namespace, workdir: Path, databases: Data
                     f"half of peak ({rate:.0f}/s offered): create p99 {half.summary()['create_ms']['p99']} ms"
                 )
                 out["half_peak"] = half
-                out["sentinel"] = await bench_backlog(stubs, topups, args, services.pids(), probe)
+                out["sentinel"] = await bench_backlog(stubs, topups, args, meter, probe)
+                out["not_credited"] = await not_credited(stubs, topups.merchants)
             finally:
                 await topups.close()
         out["rss_mb"] = sampler.peak_mb()
     finally:
         sampler.stop()
         services.stop()
+        out["log_problems"] = services.log_problems()
     if args.profile:
         out["profile"] = write_profile(stats_file, Path(args.out) / f"profile-{args.profile}.txt")
     return out
@@ -357,8 +306,10 @@ def write_profile(stats_file: Path, text_file: Path) -> str:
 
 
 async def bench_backlog(
-    stubs: Stubs, topups: TopUps, args: argparse.Namespace, pids: dict[str, int], probe: Probe
+    stubs: Stubs, topups: TopUps, args: argparse.Namespace, meter: CpuMeter, probe: Probe
 ) -> dict[str, Any]:
+    """The sentinel's rate on a backlog (RunSentinel on the first replica; with several, the others'
+    own sentinel rounds may resolve some of it too, as in production)."""
     if args.backlog <= 0:
         return {"skipped": "--backlog 0"}
     missing = await sentinel_available(stubs)
@@ -367,14 +318,14 @@ async def bench_backlog(
         return {"skipped": missing}
     say(f"building a backlog of {args.backlog} CREDIT_UNKNOWN orders (ConfirmRecharge faulted)")
     stuck = await build_backlog(stubs, topups, args.backlog, 64, say)
-    await wait_idle(pids, samples=args.idle_samples)
+    await wait_idle(meter.pids, samples=args.idle_samples)
     before = await probe.snapshot()
     result = await resolve_backlog(stubs, stuck, 600.0, say)
-    await wait_idle(pids, samples=args.idle_samples)
+    await wait_idle(meter.pids, samples=args.idle_samples)
     await probe.settle()
     # Per resolved order: the sentinel's claims and settlements (recharge) and the confirmations
     # and follow-ups it caused in the simulators. No top-ups here, so no per-call figures.
-    db = per_topup(before, await probe.snapshot(), result["resolved"])
+    db = per_topup(before, await probe.snapshot(), result["resolved"], meter.groups)
     result["db_per_order"] = {
         name: {k: v for k, v in row.items() if not k.endswith("_per_call") and k != "calls_per_topup"}
         for name, row in db.items()
@@ -383,20 +334,46 @@ async def bench_backlog(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The bare chain once, then each run of :func:`runs_of` on its own fresh databases; one run's
+    report, or (--compare) the runs side by side."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     started = time.time()
-    databases: Databases | None = None
-    db_note = ""
     try:
         bare, bare_rss = ([], {}) if args.skip_bare else await bench_bare(args)
-        databases = await asyncio.to_thread(Databases.start, args.db)
-        say(f"services on {databases.version}")
-        db_note = databases.note()
-        service = await bench_service(args, workdir / "stack", databases)
+        reports = []
+        for kind, replicas in runs_of(args):
+            run_started = time.time()
+            service = await bench_on(args, workdir / f"stack-{kind}-{replicas}", kind, replicas)
+            reports.append(build_report(args, kind, replicas, bare, bare_rss, service, run_started))
     finally:
-        if databases is not None:
-            await asyncio.to_thread(databases.stop)
         shutil.rmtree(workdir, ignore_errors=True)
+    if not args.compare:
+        return reports[0]
+    return compare_report(reports, bare, bare_rss, round(time.time() - started, 1))
+
+
+async def bench_on(args: argparse.Namespace, workdir: Path, kind: str, replicas: int) -> dict[str, Any]:
+    """The real services on fresh ``kind`` databases, the recharge center as ``replicas``."""
+    databases = await asyncio.to_thread(Databases.start, kind)
+    try:
+        say(f"services on {databases.version}, recharge center: {', '.join(replica_names(replicas))}")
+        service = await bench_service(args, workdir, databases, replicas)
+    finally:
+        await asyncio.to_thread(databases.stop)
+    service["database"], service["db_note"] = databases.version, databases.note()
+    return service
+
+
+def build_report(
+    args: argparse.Namespace,
+    kind: str,
+    replicas: int,
+    bare: list[LoadResult],
+    bare_rss: dict[str, float],
+    service: dict[str, Any],
+    started: float,
+) -> dict[str, Any]:
+    """One run's report (bench.json): levels beside the bare chain, peak, goals, notes."""
     levels = []
     for result in service["levels"]:
         match = next((b for b in bare if b.concurrency == result.concurrency), None)
@@ -426,10 +403,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "merchants": {m.merchant_id: m.mode for m in BENCH_MERCHANTS},
             "amount_fen": AMOUNT_FEN,
             "log_level": args.log_level,
-            "db": args.db,
-            "database": databases.version if databases else "",
+            "db": kind,
+            "database": service["database"],
+            "replicas": replicas,
             "backlog": args.backlog,
         },
+        #: Services run as several processes (replicas): their figures are these processes' sums.
+        "groups": service["groups"],
         "levels": levels,
         "peak": {
             "topups_per_s": round(peak.sustained_tps, 1),
@@ -447,7 +427,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "db_idle_per_s": service.get("db_idle_per_s", {}),
         "rss_mb": service["rss_mb"],
         "bare_rss_mb": bare_rss,
-        "notes": service["notes"] + db_notes(service, db_note),
+        "not_credited": service["not_credited"],
+        "log_problems": service["log_problems"],
+        "notes": service["notes"] + db_notes(service, service["db_note"]),
         "seconds": round(time.time() - started, 1),
     }
     report["goals"] = evaluate_goals(report)
@@ -480,6 +462,12 @@ def db_notes(service: dict[str, Any], db_note: str) -> list[str]:
     notes += [
         f"{name} units per call = units per top-up / ({calls})" for name, calls in CALLS_DIVIDED_BY.items()
     ]
+    notes += [
+        f"{name}: {len(members)} replicas on one database ({', '.join(members)}), the load spread over "
+        "them by round_robin, WeChat notifying each in turn: its CPU and database figures are their "
+        "sums (each replica's own in bench.json), peak RSS is per replica"
+        for name, members in service["groups"].items()
+    ]
     return notes
 
 
@@ -488,8 +476,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = asyncio.run(run(args))
-    print_table(report)
+    if args.compare:
+        print_compare(report)
+        plot_compare(report, out / "bench.png")
+    else:
+        print_table(report)
+        plot(report, out / "bench.png")
     (out / "bench.json").write_text(json.dumps(report, indent=2))
-    plot(report, out / "bench.png")
     print(f"\nwrote {out / 'bench.json'} and {out / 'bench.png'}")
     return 0

@@ -15,6 +15,10 @@ Units per call divide by the calls a top-up makes into that service:
 - wechat: CreatePrepay + Pay = 2, plus SendTemplateMessage (the customer notice) as counted by
   ``MessageSimulator.ListSentMessages`` (``send_count`` summed over the bench's openid).
 
+Replicas: with several recharge-center processes on one database (``--replicas N``) each writes
+its own file (``recharge-1`` …); :class:`DbCounters` sums them as ``recharge`` and
+:func:`per_topup` keeps each replica's figures beside the sum (``row["replicas"]``).
+
 Databases: SQLite files in the bench's workdir (the default), or one throwaway PostgreSQL server
 (``tests/postgres.py``, as the suite starts it) with a database per service (``--db postgresql``).
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,25 +48,29 @@ CALLS_DIVIDED_BY = {
 }
 
 
-def stats_env(workdir: Path) -> dict[str, dict[str, str]]:
-    """The environment that makes each service write its counters to its own file in ``workdir``."""
-    return {name: {STATS_ENV: str(workdir / f"db-stats-{name}.json")} for name in SERVICES}
+def stats_env(workdir: Path, processes: Iterable[str] = SERVICES) -> dict[str, dict[str, str]]:
+    """The environment that makes each process write its counters to its own file in ``workdir``."""
+    return {name: {STATS_ENV: str(workdir / f"db-stats-{name}.json")} for name in processes}
 
 
 @dataclass
 class DbCounters:
-    """Reads the services' counter files."""
+    """Reads the processes' counter files; ``groups``: a service run as several processes
+    (``{"recharge": ("recharge-1", "recharge-2")}``), read as the sum of its processes too."""
 
     paths: dict[str, Path]
+    groups: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: dict[str, dict[str, str]]) -> DbCounters:
-        return cls({name: Path(values[STATS_ENV]) for name, values in env.items()})
+    def from_env(
+        cls, env: dict[str, dict[str, str]], groups: Mapping[str, Sequence[str]] | None = None
+    ) -> DbCounters:
+        return cls({name: Path(values[STATS_ENV]) for name, values in env.items()}, dict(groups or {}))
 
     async def read(self, fresh_within_s: float = 1.6) -> dict[str, dict[str, int]]:
-        """Each service's counters, from a file written after this call (waits up to
-        ``fresh_within_s``; the files are rewritten every 0.5 s). A service whose file is missing
-        (its database layer does not write one) is left out."""
+        """Each process's counters, from a file written after this call (waits up to
+        ``fresh_within_s``; the files are rewritten every 0.5 s), and each group's sum. A process
+        whose file is missing (its database layer does not write one) is left out."""
         mark = time.time_ns()
         deadline = time.monotonic() + fresh_within_s
         while time.monotonic() < deadline:
@@ -76,6 +85,10 @@ class DbCounters:
                 continue
             data["outbox_units"] = dict(data.get("labelled") or {}).get("outbox", 0)
             counters[name] = {key: int(data.get(key, 0)) for key in COUNTERS}
+        for group, members in self.groups.items():
+            read = [counters[m] for m in members if m in counters]
+            if read:
+                counters[group] = {key: sum(c[key] for c in read) for key in COUNTERS}
         return counters
 
     async def idle_rates(self, span_s: float) -> dict[str, dict[str, float]]:
@@ -141,37 +154,59 @@ class Snapshot:
     messages: int | None = None
 
 
-def per_topup(before: Snapshot, after: Snapshot, completed: int) -> dict[str, dict[str, Any]]:
-    """Per service: the counters' growth and the per-top-up (and per-call) figures."""
+def per_topup(
+    before: Snapshot,
+    after: Snapshot,
+    completed: int,
+    groups: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per service: the counters' growth and the per-top-up (and per-call) figures; a service in
+    ``groups`` (several replicas) is their sum, each replica's own figures in ``row["replicas"]``
+    (per top-up of the whole load, so they add up to the sum)."""
     topups = max(1, completed)
     messages = None
     if before.messages is not None and after.messages is not None:
         messages = (after.messages - before.messages) / topups
     out: dict[str, dict[str, Any]] = {}
     for name in SERVICES:
-        if name not in before.counters or name not in after.counters:
+        row = _grown(before, after, name, topups)
+        if row is None:
             continue
-        delta = {k: after.counters[name][k] - before.counters[name][k] for k in COUNTERS}
-        row: dict[str, Any] = dict(delta)
-        # Every top-up writes in every service: no unit at all means its writes bypass
-        # Database.write (not counted), not that they are free.
-        row["counted"] = delta["units"] + delta["failed_units"] > 0
-        # The outbox's deliveries (batched across orders) are counted apart: issue 10's bound on
-        # write transactions per top-up excludes them.
-        row["outbox_units_per_topup"] = round(delta["outbox_units"] / topups, 2)
-        row["units_per_topup"] = round((delta["units"] - delta["outbox_units"]) / topups, 2)
-        row["commits_per_topup"] = round(delta["commits"] / topups, 2)
-        row["statements_per_topup"] = round(delta["statements"] / topups, 2)
-        row["reads_per_topup"] = round(delta["reads"] / topups, 2)
-        row["units_per_commit"] = round(delta["units"] / delta["commits"], 2) if delta["commits"] else None
         if name in FIXED_CALLS:
             calls = FIXED_CALLS[name] + ((messages or 0.0) if name == "wechat" else 0.0)
             row["calls_per_topup"] = round(calls, 2)
-            row["units_per_call"] = round(delta["units"] / topups / calls, 2)
+            row["units_per_call"] = round(row["units"] / topups / calls, 2)
             if name == "wechat":
                 row["template_messages_per_topup"] = round(messages, 2) if messages is not None else None
+        members = (groups or {}).get(name, ())
+        if members:
+            row["replicas"] = {
+                member: grown
+                for member in members
+                if (grown := _grown(before, after, member, topups)) is not None
+            }
         out[name] = row
     return out
+
+
+def _grown(before: Snapshot, after: Snapshot, name: str, topups: int) -> dict[str, Any] | None:
+    """One process's (or group's) counters' growth and the per-top-up figures; None unread."""
+    if name not in before.counters or name not in after.counters:
+        return None
+    delta = {k: after.counters[name][k] - before.counters[name][k] for k in COUNTERS}
+    row: dict[str, Any] = dict(delta)
+    # Every top-up writes in every service: no unit at all means its writes bypass
+    # Database.write (not counted), not that they are free.
+    row["counted"] = delta["units"] + delta["failed_units"] > 0
+    # The outbox's deliveries (batched across orders) are counted apart: issue 10's bound on
+    # write transactions per top-up excludes them.
+    row["outbox_units_per_topup"] = round(delta["outbox_units"] / topups, 2)
+    row["units_per_topup"] = round((delta["units"] - delta["outbox_units"]) / topups, 2)
+    row["commits_per_topup"] = round(delta["commits"] / topups, 2)
+    row["statements_per_topup"] = round(delta["statements"] / topups, 2)
+    row["reads_per_topup"] = round(delta["reads"] / topups, 2)
+    row["units_per_commit"] = round(delta["units"] / delta["commits"], 2) if delta["commits"] else None
+    return row
 
 
 @dataclass
@@ -198,6 +233,15 @@ class Databases:
             server.stop()
             raise
         return cls("postgresql", urls, server, f"PostgreSQL ({server.bindir})")
+
+    def server_pid(self) -> int | None:
+        """The PostgreSQL postmaster's pid (its backends are its children); None for SQLite."""
+        if self.server is None:
+            return None
+        try:
+            return int((Path(self.server.datadir) / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def stop(self) -> None:
         if self.server is not None:

@@ -12,6 +12,10 @@ Every request names its merchant: the cards (:class:`BenchCard`) belong to merch
 top-ups go round the cards, so with the cards interleaved the load alternates between merchants
 (``completed_by_merchant`` in the summary shows the split).
 
+Several recharge-center replicas are one target, ``ipv4:HOST:P1,HOST:P2`` (:func:`replicas_target`),
+reached through one channel with client-side ``round_robin`` (each call goes to the next replica),
+as a merchant's callers would reach them.
+
 The same code drives the real services and the bare chain (``scripts/bench/bare.py``).
 """
 
@@ -32,6 +36,22 @@ from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
 CREDIT_TIMEOUT_S = 30.0
 #: The payer of every bench top-up (the customer notices go to it; the bench counts them by it).
 OPENID = "o-bench"
+
+
+def replicas_target(addresses: Sequence[str]) -> str:
+    """One gRPC target for ``addresses`` (``host:port`` each): the address itself for one, else the
+    ``ipv4:`` list that a channel with ``round_robin`` spreads calls over."""
+    if not addresses:
+        raise ValueError("no address")
+    return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
+
+
+def channel_options(target: str) -> list[tuple[str, Any]]:
+    """Options of the bench's channels; ``round_robin`` over a target that lists several addresses."""
+    options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    if "," in target:
+        options.append(("grpc.lb_policy_name", "round_robin"))
+    return options
 
 
 class BenchCard(NamedTuple):
@@ -110,15 +130,15 @@ class LoadResult:
 
 
 class TopUps:
-    """Runs top-ups against one recharge center + payer, going round ``cards`` (each top-up names
-    its card's merchant)."""
+    """Runs top-ups against one recharge center (``recharge``: one address, or several replicas as
+    :func:`replicas_target` names them) + payer, going round ``cards`` (each top-up names its card's
+    merchant)."""
 
     def __init__(
         self, recharge: str, wechat: str, cards: Sequence[BenchCard], amount_fen: int, prefix: str
     ) -> None:
-        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        self._recharge_channel = grpc.aio.insecure_channel(recharge, options=options)
-        self._wechat_channel = grpc.aio.insecure_channel(wechat, options=options)
+        self._recharge_channel = grpc.aio.insecure_channel(recharge, options=channel_options(recharge))
+        self._wechat_channel = grpc.aio.insecure_channel(wechat, options=channel_options(wechat))
         self._center = recharge_pb2_grpc.RechargeCenterStub(self._recharge_channel)
         self._payer = wechatpay_pb2_grpc.PayerSimulatorStub(self._wechat_channel)
         self._cards = list(cards)

@@ -1,4 +1,10 @@
-"""Processes for the bench: the bare chain's three servers, and peak-RSS sampling of any pids.
+"""Processes for the bench: the bare chain's three servers, CPU and peak-RSS sampling of any pids.
+
+A service run as several processes (recharge-center replicas) is a *group*: its CPU is the sum of
+its processes' (:func:`with_group_sums`), its peak RSS stays per process (each is its own heap).
+:class:`CpuMeter` also charges a load with the CPU of what serves the services but is not one of
+them: the database server's whole process tree (PostgreSQL; SQLite runs inside the services) and the
+load generator (this process) — on a small machine they share the same cores.
 
 Peak RSS is the kernel's high-water mark (``VmHWM`` in /proc/PID/status) when readable, else the
 largest RSS psutil saw while sampling every 0.2 s.
@@ -12,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +27,8 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the pinned dev deps
 from scripts.stack import ROOT
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
+    """A port free on ``host`` now (the OS may hand it out again before it is bound)."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -52,7 +60,7 @@ class BareChain:
     @classmethod
     def start(cls, host: str = "127.0.0.1") -> BareChain:
         card, card_port = _start_bare("card", "--listen", f"{host}:0")
-        wechat_port = _free_port(host)
+        wechat_port = free_port(host)
         recharge, recharge_port = _start_bare(
             "recharge",
             "--listen",
@@ -102,6 +110,101 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
         if pid in threads:
             used[f"{name}:loop"] = threads[pid]
     return used
+
+
+def with_group_sums(values: dict[str, float], groups: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    """``values`` per process plus, for each group, the sum over its processes (those present)."""
+    summed = dict(values)
+    for group, members in groups.items():
+        present = [values[m] for m in members if m in values]
+        if present:
+            summed[group] = sum(present)
+    return summed
+
+
+#: CpuMeter's name for this process, the load generator.
+LOAD = "load"
+#: CpuMeter's name for the whole machine (every CPU's busy time): what else ran shows beside ours.
+MACHINE = "machine"
+#: Cores other work on the machine kept busy while a load ran (:func:`other_work`).
+OTHERS = "others"
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far, all CPUs (user, nice, system, interrupts; the
+    guest times are inside user and nice already)."""
+    times = psutil.cpu_times()
+    busy = ("user", "nice", "system", "irq", "softirq")
+    return float(sum(getattr(times, name, 0.0) for name in busy))
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid``, of its live descendants and of the children it reaped
+    (a server's exited backends); None when ``pid`` is gone or unreadable."""
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        children = root.children(recursive=True)
+    except psutil.Error:
+        return None
+    total = float(times.user + times.system + times.children_user + times.children_system)
+    for child in children:
+        try:
+            child_times = child.cpu_times()
+        except psutil.Error:  # exited since listed: its time reaches children_* once reaped
+            continue
+        total += child_times.user + child_times.system
+    return total
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used so far, per name: each service process of ``pids`` (and its event-loop
+    thread, ``name:loop``), each group's sum (``{"recharge": ("recharge-1", "recharge-2")}``), each
+    process tree of ``trees`` as a whole (``{"postgres": postmaster pid}``), this process (the load
+    generator, :data:`LOAD`), and the whole machine (:data:`MACHINE`; minus all the others, what other
+    work competed for the cores). Only ``pids`` are waited on to be idle."""
+
+    pids: dict[str, int]
+    groups: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    trees: dict[str, int] = field(default_factory=dict)
+
+    def read(self) -> dict[str, float]:
+        used = with_group_sums(cpu_seconds(self.pids), self.groups)
+        for name, pid in self.trees.items():
+            seconds = tree_cpu_seconds(pid)
+            if seconds is not None:
+                used[name] = seconds
+        times = psutil.Process().cpu_times()
+        used[LOAD] = times.user + times.system
+        used[MACHINE] = machine_cpu_seconds()
+        return used
+
+
+def _processes(values: Mapping[str, float], groups: Iterable[str]) -> list[str]:
+    """The names of ``values`` that are one process or tree each: no ``name:loop`` thread, no
+    group's sum, not the machine or the others."""
+    skip = {*groups, MACHINE, OTHERS}
+    return [k for k in values if ":" not in k and k not in skip]
+
+
+def other_work(used: Mapping[str, float], groups: Iterable[str], window_s: float) -> float | None:
+    """Cores busy with work not ours (not a service, the database server or the load generator)
+    over ``window_s``, from the growth of a CpuMeter's reading over that window; None when the
+    machine was not read."""
+    if MACHINE not in used or window_s <= 0:
+        return None
+    ours = sum(used[k] for k in _processes(used, groups))
+    return max(0.0, used[MACHINE] - ours) / window_s
+
+
+def split_busy(
+    busy: Mapping[str, float], groups: Iterable[str] = ()
+) -> tuple[float, float, float | None]:
+    """Cores busy by (the services and database server, the load generator, other work on the
+    machine) from a load's ``cpu_busy`` (each process once: groups' sums and loop threads left out)."""
+    ours = sum(busy[k] for k in _processes(busy, groups) if k != LOAD)
+    return ours, busy.get(LOAD, 0.0), busy.get(OTHERS)
 
 
 async def wait_idle(

@@ -6,8 +6,11 @@ met / not measured), never asserted: a goal the run could not measure says so an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from scripts.bench.procs import split_busy
 
 #: The real stack at its peak as a share of the bare chain at its peak, in the same run.
 GOAL_RATIO = 0.25
@@ -60,17 +63,16 @@ def evaluate_goals(report: dict[str, Any]) -> list[dict[str, Any]]:
     )
     goals.append(_sentinel_goal(report["sentinel"]))
     goals += _db_goals(peak)
+    groups = report.get("groups") or {}
     for name in SERVICES:
-        mb = report["rss_mb"].get(name)
-        goals.append(
-            _goal(
-                f"peak RSS {name} (MB)",
-                f"<= {GOAL_RSS_MB:.0f}",
-                mb,
-                None if mb is None else mb <= GOAL_RSS_MB,
-                "" if mb is not None else "not sampled",
-            )
-        )
+        members = groups.get(name, [name])
+        sampled = {m: report["rss_mb"][m] for m in members if m in report["rss_mb"]}
+        mb = max(sampled.values()) if sampled else None
+        note = "not sampled" if mb is None else ""
+        if mb is not None and len(members) > 1:
+            note = "the largest replica: " + ", ".join(f"{m} {v}" for m, v in sampled.items())
+        met = None if mb is None else mb <= GOAL_RSS_MB
+        goals.append(_goal(f"peak RSS {name} (MB)", f"<= {GOAL_RSS_MB:.0f}", mb, met, note))
     return goals
 
 
@@ -138,7 +140,8 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
 
 
 def print_db_table(rows: list[tuple[str, dict[str, Any]]]) -> None:
-    """Per load and service: CPU and database work per top-up."""
+    """Per load and service: CPU and database work per top-up; a service run as replicas: their sum,
+    then each replica's own (its work per top-up of the whole load)."""
     head = (
         f"{'load':>8} {'service':>9} {'CPU ms':>8} {'units':>7} {'commits':>8} {'stmts':>7} "
         f"{'reads':>7} {'units/commit':>13} {'calls':>6} {'units/call':>11} {'failed units':>13}"
@@ -160,6 +163,31 @@ def print_db_table(rows: list[tuple[str, dict[str, Any]]]) -> None:
                 f"{_fmt(row.get('calls_per_topup'), '.1f'):>6} {_fmt(row.get('units_per_call')):>11} "
                 f"{row['failed_units']:>13}" + ("" if row["counted"] else "  (not counted: see notes)")
             )
+            for replica, own in (row.get("replicas") or {}).items():
+                cpu = summary["cpu_ms_per_topup"].get(replica)
+                print(
+                    f"{'':>8} {'- ' + replica:>9} {_fmt(cpu, '.1f'):>8} {own['units_per_topup']:>7.2f} "
+                    f"{own['commits_per_topup']:>8.2f} {own['statements_per_topup']:>7.1f} "
+                    f"{own['reads_per_topup']:>7.2f} {_fmt(own['units_per_commit']):>13} "
+                    f"{'':>6} {'':>11} {own['failed_units']:>13}"
+                )
+
+
+def print_outside_cpu(rows: list[tuple[str, dict[str, Any]]], groups: Iterable[str] = ()) -> None:
+    """CPU per top-up spent outside the services — the database server (PostgreSQL; SQLite runs in
+    the services) and the load generator, which share the machine's cores with them — and the cores
+    other work on the machine kept busy meanwhile (a run that competed with it reads low)."""
+    outside = []
+    for load, summary in rows:
+        cpu, busy = summary["cpu_ms_per_topup"], summary.get("cpu_busy") or {}
+        figures = [f"{name} {cpu[name]:.1f} ms" for name in ("postgres", "load") if name in cpu]
+        others = split_busy(busy, groups)[2]
+        if others is not None:
+            figures.append(f"other work on the machine {others:.2f} cores")
+        if figures:
+            outside.append(f"{load} " + ", ".join(figures))
+    if outside:
+        print("outside the services, per top-up (database server, load generator):", "; ".join(outside))
 
 
 def _print_merchants(report: dict[str, Any]) -> None:
@@ -177,7 +205,9 @@ def _print_merchants(report: dict[str, Any]) -> None:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print(f"services on {report['settings'].get('database') or report['settings'].get('db')}\n")
+    groups = report.get("groups") or {}
+    replicas = f", recharge center: {len(groups['recharge'])} replicas" if "recharge" in groups else ""
+    print(f"services on {report['settings'].get('database') or report['settings'].get('db')}{replicas}\n")
     head = (
         f"{'conc':>5} {'top-ups/s':>10} {'sustained':>10} {'bare/s':>8} {'ratio':>6}  "
         f"{'create ms p50/p95/p99':>24}  {'pay->credited ms p50/p95/p99':>30} {'failed':>7}"
@@ -203,7 +233,9 @@ def print_table(report: dict[str, Any]) -> None:
         "stmts = SQL statements,\ncalls = calls a top-up makes into the simulator, load c=N: "
         "closed loop at concurrency N, half: open loop at half of peak)"
     )
-    print_db_table([(f"c={lv['concurrency']}", lv["service"]) for lv in report["levels"]] + [("half", half)])
+    loads = [(f"c={lv['concurrency']}", lv["service"]) for lv in report["levels"]] + [("half", half)]
+    print_db_table(loads)
+    print_outside_cpu(loads, groups)
     sentinel = report["sentinel"]
     if "skipped" in sentinel:
         print(f"sentinel backlog: skipped ({sentinel['skipped']})")
@@ -219,6 +251,7 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{row['commits_per_topup']} commits, {row['statements_per_topup']} statements"
             )
     print(f"peak RSS MB: {report['rss_mb']}   (bare chain: {report['bare_rss_mb']})")
+    print_problems(report)
     print("\ngoals (issue 10; reported, never asserted):")
     for goal in report["goals"]:
         met = {True: "met", False: "NOT met", None: "not measured"}[goal["met"]]
@@ -231,6 +264,17 @@ def print_table(report: dict[str, Any]) -> None:
     )
     for note in report["notes"]:
         print(f"note: {note}")
+
+
+def print_problems(report: dict[str, Any]) -> None:
+    """What the services left or logged that the figures would hide: orders not CREDITED at the end,
+    log events at warning or above (per process, by level:event)."""
+    left = report.get("not_credited")
+    if left is not None:
+        print(f"orders not CREDITED at the end: {left or 'none'}")
+    problems = report.get("log_problems")
+    if problems is not None:
+        print(f"log events at warning or above: {problems or 'none'}")
 
 
 def plot(report: dict[str, Any], path: Path) -> None:

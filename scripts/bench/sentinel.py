@@ -67,6 +67,19 @@ IN_FLIGHT = (
 )
 
 
+async def not_credited(stubs: Stubs, merchants: Sequence[str]) -> dict[str, int]:
+    """Orders of ``merchants`` in any state but CREDITED, by state name (none in a clean run: every
+    bench top-up is paid and waited for, and the backlog resolved)."""
+    found = {}
+    for status in recharge_pb2.OrderStatus.values():
+        if status in (recharge_pb2.ORDER_STATUS_UNSPECIFIED, recharge_pb2.ORDER_STATUS_CREDITED):
+            continue
+        count = sum((await count_in(stubs, merchants, (status,))).values())
+        if count:
+            found[recharge_pb2.OrderStatus.Name(status)] = count
+    return found
+
+
 async def build_backlog(stubs: Stubs, topups: TopUps, n: int, concurrency: int, say: Any) -> dict[str, int]:
     """The orders left CREDIT_UNKNOWN, per merchant."""
     rule = faults_pb2.FaultRule(method=CONFIRM, kind=faults_pb2.FAULT_KIND_UNAVAILABLE, probability=1.0)

@@ -14,12 +14,21 @@ failing run; --json writes the report; exits 1 on any violation.
 With --targets the WeChat simulator must serve the direct-mode chaos merchant
 (--direct-merchants 1900000701:wx7777777777777777) and --keys-dir must be its keys directory.
 
+Replicas (--replicas N, --db postgresql): N recharge centers r1..rN on one database (a throwaway
+PostgreSQL server, tests/postgres.py, one for the session and a database per service and run; or
+with --db sqlite one SQLite file), their migrate steps started at the same moment, WeChat notifying
+all of them, the driver's and the observer's calls spread over them by client-side round_robin, and
+the crash profiles killing a seeded random replica. The checker adds I7: no two replicas have
+mutating calls on one order in flight at once (scripts/chaos/actors.py).
+
 The same seed replays the same driver choices and the same fault decision streams. Under
 concurrency the order in which calls reach a rule can differ from run to run; --concurrency 1
 makes a replay exact up to timing.
 
   .venv/bin/python -m scripts.chaos --profile refund-chaos --seed 7 --orders 200
-  .venv/bin/python -m scripts.chaos --long            # every profile x 20 seeds x 200 orders
+  .venv/bin/python -m scripts.chaos --replicas 2 --db postgresql --profile crash --seed 1
+  .venv/bin/python -m scripts.chaos --long            # every profile x 20 seeds x 200 orders, on
+                                                      # 1 replica, then 2 and 3 on PostgreSQL
 """
 
 from __future__ import annotations
@@ -33,15 +42,22 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from scripts.chaos.invariants import INVARIANTS
 from scripts.chaos.profiles import PROFILES
 from scripts.chaos.run import DEFAULT_KEYS_DIR, RunConfig, RunResult, execute
-from scripts.chaos.services import Services, attach, start_fresh
+from scripts.chaos.services import DATABASES, Services, attach, start_fresh
 from scripts.merchants import PROVIDER_MCHID
 
+if TYPE_CHECKING:
+    from tests.postgres import PostgresServer
+
 END_STATES = ("CREDITED", "REFUNDED", "CLOSED", "REJECTED", "MANUAL_REVIEW")
+#: What --long adds after the pass it was asked for: replicas on PostgreSQL.
+LONG_REPLICA_PASSES = ((2, "postgresql"), (3, "postgresql"))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,7 +72,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=1, help="how many seeds from --seed on")
     parser.add_argument("--orders", type=int, default=200, help="top-ups per run")
     parser.add_argument("--concurrency", type=int, default=16, help="top-ups in flight at once")
-    parser.add_argument("--long", action="store_true", help="every profile x 20 seeds x 200 orders")
+    parser.add_argument("--long", action="store_true",
+                        help="every profile x 20 seeds x 200 orders; without --replicas also 2 and 3 "
+                             "replicas on PostgreSQL")
+    parser.add_argument("--replicas", type=int, default=None,
+                        help="recharge-center replicas r1..rN on one database (default 1)")
+    parser.add_argument("--db", choices=DATABASES, default="sqlite",
+                        help="what the started services keep their data in: SQLite files, or a "
+                             "throwaway PostgreSQL server (tests/postgres.py) with a database per service")
     parser.add_argument("--targets", default="", help="RECHARGE,CARD,WECHAT host:port of running services")
     parser.add_argument("--keys-dir", default=str(DEFAULT_KEYS_DIR),
                         help="with --targets: the WeChat simulator's keys directory (direct-mode "
@@ -89,24 +112,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown profile(s) {unknown}; known: {', '.join(PROFILES)}")
     if args.seed is None:
         args.seed = 1 if args.long else int.from_bytes(os.urandom(3), "big")
+    if args.replicas is not None and args.replicas < 1:
+        parser.error("--replicas must be at least 1")
+    if args.targets and (args.replicas or 1) > 1:
+        parser.error("--replicas starts its own stack; it does not combine with --targets")
+    #: (replicas, db) per pass, in order.
+    args.passes = [(args.replicas or 1, args.db)]
+    if args.long and args.replicas is None and not args.targets:
+        args.passes += list(LONG_REPLICA_PASSES)
     return args
 
 
 def replay_command(result: RunResult) -> str:
     c = result.config
-    return (f".venv/bin/python -m scripts.chaos --profile {c.profile.name} --seed {c.seed} "
-            f"--orders {c.orders} --concurrency {c.concurrency}")
+    command = (f".venv/bin/python -m scripts.chaos --profile {c.profile.name} --seed {c.seed} "
+               f"--orders {c.orders} --concurrency {c.concurrency}")
+    if result.replicas > 1 or result.db != "sqlite":
+        command += f" --replicas {result.replicas} --db {result.db}"
+    return command
+
+
+def where(result: RunResult) -> str:
+    """``1/sqlite``, ``2/pg``: replicas and database of a run."""
+    return f"{result.replicas}/{'pg' if result.db == 'postgresql' else result.db}"
 
 
 def print_table(results: list[RunResult]) -> None:
-    head = f"{'profile':<14}{'seed':>6}{'orders':>7}" + "".join(f"{s[:9]:>10}" for s in END_STATES)
+    head = f"{'profile':<14}{'repl/db':>9}{'seed':>6}{'orders':>7}"
+    head += "".join(f"{s[:9]:>10}" for s in END_STATES)
     head += f"{'other':>7}{'faults':>8}{'kills':>6}{'viol':>6}{'secs':>7}"
     print(head)
     print("-" * len(head))
     for r in results:
         states = r.end_states
         other = sum(n for s, n in states.items() if s not in END_STATES)
-        row = f"{r.config.profile.name:<14}{r.config.seed:>6}{len(r.observation.orders):>7}"
+        row = f"{r.config.profile.name:<14}{where(r):>9}{r.config.seed:>6}{len(r.observation.orders):>7}"
         row += "".join(f"{states.get(s, 0):>10}" for s in END_STATES)
         kills = r.tally.by_kind().get("KILL9", 0)
         row += f"{other:>7}{r.tally.total - kills:>8}{kills:>6}"
@@ -146,8 +186,8 @@ def print_failures(results: list[RunResult]) -> None:
         if r.result.ok and r.quiet:
             continue
         print()
-        print(f"{r.config.profile.name} seed {r.config.seed}: {len(r.result.violations)} violation(s) "
-              f"{r.result.by_invariant()}")
+        print(f"{r.config.profile.name} seed {r.config.seed} ({where(r)}): {len(r.result.violations)} "
+              f"violation(s) {r.result.by_invariant()}")
         for v in r.result.violations[:25]:
             print(f"  {v}")
         if len(r.result.violations) > 25:
@@ -166,6 +206,8 @@ def report_json(
         "seed": args.seed,
         "seeds": args.seeds,
         "profiles": args.profiles,
+        "passes": [{"replicas": n, "db": db} for n, db in args.passes],
+        "violations_by_invariant": violations_by_invariant(results),
         "runs": [dict(r.to_json(), replay=replay_command(r)) for r in results],
         "errors": errors,
         "violations_total": sum(len(r.result.violations) for r in results),
@@ -173,11 +215,48 @@ def report_json(
     }
 
 
-async def run_one(config: RunConfig, shared: Services | None, workdir: Path | None) -> RunResult:
+def violations_by_invariant(results: list[RunResult]) -> dict[str, int]:
+    totals = Counter({name: 0 for name in INVARIANTS})
+    for r in results:
+        totals.update(v.invariant for v in r.result.violations)
+    return dict(totals)
+
+
+@dataclass
+class Pass:
+    """One stack shape the runs are made on: replicas and database (a PostgreSQL server shared by
+    the pass's runs, each run with databases of its own)."""
+
+    replicas: int
+    db: str
+    postgres: PostgresServer | None = None
+
+    def start(self, workdir: Path) -> Services:
+        if self.db == "postgresql" and self.postgres is None:
+            from tests.postgres import start_postgres
+
+            self.postgres = start_postgres()
+        return start_fresh(workdir, replicas=self.replicas, db=self.db, postgres=self.postgres)
+
+    def stop(self) -> None:
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+
+    def dirname(self, name: str, seed: int) -> str:
+        if self.replicas == 1 and self.db == "sqlite":
+            return f"{name}-{seed}"
+        return f"r{self.replicas}-{self.db}-{name}-{seed}"
+
+
+async def run_one(
+    config: RunConfig, shared: Services | None, workdir: Path | None, shape: Pass | None = None
+) -> RunResult:
     services = shared
     if services is None:
         assert workdir is not None
-        services = await asyncio.to_thread(start_fresh, workdir)
+        shape = shape or Pass(1, "sqlite")
+        services = await asyncio.to_thread(shape.start, workdir)
     try:
         return await execute(config, services)
     finally:
@@ -194,37 +273,15 @@ async def run_all(args: argparse.Namespace, errors: list[dict[str, Any]]) -> lis
     results: list[RunResult] = []
     temp = not args.workdir and not args.targets
     base = Path(args.workdir or tempfile.mkdtemp(prefix="chaos-")) if not args.targets else None
-    shared: Services | None = None
-    if args.targets:
-        shared = attach(args.targets, args.keys_dir, args.sp_mchid)
-    elif args.share_stack:
-        assert base is not None
-        shared = await asyncio.to_thread(start_fresh, base / "shared")
     failed = False
     try:
-        for name in args.profiles:
-            for seed in range(args.seed, args.seed + args.seeds):
-                config = RunConfig(
-                    PROFILES[name], seed, args.orders, args.concurrency, args.quiet_timeout,
-                    abandon_share=args.abandon_share, reject_share=args.reject_share,
-                    spend_share=args.spend_share, nonce=f"{time.time_ns()}" if args.targets else "",
-                )
-                try:
-                    result = await run_one(config, shared, base / f"{name}-{seed}" if base else None)
-                except Exception as exc:  # a run that could not run is a failure, not the end of the session
-                    failed = True
-                    errors.append({"profile": name, "seed": seed, "error": repr(exc)[:2000]})
-                    print(f"[{name} seed={seed}] ERROR {exc!r}"[:2000], flush=True)
-                    continue
-                results.append(result)
-                if args.json:  # keep what is known so far, should a later run go wrong
-                    write_json(args, results, errors)
-                failed = failed or not result.result.ok
-                print(f"[{name} seed={seed}] {len(result.result.violations)} violation(s), "
-                      f"end states {result.end_states}, {result.timings['total']:.0f}s", flush=True)
+        for replicas, db in args.passes:
+            shape = Pass(replicas, db)
+            try:
+                failed = await _run_pass(args, shape, base, results, errors) or failed
+            finally:
+                shape.stop()
     finally:
-        if shared is not None:
-            shared.stop()
         if base is not None:
             if temp and not failed and not args.keep:
                 shutil.rmtree(base, ignore_errors=True)
@@ -233,21 +290,78 @@ async def run_all(args: argparse.Namespace, errors: list[dict[str, Any]]) -> lis
     return results
 
 
+async def _run_pass(
+    args: argparse.Namespace,
+    shape: Pass,
+    base: Path | None,
+    results: list[RunResult],
+    errors: list[dict[str, Any]],
+) -> bool:
+    """Every (profile, seed) on one stack shape; True when a run failed or could not run."""
+    shared: Services | None = None
+    failed = False
+    label = f"{shape.replicas} replica(s) on {shape.db}"
+    try:
+        if args.targets:
+            shared = attach(args.targets, args.keys_dir, args.sp_mchid)
+        elif args.share_stack:
+            assert base is not None
+            shared = await asyncio.to_thread(shape.start, base / shape.dirname("shared", 0))
+    except Exception as exc:  # e.g. no PostgreSQL binaries: this pass cannot run, the others may
+        errors.append({"profile": "*", "seed": args.seed, "replicas": shape.replicas, "db": shape.db,
+                       "error": repr(exc)[:2000]})
+        print(f"[{label}] ERROR {exc!r}"[:2000], flush=True)
+        return True
+    try:
+        for name in args.profiles:
+            for seed in range(args.seed, args.seed + args.seeds):
+                config = RunConfig(
+                    PROFILES[name], seed, args.orders, args.concurrency, args.quiet_timeout,
+                    abandon_share=args.abandon_share, reject_share=args.reject_share,
+                    spend_share=args.spend_share, nonce=f"{time.time_ns()}" if args.targets else "",
+                )
+                workdir = base / shape.dirname(name, seed) if base else None
+                try:
+                    result = await run_one(config, shared, workdir, shape)
+                except Exception as exc:  # a run that could not run is a failure, not the end of the session
+                    failed = True
+                    errors.append({"profile": name, "seed": seed, "replicas": shape.replicas, "db": shape.db,
+                                   "error": repr(exc)[:2000]})
+                    print(f"[{name} seed={seed} {label}] ERROR {exc!r}"[:2000], flush=True)
+                    continue
+                results.append(result)
+                if args.json:  # keep what is known so far, should a later run go wrong
+                    write_json(args, results, errors)
+                failed = failed or not result.result.ok
+                print(f"[{name} seed={seed} {label}] {len(result.result.violations)} violation(s), "
+                      f"end states {result.end_states}, {result.timings['total']:.0f}s", flush=True)
+    finally:
+        if shared is not None:
+            shared.stop()
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    shapes = ", ".join(f"{n} replica(s) on {db}" for n, db in args.passes)
     print(f"chaos: seed {args.seed} (x{args.seeds}), profiles {', '.join(args.profiles)}, "
-          f"{args.orders} orders, concurrency {args.concurrency}", flush=True)
+          f"{args.orders} orders, concurrency {args.concurrency}; {shapes}", flush=True)
     errors: list[dict[str, Any]] = []
+    started = time.monotonic()
     results = asyncio.run(run_all(args, errors))
     print()
     print_table(results)
     print_failures(results)
     for error in errors:
-        print(f"ERROR [{error['profile']} seed {error['seed']}]: {error['error'][:500]}")
+        print(f"ERROR [{error['profile']} seed {error['seed']} {error['replicas']}/{error['db']}]: "
+              f"{error['error'][:500]}")
     if args.json:
         write_json(args, results, errors)
         print(f"report: {args.json}")
     total = sum(len(r.result.violations) for r in results)
-    print(f"\n{len(results)} run(s), {sum(len(r.observation.orders) for r in results)} orders, "
-          f"{total} violation(s), {len(errors)} run(s) that could not run; seed {args.seed}")
+    by_invariant = " ".join(f"{k}={n}" for k, n in violations_by_invariant(results).items())
+    print(f"\nviolations by invariant: {by_invariant}")
+    print(f"{len(results)} run(s), {sum(len(r.observation.orders) for r in results)} orders, "
+          f"{total} violation(s), {len(errors)} run(s) that could not run; seed {args.seed}; "
+          f"{time.monotonic() - started:.0f}s")
     return 1 if total or errors else 0

@@ -24,6 +24,9 @@ M1..M4), the order, card or merchant, and what was seen. What each invariant mea
 - I6 traceable: a non-empty timeline whose transitions chain from CREATED to the current status;
   the credit and the refund each have their remote call in it; MANUAL_REVIEW and REJECTED carry a
   reason.
+- I7 one actor per order (``scripts/chaos/actors.py``): no two replicas (timeline ``node``) have
+  mutating calls on one order in flight at once, each call from its ``sent`` row to its answer (or
+  to the kill of the replica that sent it).
 - M1..M4 between merchants (``scripts/chaos/isolation.py``): no cross-merchant credit (M1),
   payment or refund (M2), or visibility (M3); each merchant's money conserved on its own (M4).
 
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+from scripts.chaos.actors import check_one_actor, summarize
 from scripts.chaos.isolation import check_isolation, merchant_totals
 from scripts.chaos.observation import (
     BillRow,
@@ -66,7 +70,7 @@ __all__ = [
 TERMINAL = frozenset({"CREDITED", "REFUNDED", "CLOSED", "REJECTED"})
 SETTLED = TERMINAL | {"MANUAL_REVIEW"}
 PAID_TRADE_STATES = frozenset({"SUCCESS", "REFUND"})
-INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "M1", "M2", "M3", "M4")
+INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "I7", "M1", "M2", "M3", "M4")
 _REFUND_RANK = {"SUCCESS": 4, "ABNORMAL": 3, "CLOSED": 2, "PROCESSING": 1}
 
 
@@ -393,6 +397,7 @@ def check(obs: Observation) -> CheckResult:
     for card in obs.cards.values():
         violations.extend(_check_card(obs, card))
     violations.extend(_check_driver(obs, index))
+    violations.extend(check_one_actor(obs))
     totals = _totals(obs, index)
     violations.extend(_check_totals(obs, index, totals))
     per_merchant = merchant_totals(obs, index.principals, index.refunds)
@@ -407,6 +412,7 @@ def check(obs: Observation) -> CheckResult:
         **totals,
         "cross_reads": len(obs.cross_reads),
         "merchants": per_merchant,
+        "one_actor": summarize(obs),
     }
     return CheckResult(violations, summary)
 

@@ -55,6 +55,11 @@ class TimelineEvent:
     detail: str = ""
     error: str = ""
     actor: str = ""
+    #: The recharge-center replica that wrote the row (its --node-id; "" before replicas were named).
+    node: str = ""
+    #: When the replica wrote it: seconds since the epoch, by that replica's clock (0 = not known).
+    at: float = 0.0
+    latency_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,9 @@ class Observation:
     anomaly_listings: dict[str, list[str]] = field(default_factory=dict)
     #: Reads of a sample of orders and cards made as other merchants.
     cross_reads: list[CrossRead] = field(default_factory=list)
+    #: node id -> when the crash monkey killed that replica (seconds since the epoch, the same
+    #: clock as ``TimelineEvent.at``): a call it had sent unanswered ended there at the latest.
+    kills: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ async def _timeline(stubs: Stubs, order: inv.Order) -> list[inv.TimelineEvent]:
     return [
         inv.TimelineEvent(
             e.seq, e.kind, order_status(e.from_status), order_status(e.to_status), e.method, e.outcome,
-            e.detail, e.error, e.actor,
+            e.detail, e.error, e.actor, e.node, e.at.seconds + e.at.nanos / 1e9, e.latency_ms,
         )
         for e in outcome.value.events
     ]
@@ -315,9 +315,11 @@ async def observe(
     cards: Collection[str],
     driver: inv.DriverLog,
     sp_mchid: str,
+    kills: dict[str, list[float]] | None = None,
 ) -> inv.Observation:
     """The run's orders (of ``cards``) as each of its merchants (``accounts``) sees them, and
-    everything they touched; ``sp_mchid``: the provider's, for partner-mode WeChat requests."""
+    everything they touched; ``sp_mchid``: the provider's, for partner-mode WeChat requests;
+    ``kills``: when the crash monkey killed which replica (node id -> epoch seconds)."""
     card_set = set(cards)
     by_id = {a.merchant_id: a for a in accounts}
     listed = {a.merchant_id: [_order(o) for o in await list_orders_as(stubs, a.merchant_id, card_set)]
@@ -363,4 +365,5 @@ async def observe(
         listings={m: [o.order_no for o in listed_orders] for m, listed_orders in listed.items()},
         anomaly_listings=anomalies,
         cross_reads=reads,
+        kills=dict(kills or {}),
     )

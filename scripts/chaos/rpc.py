@@ -1,6 +1,8 @@
 """Small client-side helpers shared by the chaos driver, the observer and the bench.
 
-``Stubs`` opens one channel per service and holds every stub a run uses. ``retrying`` repeats a
+``Stubs`` opens one channel per service and holds every stub a run uses; a target that lists several
+replicas (``ipv4:127.0.0.1:P1,127.0.0.1:P2``) gets client-side ``round_robin``, which spreads the
+calls over the replicas and passes over one that is down (:func:`open_channel`). ``retrying`` repeats a
 call while its outcome is *unknown* (the driver's own calls ride through faults and restarts with
 the same idempotency key), and returns the three-valued outcome of :mod:`rc_common.outcomes`.
 """
@@ -31,6 +33,18 @@ _CHANNEL_OPTIONS = [
 ]
 
 
+#: Spread calls over every address of a multi-address target (the default, pick_first, uses one).
+ROUND_ROBIN = ("grpc.lb_policy_name", "round_robin")
+
+
+def open_channel(target: str) -> grpc.aio.Channel:
+    """An insecure channel to ``target``; ``round_robin`` when it names several addresses."""
+    options: list[tuple[str, str | int]] = list(_CHANNEL_OPTIONS)
+    if "," in target:
+        options.append(ROUND_ROBIN)
+    return grpc.aio.insecure_channel(target, options=options)
+
+
 @dataclass
 class Stubs:
     recharge_channel: grpc.aio.Channel
@@ -39,11 +53,7 @@ class Stubs:
 
     @classmethod
     def open(cls, recharge: str, card: str, wechat: str) -> Stubs:
-        return cls(
-            grpc.aio.insecure_channel(recharge, options=_CHANNEL_OPTIONS),
-            grpc.aio.insecure_channel(card, options=_CHANNEL_OPTIONS),
-            grpc.aio.insecure_channel(wechat, options=_CHANNEL_OPTIONS),
-        )
+        return cls(open_channel(recharge), open_channel(card), open_channel(wechat))
 
     async def __aenter__(self) -> Stubs:
         return self

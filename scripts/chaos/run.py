@@ -3,7 +3,8 @@
 ``execute`` is what ``python -m scripts.chaos`` calls per (profile, seed) and what the test matrix
 calls directly. Phases: prepare (open the run's merchants — each with its own bonus rule and WeChat
 mode — and their cards) -> set faults with the seed -> drive (with the
-crash monkey killing and restarting the recharge center if the profile says so) -> read fault
+crash monkey killing and restarting the recharge center — a seeded random one of its replicas —
+if the profile says so) -> read fault
 stats, clear faults -> wait until every order of the run is settled (terminal or MANUAL_REVIEW),
 nudging the sentinel -> wait out late work (the longest injected delay) -> observe -> check.
 """
@@ -79,6 +80,9 @@ class RunResult:
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
     accounts: list[MerchantAccount] = field(default_factory=list)
+    #: Recharge-center replicas the run drove (one round_robin target), and their database.
+    replicas: int = 1
+    db: str = "sqlite"
 
     @property
     def end_states(self) -> dict[str, int]:
@@ -91,6 +95,9 @@ class RunResult:
             "seed": c.seed,
             "orders": c.orders,
             "concurrency": c.concurrency,
+            "replicas": self.replicas,
+            "db": self.db,
+            "kills_by_node": {node: len(times) for node, times in sorted(self.observation.kills.items())},
             "tag": self.tag,
             "merchants": [
                 {"merchant_id": a.merchant_id, "mode": a.mode, "mchid": a.mchid} for a in self.accounts
@@ -120,12 +127,30 @@ class RunResult:
                 for v in self.result.violations
             ],
             "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
+            "timelines_of_violations": self.timelines_of_violations(),
             "notes": self.notes,
+        }
+
+    def timelines_of_violations(self, limit: int = 20) -> dict[str, list[dict[str, Any]]]:
+        """The timeline of each order named by a violation (the first ``limit``), for the report."""
+        subjects = dict.fromkeys(v.subject for v in self.result.violations)
+        return {
+            no: [
+                {"seq": e.seq, "at": round(e.at, 6), "node": e.node, "kind": e.kind, "method": e.method,
+                 "outcome": e.outcome, "from": e.from_status, "to": e.to_status, "actor": e.actor,
+                 "detail": e.detail, "error": e.error, "latency_ms": e.latency_ms}
+                for e in sorted(self.observation.timelines[no], key=lambda e: e.seq)
+            ]
+            for no in list(subjects)[:limit]
+            if no in self.observation.timelines
         }
 
 
 class CrashMonkey:
-    """kill -9 the recharge center when the driver has created the n-th order, and once while waiting."""
+    """kill -9 a recharge center when the driver has created the n-th order, and once while waiting.
+
+    With several replicas each kill picks one at random (seeded); ``kill_log`` says which node was
+    killed when (epoch seconds, the clock of the timeline's rows), for I7."""
 
     def __init__(self, services: Services, seed: int, kills: int, orders: int) -> None:
         rng = random.Random(seed * 7_919 + 17)
@@ -134,19 +159,30 @@ class CrashMonkey:
         self._wait_kill = kills > 1
         self._wait_delay_s = rng.uniform(0.3, 1.5)
         self._pauses = [rng.uniform(0.0, 0.3) for _ in range(kills)]
+        self._victims = [rng.randrange(services.replicas) for _ in range(kills)]
+        self._nodes = services.node_ids
         self._services = services
         self._created = 0
         self._reached = asyncio.Event()
         self.kills = 0
         self.errors: list[str] = []
+        self.kill_log: dict[str, list[float]] = {}
 
     async def _kill(self) -> None:
         pause = self._pauses[self.kills % len(self._pauses)]
+        victim = self._victims[self.kills % len(self._victims)]
+        node = self._nodes[victim] if victim < len(self._nodes) else f"replica-{victim + 1}"
         try:
-            await asyncio.to_thread(self._services.restart_recharge, pause)
+            died_at = await asyncio.to_thread(self._services.restart_recharge, pause, victim)
             self.kills += 1
         except Exception as exc:  # recorded; the run goes on and the checker sees the damage
+            died_at = time.time()  # (the kill comes before the restart that failed)
             self.errors.append(repr(exc))
+        self.kill_log.setdefault(node, []).append(died_at)
+
+    @property
+    def by_node(self) -> dict[str, int]:
+        return {node: len(times) for node, times in sorted(self.kill_log.items())}
 
     def notice(self, created: int) -> None:
         """The driver's count of answered creates; wakes the monkey at its next trigger."""
@@ -293,17 +329,20 @@ async def execute(config: RunConfig, services: Services) -> RunResult:
         if monkey is not None:
             tally.counts[("recharge", "process", "KILL9")] = monkey.kills
             notes += [f"crash monkey: {e}" for e in monkey.errors]
+            if services.replicas > 1:
+                notes.append(f"crash monkey killed {monkey.by_node}")
         if not nudger.available:
             notes.append("RechargeOps.RunSentinel is UNIMPLEMENTED: waited on the services alone")
         if not quiet:
             notes.append(f"not quiet after {config.quiet_timeout_s:.0f}s: unsettled orders are I5 violations")
         observe_started = time.monotonic()
-        observation = await observe(stubs, config.accounts, cards, driver.log, services.sp_mchid)
+        kills = monkey.kill_log if monkey is not None else {}
+        observation = await observe(stubs, config.accounts, cards, driver.log, services.sp_mchid, kills)
         result = check(observation)
         timings["observe"] = time.monotonic() - observe_started
     timings["total"] = time.monotonic() - started
     notes += [f"driver: {e}" for e in driver.progress.errors[:20]]
     return RunResult(
         config, tag, sorted(cards), plans, driver.progress, tally, observation, result, quiet, timings, notes,
-        config.accounts,
+        config.accounts, services.replicas, services.db,
     )

@@ -7,6 +7,14 @@ reported (``Services.missing_flags``), never silently guessed — and the WeChat
 stack's keys directory). :func:`attach` wraps running ones; their simulator must list the run's
 direct merchants, and ``keys_dir`` must be its keys directory.
 ``restart_recharge`` is the crash profile's kill -9 and restart on the same port with the same DB.
+
+Replicas (``start_fresh(..., replicas=N, db="postgresql")``): N recharge centers named ``r1..rN``
+(``--node-id``) on one database — a PostgreSQL server started here (``tests/postgres.py``, the
+suite's throwaway server) or given, with a database per service; or one SQLite file — their
+migrate steps started at the same moment, WeChat notifying all of them. Callers reach them through
+one client-side ``round_robin`` target (``Services.recharge``: ``ipv4:127.0.0.1:P1,127.0.0.1:P2``,
+see :mod:`scripts.chaos.rpc`). Even one replica is named (``r1``), so its timeline rows keep their
+node across restarts.
 """
 
 from __future__ import annotations
@@ -15,13 +23,21 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scripts.merchants import CHAOS_MERCHANTS, PROVIDER_MCHID, DemoMerchant, direct_merchants_flag
-from scripts.stack import ROOT, Stack, build_stack, start_stack
+from scripts.stack import ROOT, ServiceProcess, Stack, build_stack, start_stack
+
+if TYPE_CHECKING:  # tests/postgres.py is imported only when a run asks for PostgreSQL
+    from tests.postgres import PostgresServer
+
+#: The databases a stack can run on (``--db``).
+DATABASES = ("sqlite", "postgresql")
 
 #: Time-scale settings for chaos: seconds, not the production hours. Keys are flags without "--".
 CHAOS_RECHARGE_FLAGS: dict[str, str] = {
@@ -85,29 +101,50 @@ class Services:
     keys_dir: Path | None = None
     #: The provider's WeChat merchant id, named with each partner-mode merchant's sub_mchid.
     sp_mchid: str = PROVIDER_MCHID
+    #: sqlite | postgresql (what the started services keep their data in).
+    db: str = "sqlite"
+    #: The PostgreSQL server this object started and stops with the services (None: not ours).
+    postgres: PostgresServer | None = None
+    #: Databases this object created on someone else's server, dropped when it stops.
+    created_on: tuple[PostgresServer, list[str]] | None = None
 
     @property
     def owned(self) -> bool:
         """True when this run started the processes (so it may kill and restart them)."""
         return self.stack is not None
 
-    def restart_recharge(self, pause_s: float = 0.0) -> None:
-        """kill -9 the recharge center, then start it again on the same port with the same DB."""
+    @property
+    def node_ids(self) -> list[str]:
+        """The recharge-center replicas' ``--node-id`` (in order; empty when not started here)."""
+        if self.stack is None:
+            return []
+        return [_node_id(r) for r in self.stack.recharges]
+
+    @property
+    def replicas(self) -> int:
+        return len(self.stack.recharges) if self.stack is not None else 1
+
+    def restart_recharge(self, pause_s: float = 0.0, replica: int = 0) -> float:
+        """kill -9 the recharge center (replica number ``replica``, from 0), then start it again on
+        the same port with the same DB (no migrate step: the schema is already there). Returns when
+        the killed process was gone (``time.time()``)."""
         if self.stack is None:
             raise RuntimeError("cannot crash services this run did not start (--targets)")
-        service = self.stack.recharge
+        service = self.stack.recharges[replica]
         host, port = service.host, service.port
         service.kill()
+        died_at = time.time()
         if pause_s:
             time.sleep(pause_s)
         for attempt in range(20):
             try:
                 service.start(f"{host}:{port}")
-                return
+                return died_at
             except RuntimeError:  # the port may still be held for a moment after the kill
                 if attempt == 19:
                     raise
                 time.sleep(0.25)
+        return died_at
 
     def pids(self) -> dict[str, int]:
         if self.stack is None:
@@ -115,8 +152,52 @@ class Services:
         return {s.name: s.process.pid for s in self.stack.services if s.process is not None}
 
     def stop(self) -> None:
-        if self.stack is not None:
-            self.stack.stop()
+        try:
+            if self.stack is not None:
+                self.stack.stop()
+        finally:
+            if self.postgres is not None:
+                self.postgres.stop()
+                self.postgres = None
+            elif self.created_on is not None:
+                drop_databases(*self.created_on)
+            self.created_on = None
+
+
+def _node_id(service: ServiceProcess) -> str:
+    args = service.args
+    return args[args.index("--node-id") + 1] if "--node-id" in args else ""
+
+
+def round_robin_target(addresses: Sequence[str]) -> str:
+    """One gRPC target for several replicas: ``ipv4:A,B`` (a channel to it needs the option
+    ``grpc.lb_policy_name=round_robin`` to spread its calls: :func:`scripts.chaos.rpc.open_channel`);
+    a single address stays as it is."""
+    if len(addresses) == 1:
+        return addresses[0]
+    return "ipv4:" + ",".join(addresses)
+
+
+def create_databases(server: PostgresServer, prefix: str = "chaos") -> dict[str, str]:
+    """A new database per service on ``server`` (unique names, so runs never share one)."""
+    tag = uuid.uuid4().hex[:10]
+    return {name: server.createdb(f"{prefix}_{name}_{tag}") for name in ("card", "recharge", "wechat")}
+
+
+def _names(urls: Mapping[str, str]) -> list[str]:
+    return [url.rsplit("/", 1)[-1] for url in urls.values()]
+
+
+def drop_databases(server: PostgresServer, names: Sequence[str]) -> None:
+    """Drop what :func:`create_databases` made, so a long session on one server does not fill the
+    disk (a run's three databases hold tens of MB); best effort."""
+    for name in names:
+        try:
+            # tests/postgres.py runs its binaries as the server's user (runuser when root).
+            server._run("dropdb", "--if-exists", "-h", "127.0.0.1", "-p", str(server.port), "-U", server.user,
+                        name)
+        except (OSError, subprocess.SubprocessError) as exc:
+            print(f"could not drop database {name}: {exc}", file=sys.stderr)
 
 
 def start_fresh(
@@ -128,9 +209,53 @@ def start_fresh(
     extra: Mapping[str, Sequence[str]] | None = None,
     profile: tuple[str, Path] | None = None,
     merchants: Sequence[DemoMerchant] = CHAOS_MERCHANTS,
+    replicas: int = 1,
+    db: str = "sqlite",
+    postgres: PostgresServer | None = None,
 ) -> Services:
     """``profile=(name, stats_file)`` runs that service under cProfile (scripts/bench/profiled.py);
-    the simulator serves ``merchants``' direct-mode ones (partner mode needs nothing)."""
+    the simulator serves ``merchants``' direct-mode ones (partner mode needs nothing).
+
+    ``replicas``: recharge centers ``r1..rN`` on one database. ``db="postgresql"``: a database per
+    service on ``postgres`` (the caller's server, left running) or on a server started here (and
+    stopped by ``Services.stop``); ``"sqlite"``: files in ``workdir`` (the replicas share one)."""
+    if replicas < 1:
+        raise ValueError("replicas must be at least 1")
+    if db not in DATABASES:
+        raise ValueError(f"db must be one of {DATABASES}, not {db!r}")
+    own_server: PostgresServer | None = None
+    if db == "postgresql" and postgres is None:
+        from tests.postgres import start_postgres
+
+        postgres = own_server = start_postgres()
+    urls: dict[str, str] | None = None
+    try:
+        urls = create_databases(postgres) if postgres is not None and db == "postgresql" else None
+        services = _start(workdir, recharge_flags, wechat_flags, card_flags, extra, profile, merchants,
+                          replicas, urls)
+    except BaseException:
+        if own_server is not None:
+            own_server.stop()
+        elif postgres is not None and urls is not None:
+            drop_databases(postgres, _names(urls))
+        raise
+    services.db, services.postgres = db, own_server
+    if postgres is not None and own_server is None and urls is not None:
+        services.created_on = (postgres, _names(urls))
+    return services
+
+
+def _start(
+    workdir: Path,
+    recharge_flags: Mapping[str, str],
+    wechat_flags: Mapping[str, str],
+    card_flags: Mapping[str, str],
+    extra: Mapping[str, Sequence[str]] | None,
+    profile: tuple[str, Path] | None,
+    merchants: Sequence[DemoMerchant],
+    replicas: int,
+    urls: dict[str, str] | None,
+) -> Services:
     missing: list[str] = []
     extra = extra or {}
     card_args = flag_args("card_service", card_flags, missing) + list(extra.get("card", ()))
@@ -140,7 +265,10 @@ def start_fresh(
         + direct_merchants_flag(merchants)
         + list(extra.get("wechat", ()))
     )
-    built = build_stack(workdir, card_args=card_args, recharge_args=recharge_args, wechat_args=wechat_args)
+    built = build_stack(
+        workdir, card_args=card_args, recharge_args=recharge_args, wechat_args=wechat_args, db_url_for=urls,
+        node_ids=[f"r{n}" for n in range(1, replicas + 1)],
+    )
     if profile is not None:
         name, stats_file = profile
         service = getattr(built, name)
@@ -153,8 +281,8 @@ def start_fresh(
         "wechat": {k: v for k, v in wechat_flags.items() if f"wechat_mock --{k}" not in missing},
     }
     return Services(
-        stack.recharge.address, stack.card.address, stack.wechat.address, stack, missing, settings,
-        keys_dir=stack.keys_dir,
+        round_robin_target([r.address for r in stack.recharges]), stack.card.address, stack.wechat.address,
+        stack, missing, settings, keys_dir=stack.keys_dir,
     )
 
 

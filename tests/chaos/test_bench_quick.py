@@ -3,7 +3,9 @@
 No timing is asserted: only that every figure the report promises is there — throughput and
 latencies per level, the bare chain beside them, per service the database work per top-up
 (write transactions, commits, statements: counted by rc_common/db.py, so each must be positive),
-and every goal of issue 10 with a met / NOT met / not measured verdict."""
+and every goal of issue 10 with a met / NOT met / not measured verdict. With two recharge-center
+replicas on PostgreSQL: each replica's own counters beside their sum, CPU per replica and summed,
+peak RSS per replica; replicas on SQLite are refused before anything starts."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from tests.postgres import find_bindir
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"card", "recharge", "wechat"}
+REPLICAS = {"recharge-1", "recharge-2"}
 GOALS = {
     "real stack / bare chain, each at its peak (same run)",
     "CreateRechargeOrder p99 at half of peak (ms)",
@@ -30,6 +33,12 @@ GOALS = {
     "peak RSS recharge (MB)",
     "peak RSS wechat (MB)",
 }
+
+
+needs_postgres = pytest.mark.skipif(
+    find_bindir() is None,
+    reason="no initdb under /usr/lib/postgresql/*/bin or on PATH: this test measures that PostgreSQL",
+)
 
 
 def run_quick(out: Path, *extra: str) -> tuple[str, dict[str, Any]]:
@@ -59,7 +68,10 @@ def assert_db_work(summary: dict[str, Any]) -> None:
     assert set(summary["cpu_ms_per_topup"]) >= SERVICES
 
 
-def assert_report(stdout: str, report: dict[str, Any], *, bare: bool) -> None:
+def assert_report(
+    stdout: str, report: dict[str, Any], *, bare: bool, processes: set[str] = SERVICES
+) -> None:
+    """``processes``: the service processes, a replicated service as its replicas."""
     assert "top-ups/s" in stdout and "goals" in stdout and "units/call" in stdout
     keys = {"machine", "settings", "levels", "peak", "half_peak", "sentinel", "rss_mb", "goals"}
     assert keys <= set(report)
@@ -76,8 +88,8 @@ def assert_report(stdout: str, report: dict[str, Any], *, bare: bool) -> None:
     at_peak = [lv for lv in report["levels"] if lv["concurrency"] == report["peak"]["at_concurrency"]]
     assert report["peak"]["db"] == at_peak[0]["service"]["db"]
     assert report["half_peak"]["completed"] > 0 and "db" in report["half_peak"]
-    assert set(report["rss_mb"]) == SERVICES
-    assert set(report["db_idle_per_s"]) == SERVICES
+    assert set(report["rss_mb"]) == processes
+    assert set(report["db_idle_per_s"]) == SERVICES | processes
     sentinel = report["sentinel"]
     assert "per_s" in sentinel or "skipped" in sentinel
     if "per_s" in sentinel:
@@ -104,10 +116,7 @@ def test_a_quick_bench_writes_the_table_json_and_plot(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.skipif(
-    find_bindir() is None,
-    reason="no initdb under /usr/lib/postgresql/*/bin or on PATH: this test measures that PostgreSQL",
-)
+@needs_postgres
 def test_a_quick_bench_runs_the_same_levels_on_postgresql(tmp_path: Path) -> None:
     stdout, report = run_quick(tmp_path, "--db", "postgresql", "--skip-bare", "--backlog", "0")
     assert report["settings"]["db"] == "postgresql"
@@ -115,3 +124,45 @@ def test_a_quick_bench_runs_the_same_levels_on_postgresql(tmp_path: Path) -> Non
     assert_report(stdout, report, bare=False)
     goals = {goal["goal"]: goal for goal in report["goals"]}
     assert goals["real stack / bare chain, each at its peak (same run)"]["met"] is None
+
+
+@pytest.mark.timeout(180)
+@needs_postgres
+def test_a_quick_bench_spreads_the_load_over_two_replicas_and_sums_their_counters(tmp_path: Path) -> None:
+    stdout, report = run_quick(
+        tmp_path, "--db", "postgresql", "--replicas", "2", "--skip-bare", "--backlog", "0"
+    )
+    assert report["settings"]["replicas"] == 2
+    assert report["groups"] == {"recharge": sorted(REPLICAS)}
+    assert_report(stdout, report, bare=False, processes={"card", "wechat"} | REPLICAS)
+    assert "recharge center: 2 replicas" in stdout and "- recharge-2" in stdout
+    for level in report["levels"]:
+        service = level["service"]
+        recharge = service["db"]["recharge"]
+        replicas = recharge["replicas"]
+        assert set(replicas) == REPLICAS
+        for name, own in replicas.items():
+            # round_robin sends every other CreateRechargeOrder to each replica: each one writes.
+            assert own["counted"] and own["units"] > 0, f"c={level['concurrency']}: {name} wrote nothing"
+        for counter in ("units", "commits", "statements", "reads"):
+            assert recharge[counter] == sum(own[counter] for own in replicas.values()), counter
+        cpu = service["cpu_ms_per_topup"]
+        assert cpu["recharge-1"] > 0 and cpu["recharge-2"] > 0
+        assert cpu["recharge"] == pytest.approx(cpu["recharge-1"] + cpu["recharge-2"], abs=0.02)
+        assert cpu["postgres"] > 0, "the database server's CPU is charged to the load too"
+    goals = {goal["goal"]: goal for goal in report["goals"]}
+    rss = goals["peak RSS recharge (MB)"]
+    assert rss["measured"] == max(report["rss_mb"][name] for name in REPLICAS)
+
+
+def test_replicas_on_sqlite_are_refused_naming_the_flag(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.bench", "--quick", "--replicas", "2", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "--replicas 2 needs --db postgresql" in done.stderr
+    assert not (tmp_path / "bench.json").exists()

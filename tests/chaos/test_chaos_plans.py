@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from scripts.chaos.cli import parse_args
 from scripts.chaos.driver import Shares, plan_orders, run_tag
 from scripts.chaos.invariants import Observation, check
 from scripts.chaos.profiles import PROFILES
@@ -64,3 +65,12 @@ def test_plans_spread_over_the_merchants_and_each_card_belongs_to_one() -> None:
         cards = Counter(p.card_no for p in plans if p.merchant_id == merchant and not p.doomed)
         assert max(cards.values()) > 1
     assert {len(p.card_no) for p in plans} == {16}
+
+
+def test_the_long_run_adds_two_and_three_replicas_on_postgresql_unless_told_the_replicas() -> None:
+    long = parse_args(["--long"])
+    assert long.passes == [(1, "sqlite"), (2, "postgresql"), (3, "postgresql")]
+    assert long.seeds == 20 and long.orders == 200 and long.profiles == list(PROFILES)
+    assert parse_args(["--long", "--replicas", "3", "--db", "postgresql"]).passes == [(3, "postgresql")]
+    assert parse_args(["--replicas", "2", "--db", "postgresql", "--seed", "1"]).passes == [(2, "postgresql")]
+    assert parse_args(["--seed", "1"]).passes == [(1, "sqlite")]  # the default: as before

@@ -437,3 +437,191 @@ def test_a_void_tombstone_naming_no_merchant_breaks_m3_only() -> None:
     assert found(obs) == {("M3", "O-CLOSED")}
     obs.pre_recharges["O-CLOSED"] = PreRecharge("O-CLOSED", "", "VOIDED", tombstone=True, merchant_id=A)
     assert found(obs) == set()
+
+
+# --------------------------------------------------------------------------- I7: one actor per order
+
+
+def on(node: str, at: float, event: TimelineEvent) -> tuple[str, float, TimelineEvent]:
+    return node, at, event
+
+
+def sent(method: str) -> TimelineEvent:
+    return call(0, method, outcome="sent")
+
+
+def story(*rows: tuple[str, float, TimelineEvent]) -> list[TimelineEvent]:
+    """Rows in the order the database numbered them, each stamped with its replica and time."""
+    return [dataclasses.replace(e, seq=i, node=node, at=at) for i, (node, at, e) in enumerate(rows, 1)]
+
+
+def refund_story(
+    confirm: tuple[str, float, float | None] = ("r2", 2.0, 2.4),
+    void: tuple[str, float, float] = ("r1", 3.0, 3.2),
+    refund: tuple[str, float, float] = ("r2", 4.0, 4.1),
+) -> list[TimelineEvent]:
+    """O-REFUND from create to refund: r1 creates it; each later call by (node, sent at, answered
+    at; None: never answered), in that order in the database."""
+    chain = transitions("CREATED", "AWAITING_PAYMENT", "PAID", "REFUNDING", "REFUNDED")
+    moved = {e.to_status: e for e in chain}
+    c_node, c_sent, c_done = confirm
+    v_node, v_sent, v_done = void
+    r_node, r_sent, r_done = refund
+    rows = [
+        on("r1", 1.0, moved["CREATED"]),
+        on("r1", 1.0, sent("PreRecharge")),
+        on("r1", 1.1, call(0, "PreRecharge")),
+        on("r1", 1.2, sent("CreatePrepay")),
+        on("r1", 1.3, call(0, "CreatePrepay")),
+        on("r1", 1.3, moved["AWAITING_PAYMENT"]),
+        on(c_node, 1.9, moved["PAID"]),
+        on(c_node, c_sent, sent("ConfirmRecharge")),
+    ]
+    if c_done is not None:
+        rows.append(on(c_node, c_done, call(0, "ConfirmRecharge", outcome="refused", detail="CARD_FROZEN")))
+    rows += [
+        on(v_node, v_sent, sent("VoidRecharge")),
+        on(v_node, v_done, call(0, "VoidRecharge", detail="VOIDED")),
+        on(v_node, v_done, TimelineEvent(0, "transition", from_status="PAID", to_status="REFUNDING")),
+        on(r_node, r_sent, sent("CreateRefund")),
+        on(r_node, r_done, call(0, "CreateRefund", detail="PROCESSING")),
+        on(r_node, 5.0, moved["REFUNDED"]),
+    ]
+    return story(*rows)
+
+
+def i7(obs: Observation) -> list[str]:
+    return [v.message for v in check(obs).violations if v.invariant == "I7"]
+
+
+def test_calls_handed_from_one_replica_to_another_after_the_answer_keep_one_actor_per_order() -> None:
+    obs = clean_world()
+    obs.timelines["O-REFUND"] = refund_story()  # r1 creates, r2 confirms, r1 voids, r2 refunds
+    result = check(obs)
+    assert result.violations == []
+    one_actor = result.summary["one_actor"]
+    assert one_actor["mutating_calls"] == 5
+    assert one_actor["nodes"] == ["r1", "r2"]
+    assert one_actor["orders_acted_on_by_several_nodes"] == 1
+
+
+def test_a_hand_off_at_the_very_moment_of_the_answer_is_not_an_overlap() -> None:
+    obs = clean_world()
+    obs.timelines["O-REFUND"] = refund_story(confirm=("r2", 2.0, 3.0), void=("r1", 3.0, 3.2))
+    assert i7(obs) == []
+
+
+def test_a_void_sent_by_one_replica_while_another_replica_s_confirm_is_out_breaks_i7() -> None:
+    obs = clean_world()
+    # r1's sentinel voids while r2's confirm (sent 2.0) has not answered yet (2.4).
+    obs.timelines["O-REFUND"] = refund_story(void=("r1", 2.2, 2.5))
+    assert found(obs) == {("I7", "O-REFUND")}
+    [message] = i7(obs)
+    assert "ConfirmRecharge by r2" in message and "VoidRecharge by r1" in message
+    assert "(200 ms)" in message
+
+
+def test_overlapping_refunds_of_two_replicas_break_i7_whatever_the_order_of_their_rows() -> None:
+    obs = clean_world()
+    timeline = refund_story()
+    # r1 sends the same refund while r2's is out; its rows sit after r2's in the database.
+    timeline += story(on("r1", 4.05, sent("CreateRefund")), on("r1", 4.3, call(0, "CreateRefund")))
+    obs.timelines["O-REFUND"] = [dataclasses.replace(e, seq=i) for i, e in enumerate(timeline, 1)]
+    assert found(obs) == {("I7", "O-REFUND")}
+
+
+def test_a_call_left_unanswered_by_a_killed_replica_ends_at_the_kill() -> None:
+    obs = clean_world()
+    # r2 died with its confirm out (no answer on record); r1's sentinel takes the order over later.
+    obs.timelines["O-REFUND"] = refund_story(confirm=("r2", 2.0, None), void=("r1", 8.0, 8.1),
+                                             refund=("r1", 8.2, 8.3))
+    obs.kills = {"r2": [2.5]}
+    assert i7(obs) == []
+    assert check(obs).summary["one_actor"]["calls_cut_by_a_kill"] == 1
+
+
+def test_a_killed_replica_s_call_is_out_until_the_kill() -> None:
+    obs = clean_world()
+    obs.timelines["O-REFUND"] = refund_story(confirm=("r2", 2.0, None), void=("r1", 3.0, 3.1),
+                                             refund=("r1", 8.2, 8.3))
+    obs.kills = {"r2": [1.0, 3.5]}  # killed once before the call (no matter), then with it out
+    assert found(obs) == {("I7", "O-REFUND")}
+    assert "killed" in i7(obs)[0]
+
+
+def test_a_call_never_answered_by_a_replica_that_stayed_up_is_out_for_good() -> None:
+    obs = clean_world()
+    obs.timelines["O-REFUND"] = refund_story(confirm=("r2", 2.0, None), void=("r1", 30.0, 30.1),
+                                             refund=("r1", 30.2, 30.3))
+    assert found(obs) == {("I7", "O-REFUND")}
+    messages = i7(obs)  # the open confirm overlaps r1's void and r1's refund
+    assert len(messages) == 2 and all("ConfirmRecharge by r2" in m and "unanswered" in m for m in messages)
+
+
+def test_a_second_sent_of_the_same_call_means_the_first_went_unanswered() -> None:
+    obs = clean_world()
+    # r2 sent the confirm, was killed, came back (same name) and sent it again, answered; r1 then
+    # voided. The first sent ends at the kill, not at the restarted process's answer.
+    timeline = refund_story(confirm=("r2", 2.0, None), void=("r1", 9.0, 9.1), refund=("r1", 9.2, 9.3))
+    at = next(i for i, e in enumerate(timeline) if e.method.endswith("VoidRecharge"))
+    answer = call(0, "ConfirmRecharge", "refused")
+    retry = story(on("r2", 6.0, sent("ConfirmRecharge")), on("r2", 6.2, answer))
+    timeline = timeline[:at] + retry + timeline[at:]
+    obs.timelines["O-REFUND"] = [dataclasses.replace(e, seq=i) for i, e in enumerate(timeline, 1)]
+    obs.kills = {"r2": [2.3]}
+    assert i7(obs) == []
+
+
+def test_one_replica_s_own_calls_and_reads_are_not_i7_s_business() -> None:
+    obs = clean_world()
+    timeline = refund_story(void=("r2", 2.2, 2.5))  # r2 voids while its own confirm is out
+    # r1 reads the order at WeChat and the card system meanwhile: reads change nothing.
+    timeline += story(on("r1", 2.1, sent("GetRecharge")), on("r1", 2.3, call(0, "QueryOrder")),
+                      on("r1", 2.35, call(0, "GetRecharge")))
+    obs.timelines["O-REFUND"] = [dataclasses.replace(e, seq=i) for i, e in enumerate(timeline, 1)]
+    assert i7(obs) == []
+
+
+def test_a_call_announced_but_never_made_is_no_call() -> None:
+    obs = clean_world()
+    # r1 announced the confirm with the payment, then found it had lost the order's lease and
+    # never made the call (its not_sent row comes last); r2 took the order over meanwhile.
+    timeline = refund_story(confirm=("r2", 2.0, 2.4))
+    paid = next(i for i, e in enumerate(timeline) if e.to_status == "PAID")
+    announced = story(on("r1", 1.5, sent("ConfirmRecharge")))
+    never = story(on("r1", 2.1, call(0, "ConfirmRecharge", outcome="not_sent")))
+    timeline = timeline[: paid + 1] + announced + timeline[paid + 1 :] + never
+    obs.timelines["O-REFUND"] = [dataclasses.replace(e, seq=i) for i, e in enumerate(timeline, 1)]
+    assert i7(obs) == []
+    # Had it been answered (the call made), the two confirms would have been out at once.
+    obs.timelines["O-REFUND"][-1] = dataclasses.replace(obs.timelines["O-REFUND"][-1], outcome="unknown")
+    assert found(obs) == {("I7", "O-REFUND")}
+
+
+def interleaved(void_at: float) -> list[TimelineEvent]:
+    """r2's credit announced the confirm with the payment (1.7) but found r2's own sentinel holding
+    the order: the sentinel sent its confirm (2.1), the credit said not_sent (2.2), the sentinel's
+    answer came (2.4). Then r1 voids at ``void_at`` and refunds."""
+    timeline = refund_story(confirm=("r2", 2.1, None), void=("r1", void_at, void_at + 0.1),
+                            refund=("r1", void_at + 0.2, void_at + 0.3))
+    confirm = next(i for i, e in enumerate(timeline) if e.method.endswith("ConfirmRecharge"))
+    sentinel = dataclasses.replace(timeline[confirm], actor="sentinel")
+    rows = story(
+        on("r2", 1.7, dataclasses.replace(sent("ConfirmRecharge"), actor="system")),
+        on("r2", 2.1, sentinel),
+        on("r2", 2.2, dataclasses.replace(call(0, "ConfirmRecharge", outcome="not_sent"), actor="system")),
+        on("r2", 2.4, dataclasses.replace(call(0, "ConfirmRecharge", outcome="refused"), actor="sentinel")),
+    )
+    timeline = timeline[:confirm] + rows + timeline[confirm + 1 :]
+    return [dataclasses.replace(e, seq=i) for i, e in enumerate(timeline, 1)]
+
+
+def test_two_flows_of_one_replica_interleaving_on_one_call_are_told_apart_by_actor() -> None:
+    obs = clean_world()
+    obs.timelines["O-REFUND"] = interleaved(void_at=2.5)  # after the sentinel's answer
+    assert i7(obs) == []
+    one_actor = check(obs).summary["one_actor"]
+    assert one_actor["calls_never_answered"] == 0 and one_actor["calls_announced_never_made"] == 1
+    obs.timelines["O-REFUND"] = interleaved(void_at=2.3)  # while the sentinel's confirm is out
+    [message] = i7(obs)
+    assert "ConfirmRecharge by r2" in message and "refused" in message

@@ -1,0 +1,161 @@
+"""The services of one bench run: card system, WeChat simulator and N recharge-center replicas.
+
+One replica: scripts/stack.py's stack as it is (process ``recharge``). Several (``--replicas N``,
+PostgreSQL only — SQLite is one process's file): processes ``recharge-1`` … ``recharge-N``, each
+with its own ``--node-id`` (its name) and port, all on the recharge center's one database. The
+stack's migrate step (``python -m recharge_service migrate``, run by ``start_stack`` before the
+first service starts) migrates that database once, before any replica starts; the other replicas
+start after it and find the schema current (a replica refuses one that is behind).
+
+The WeChat simulator notifies every replica (``--notify-target A,B,…``: each attempt at the next in
+turn, the following ones while one gives no answer); the load reaches them through one channel with
+client-side ``round_robin`` (:attr:`BenchServices.recharge_target`). Each process writes its own
+database counters (RC_DB_STATS_FILE); :attr:`BenchServices.groups` names the replicas, whose
+counters and CPU the bench sums as the recharge center's, keeping each one's beside the sum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.bench.db import Databases, stats_env
+from scripts.bench.load import replicas_target
+from scripts.bench.procs import free_port
+from scripts.chaos.services import flag_args
+from scripts.merchants import BENCH_MERCHANTS, direct_merchants_flag
+from scripts.stack import ServiceProcess, Stack, build_stack, start_stack
+
+#: Log levels that count as a problem seen in a run.
+PROBLEM_LEVELS = frozenset({"warning", "error", "critical"})
+
+
+def replica_names(replicas: int) -> list[str]:
+    """The recharge center's process names: ``recharge`` alone, else ``recharge-1`` … ``recharge-N``."""
+    return ["recharge"] if replicas == 1 else [f"recharge-{i}" for i in range(1, replicas + 1)]
+
+
+@dataclass
+class BenchServices:
+    stack: Stack
+    #: The recharge center's processes; the first is ``stack.recharge``.
+    replicas: list[ServiceProcess]
+    #: Flags a service's ``--help`` does not list (not passed; reported).
+    missing_flags: list[str] = field(default_factory=list)
+
+    @property
+    def recharge(self) -> str:
+        """The first replica: operator calls and probes (every replica serves the same database)."""
+        return self.replicas[0].address
+
+    @property
+    def recharge_target(self) -> str:
+        """Every replica as one target, for a ``round_robin`` channel (the load)."""
+        return replicas_target([r.address for r in self.replicas])
+
+    @property
+    def card(self) -> str:
+        return self.stack.card.address
+
+    @property
+    def wechat(self) -> str:
+        return self.stack.wechat.address
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """``{"recharge": (replica names)}`` with several replicas, else nothing to sum."""
+        if len(self.replicas) == 1:
+            return {}
+        return {"recharge": tuple(r.name for r in self.replicas)}
+
+    def processes(self) -> list[ServiceProcess]:
+        return [self.stack.card, *self.replicas, self.stack.wechat]
+
+    def pids(self) -> dict[str, int]:
+        return {p.name: p.process.pid for p in self.processes() if p.process is not None}
+
+    def log_problems(self) -> dict[str, dict[str, int]]:
+        """Per process: the events its JSON log has at level warning or above, counted by
+        ``level:event`` (a service problem the figures alone would hide)."""
+        found: dict[str, dict[str, int]] = {}
+        for process in self.processes():
+            counts: Counter[str] = Counter()
+            try:
+                lines = process.log_path.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    counts["non-JSON line"] += 1
+                    continue
+                if isinstance(event, dict) and event.get("level") in PROBLEM_LEVELS:
+                    counts[f"{event['level']}:{event.get('event')}"] += 1
+            if counts:
+                found[process.name] = dict(counts.most_common())
+        return found
+
+    def stop(self) -> None:
+        """WeChat first (no notification to a stopped replica), then the replicas, then card."""
+        for process in reversed(self.processes()):
+            process.stop()
+
+
+def start_services(
+    args: argparse.Namespace, workdir: Path, databases: Databases, replicas: int, stats_file: Path
+) -> BenchServices:
+    """The three services with their default settings (plus --log-level), the recharge center as
+    ``replicas`` processes, each process writing its database counters to its own file in
+    ``workdir``; with --profile, that service (the first replica) under cProfile."""
+    missing: list[str] = []
+    flags = {"log-level": args.log_level}
+    recharge_args = flag_args("recharge_service", flags, missing)
+    built = build_stack(
+        workdir,
+        card_args=flag_args("card_service", flags, missing),
+        recharge_args=recharge_args,
+        wechat_args=flag_args("wechat_mock", flags, missing) + direct_merchants_flag(BENCH_MERCHANTS),
+        db_url_for=databases.urls,
+    )
+    names = replica_names(replicas)
+    env = stats_env(workdir, ["card", *names, "wechat"])
+    base_args = list(built.recharge.args)  # --db, keys and flags: what every replica shares
+    first = built.recharge
+    first.name = names[0]
+    if replicas > 1:
+        first.args += ["--node-id", names[0]]
+    for service in built.services:
+        service.env = {**service.env, **env[service.name]}
+    if args.profile:
+        service = getattr(built, args.profile)
+        service.env = {**service.env, "PROFILE_MODULE": service.module, "PROFILE_OUT": str(stats_file)}
+        service.module = "scripts.bench.profiled"
+    host = "127.0.0.1"
+    # Their ports are reserved now so the simulator, started by start_stack, can notify them all.
+    others = [(name, free_port(host)) for name in names[1:]]
+    stack = start_stack(built, host=host, notify_targets=[f"{host}:{port}" for _, port in others])
+    services = BenchServices(stack, [first], missing)
+    try:
+        for name, port in others:
+            replica = ServiceProcess(
+                name,
+                "recharge_service",
+                [
+                    *base_args,
+                    "--card-target", stack.card.address,
+                    "--payment-target", stack.wechat.address,
+                    "--node-id", name,
+                ],
+                workdir / "logs" / f"{name}.log",
+                env=env[name],
+            )
+            replica.start(f"{host}:{port}")
+            services.replicas.append(replica)
+    except BaseException:
+        services.stop()
+        raise
+    return services
