@@ -27,8 +27,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the pinned dev deps
 from scripts.stack import ROOT
 
 
-def free_port(host: str) -> int:
-    """A port free on ``host`` now (the OS may hand it out again before it is bound)."""
+def _free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -60,7 +59,7 @@ class BareChain:
     @classmethod
     def start(cls, host: str = "127.0.0.1") -> BareChain:
         card, card_port = _start_bare("card", "--listen", f"{host}:0")
-        wechat_port = free_port(host)
+        wechat_port = _free_port(host)
         recharge, recharge_port = _start_bare(
             "recharge",
             "--listen",

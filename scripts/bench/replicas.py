@@ -1,11 +1,12 @@
 """The services of one bench run: card system, WeChat simulator and N recharge-center replicas.
 
 One replica: scripts/stack.py's stack as it is (process ``recharge``). Several (``--replicas N``,
-PostgreSQL only — SQLite is one process's file): processes ``recharge-1`` … ``recharge-N``, each
-with its own ``--node-id`` (its name) and port, all on the recharge center's one database. The
-stack's migrate step (``python -m recharge_service migrate``, run by ``start_stack`` before the
-first service starts) migrates that database once, before any replica starts; the other replicas
-start after it and find the schema current (a replica refuses one that is behind).
+PostgreSQL only — SQLite is one process's file): scripts/stack.py's replicas
+(``build_stack(node_ids=...)``), here processes ``recharge-1`` … ``recharge-N``, each with its own
+``--node-id`` (its name) and port, all on the recharge center's one database. ``start_stack`` runs
+every replica's migrate step (``python -m recharge_service migrate``) at the same moment, before
+any service starts — one migrates, the others find the schema current — then starts the replicas
+side by side (a replica refuses a schema that is behind).
 
 The WeChat simulator notifies every replica (``--notify-target A,B,…``: each attempt at the next in
 turn, the following ones while one gives no answer); the load reaches them through one channel with
@@ -24,7 +25,6 @@ from pathlib import Path
 
 from scripts.bench.db import Databases, stats_env
 from scripts.bench.load import replicas_target
-from scripts.bench.procs import free_port
 from scripts.chaos.services import flag_args
 from scripts.merchants import BENCH_MERCHANTS, direct_merchants_flag
 from scripts.stack import ServiceProcess, Stack, build_stack, start_stack
@@ -41,10 +41,13 @@ def replica_names(replicas: int) -> list[str]:
 @dataclass
 class BenchServices:
     stack: Stack
-    #: The recharge center's processes; the first is ``stack.recharge``.
-    replicas: list[ServiceProcess]
     #: Flags a service's ``--help`` does not list (not passed; reported).
     missing_flags: list[str] = field(default_factory=list)
+
+    @property
+    def replicas(self) -> tuple[ServiceProcess, ...]:
+        """The recharge center's processes, the first (``stack.recharge``) first."""
+        return self.stack.recharges
 
     @property
     def recharge(self) -> str:
@@ -71,8 +74,8 @@ class BenchServices:
             return {}
         return {"recharge": tuple(r.name for r in self.replicas)}
 
-    def processes(self) -> list[ServiceProcess]:
-        return [self.stack.card, *self.replicas, self.stack.wechat]
+    def processes(self) -> tuple[ServiceProcess, ...]:
+        return self.stack.services
 
     def pids(self) -> dict[str, int]:
         return {p.name: p.process.pid for p in self.processes() if p.process is not None}
@@ -101,8 +104,7 @@ class BenchServices:
 
     def stop(self) -> None:
         """WeChat first (no notification to a stopped replica), then the replicas, then card."""
-        for process in reversed(self.processes()):
-            process.stop()
+        self.stack.stop()
 
 
 def start_services(
@@ -113,49 +115,22 @@ def start_services(
     ``workdir``; with --profile, that service (the first replica) under cProfile."""
     missing: list[str] = []
     flags = {"log-level": args.log_level}
-    recharge_args = flag_args("recharge_service", flags, missing)
+    names = replica_names(replicas)
     built = build_stack(
         workdir,
         card_args=flag_args("card_service", flags, missing),
-        recharge_args=recharge_args,
+        recharge_args=flag_args("recharge_service", flags, missing),
         wechat_args=flag_args("wechat_mock", flags, missing) + direct_merchants_flag(BENCH_MERCHANTS),
         db_url_for=databases.urls,
+        node_ids=names if replicas > 1 else (),
     )
-    names = replica_names(replicas)
-    env = stats_env(workdir, ["card", *names, "wechat"])
-    base_args = list(built.recharge.args)  # --db, keys and flags: what every replica shares
-    first = built.recharge
-    first.name = names[0]
-    if replicas > 1:
-        first.args += ["--node-id", names[0]]
+    for process, name in zip(built.recharges, names, strict=True):
+        process.name = name  # the bench's name for it: its counters file, CPU and RSS figures
+    env = stats_env(workdir, [service.name for service in built.services])
     for service in built.services:
         service.env = {**service.env, **env[service.name]}
     if args.profile:
         service = getattr(built, args.profile)
         service.env = {**service.env, "PROFILE_MODULE": service.module, "PROFILE_OUT": str(stats_file)}
         service.module = "scripts.bench.profiled"
-    host = "127.0.0.1"
-    # Their ports are reserved now so the simulator, started by start_stack, can notify them all.
-    others = [(name, free_port(host)) for name in names[1:]]
-    stack = start_stack(built, host=host, notify_targets=[f"{host}:{port}" for _, port in others])
-    services = BenchServices(stack, [first], missing)
-    try:
-        for name, port in others:
-            replica = ServiceProcess(
-                name,
-                "recharge_service",
-                [
-                    *base_args,
-                    "--card-target", stack.card.address,
-                    "--payment-target", stack.wechat.address,
-                    "--node-id", name,
-                ],
-                workdir / "logs" / f"{name}.log",
-                env=env[name],
-            )
-            replica.start(f"{host}:{port}")
-            services.replicas.append(replica)
-    except BaseException:
-        services.stop()
-        raise
-    return services
+    return BenchServices(start_stack(built), missing)
