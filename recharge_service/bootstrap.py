@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import grpc
 
+from rc_common.completion import RunToCompletionInterceptor
 from rc_common.db import Database
 from rc_common.logs import RequestContextInterceptor
 from rc_common.migrations import require_current, upgrade
@@ -106,7 +107,7 @@ async def build_app(settings: RechargeSettings) -> App:
     server = create_server(
         settings.listen,
         [center.registrar(deps), ops.registrar(deps, sentinel), notifications.registrar(deps, opener)],
-        interceptors=[RequestContextInterceptor()],
+        interceptors=[RequestContextInterceptor(), RunToCompletionInterceptor()],
     )
 
     async def shutdown() -> None:
