@@ -35,10 +35,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, or_, select, update
 
-from rc_common.clock import utc_now
 from rc_common.db import Database
 from recharge_service.adapters.orm import recharge_orders
-from recharge_service.adapters.repository import Staged, read, write
+from recharge_service.adapters.repository import Staged, database_now, read, write
 from recharge_service.domain.order import OrderStatus
 from recharge_service.service_layer.storage import Claimed, StagedClaim
 
@@ -71,12 +70,6 @@ def _due(
     return and_(wanted, _free(lease_now))
 
 
-def _database_now(conn: Connection) -> datetime:
-    if conn.dialect.name == "postgresql":
-        return conn.execute(select(func.now())).scalar_one()
-    return utc_now()
-
-
 class OrderLeases:
     def __init__(self, db: Database, staged: Staged, *, database_clock: bool = False) -> None:
         self._db = db
@@ -87,14 +80,14 @@ class OrderLeases:
         """(now, until) on the clock leases are kept by (see the module's doc)."""
         if not self._database_clock:
             return now, until
-        database_now = _database_now(conn)
-        return database_now, database_now + (until - now)
+        db_now = database_now(conn)
+        return db_now, db_now + (until - now)
 
     async def now(self, fallback: datetime) -> datetime:
         """The time on the leases' clock (``fallback`` when that is the caller's)."""
         if not self._database_clock:
             return fallback
-        return await read(self._db, _database_now)
+        return await read(self._db, database_now)
 
     async def claim_batch(
         self,

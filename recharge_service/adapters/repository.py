@@ -28,6 +28,7 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from rc_common.clock import utc_now
 from rc_common.db import Database
 from rc_common.sql import insert_or_ignore
 from recharge_service.adapters.orm import outbox, payments, recharge_orders, timeline_events
@@ -252,10 +253,19 @@ def _outbox_rows(order: RechargeOrder) -> list[dict[str, Any]]:
     ]
 
 
+def database_now(conn: Connection) -> datetime:
+    """Now on the database's clock (PostgreSQL's ``now()``: the transaction's start); SQLite lives
+    in the process, whose clock it is."""
+    if conn.dialect.name == "postgresql":
+        return conn.execute(select(func.now())).scalar_one()
+    return utc_now()
+
+
 class OrdersRepository:
-    def __init__(self, db: Database, staged: Staged) -> None:
+    def __init__(self, db: Database, staged: Staged, *, database_clock: bool = False) -> None:
         self._db = db
         self._staged = staged
+        self._database_clock = database_clock
 
     async def get(self, order_no: str) -> RechargeOrder | None:
         params = {"order_no": order_no}
@@ -292,7 +302,11 @@ class OrdersRepository:
             detail=detail or "order created",
         )
 
+        database_clock = self._database_clock
+
         def op(conn: Connection) -> None:
+            if lease is not None and database_clock:  # its first lease ends by the leases' clock too
+                values["lease_until"] = database_now(conn) + lease.length
             conn.execute(_INSERT_ORDER, values)
 
         order.version = 0

@@ -32,7 +32,7 @@ class SqlUnitOfWork(AbstractUnitOfWork):
         super().__init__(readonly=readonly)
         self._db = db
         self._staged = Staged(node)
-        self.orders = OrdersRepository(db, self._staged)
+        self.orders = OrdersRepository(db, self._staged, database_clock=database_clock)
         self.payments = PaymentsRepository(db, self._staged)
         self.timeline = TimelineRepository(db, self._staged)
         self.outbox = OutboxRepository(db, node)

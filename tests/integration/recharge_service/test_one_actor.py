@@ -22,7 +22,7 @@ from rc_common.errors import Unavailable
 from recharge_service.adapters.orm import metadata
 from recharge_service.adapters.unit_of_work import uow_factory
 from recharge_service.bootstrap import create_schema
-from recharge_service.domain.order import FINAL, OrderStatus
+from recharge_service.domain.order import FINAL, Channel, OrderStatus, RechargeOrder
 from recharge_service.service_layer import confirm, holding, settle
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.notifications import start_credit
@@ -229,3 +229,36 @@ async def test_leases_count_by_the_database_clock_whatever_a_replica_s_clock_say
         async with right() as uow:  # give it up for the next round
             await uow.leases.release(order.order_no, "b" if stolen else f"a/{database_clock}", on_time)
             await uow.commit()
+
+
+async def test_a_new_order_s_first_lease_also_ends_by_the_database_clock(
+    shared: tuple[Database, Database],
+) -> None:
+    """The creator's lease, written with the order's insert, counts from the database's clock too:
+    a creator whose clock is an hour behind keeps the new order its own for the lease's length."""
+    first, second = shared
+    behind = utc_now() - timedelta(hours=1)
+    length = timedelta(seconds=30)
+    for database_clock in (True, False):
+        order = RechargeOrder(
+            order_no=f"R-first-lease-{database_clock}",
+            idempotency_key=f"first-lease-{database_clock}",
+            card_no="8800000000000001",
+            channel=Channel.POS,
+            pay_amount_fen=100,
+            payer_openid="o-payer",
+            created_at=behind,
+            updated_at=behind,
+            expires_at=behind + timedelta(minutes=15),
+            merchant_id="m",
+            merchant_version=1,
+        )
+        lease = holding.lease_of(order.order_no, "a/create", 1, length, time.monotonic())
+        async with uow_factory(first, database_clock=database_clock)() as uow:
+            with holding.holding_for_insert(lease):
+                await uow.orders.add(order)
+            await uow.commit()
+        on_time = utc_now()
+        async with uow_factory(second, database_clock=database_clock)() as uow:
+            stolen = await uow.leases.claim_one(order.order_no, "b", on_time, on_time + length)
+        assert (stolen is None) is database_clock
