@@ -5,6 +5,7 @@ Each service's ``__main__`` names its settings class, its ``bootstrap.serve``, t
 opens with, its schema history and where its settings keep the database URL; everything else about
 starting a process is here. A service refuses to start on a schema that is not this version's
 (``rc_common.migrations.SchemaError``): it logs why (naming the migrate command) and exits with 1.
+So does any other refusal to start as configured (:class:`StartRefused`: its event, what it names).
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from rc_common.settings import parse_settings
 
 #: The flags ``migrate`` takes (by name): the database and how to log.
 MIGRATE_FLAGS = ("db", "log_level", "log_format")
+
+
+class StartRefused(Exception):
+    """The service will not start as configured: logged as ``event`` with ``fields`` (which file,
+    which setting), then the process exits with 1."""
+
+    def __init__(self, event: str, message: str, **fields: str) -> None:
+        super().__init__(message)
+        self.event = event
+        self.fields = fields
 
 
 class ServiceSettings(Protocol):
@@ -81,4 +92,7 @@ def run_service(
         asyncio.run(work())
     except SchemaError as refused:
         get_logger("launcher").error("schema_refused", error=str(refused))
+        raise SystemExit(1) from None
+    except StartRefused as refused:
+        get_logger("launcher").error(refused.event, error=str(refused), **refused.fields)
         raise SystemExit(1) from None

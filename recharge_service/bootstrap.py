@@ -72,6 +72,8 @@ def sentinel_policy(settings: RechargeSettings) -> SentinelPolicy:
 
 
 async def build_app(settings: RechargeSettings) -> App:
+    # First: a keys dir holding WeChat's platform private key stops the start (key_guard).
+    opener = NotificationOpener(settings.notify.wechat_keys_dir, settings.notify.max_skew)
     db = Database(
         settings.database.url,
         pool_size=settings.database.pool_size,
@@ -93,7 +95,6 @@ async def build_app(settings: RechargeSettings) -> App:
         node=node_name(settings),
         lease=timedelta(seconds=settings.sentinel.lease),
     )
-    opener = NotificationOpener(settings.notify.wechat_keys_dir, settings.notify.max_skew)
     callbacks = CallbackClient(settings.outbox.deadline)
     dispatcher = OutboxDispatcher(
         deps,

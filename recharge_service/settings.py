@@ -124,11 +124,13 @@ class NotifySettings:
     merchant's keys are named by its configuration)."""
 
     wechat_keys_dir: str = setting(
-        "var/wechat-keys",
+        "var/wechat-keys/merchant",
         env="RECHARGE_WECHAT_KEYS_DIR",
         flag="wechat_keys_dir",
-        help="directory with WeChat's platform public key (platform_public_key.pem), its id "
-        "(public_key_id.txt) and the APIv3 key (apiv3_key.txt)",
+        help="the provider's merchant bundle (the WeChat simulator writes it in <keys-dir>/merchant): "
+        "WeChat's platform public key (platform_public_key.pem), its id (public_key_id.txt), the APIv3 "
+        "key (apiv3_key.txt) and the merchant's own key; the service refuses to start if it holds "
+        "WeChat's platform private key",
     )
     wechat_mchid: str = setting(
         "1900000109",

@@ -8,10 +8,10 @@ A merchant is opened in two places, both idempotently (safe on every start):
 * the card system (``CardAdmin``): the merchant's bonus rule (set when the merchant has none yet)
   and its demo cards.
 
-A direct-mode merchant needs its own WeChat Pay keys: the simulator creates them in
-``<keys-dir>/direct/<mchid>/`` when started with ``--direct-merchants`` (see
-:func:`direct_merchants_flag`), and the recharge center reads them from that directory (the
-merchant's ``wechat.keys_dir``).
+A direct-mode merchant needs its own WeChat Pay keys: the simulator creates them when started
+with ``--direct-merchants`` (see :func:`direct_merchants_flag`), and the recharge center reads
+that merchant's bundle, ``<keys-dir>/merchant/direct/<mchid>/`` (the merchant's
+``wechat.keys_dir``), never the simulator's private ``<keys-dir>/platform/``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import grpc
 from protos.card.v1 import card_pb2, card_pb2_grpc
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2
+from wechat_mock.adapters.keys import PlatformKeys, load_keys, merchant_bundle_dir
 
 #: The service provider's WeChat Pay merchant id (sp_mchid) and app id (sp_appid): the default of
 #: both the recharge center's ``--wechat-mchid`` and the simulator's ``--mchid``/``--appid``.
@@ -67,9 +68,15 @@ class DemoMerchant:
         return self.cards[0][0] if self.cards else ""
 
     def wechat_keys_dir(self, keys_dir: Path) -> Path:
-        """Where the keys that sign this merchant's WeChat notifications live (``keys_dir``: the
-        simulator's keys directory): its own in direct mode, the provider's in partner mode."""
-        return keys_dir / "direct" / self.mchid if self.direct else keys_dir
+        """The merchant bundle the recharge center verifies this merchant's WeChat notifications
+        with (``keys_dir``: the simulator's keys directory): its own in direct mode, the
+        provider's in partner mode."""
+        return merchant_bundle_dir(keys_dir, self.mchid if self.direct else "")
+
+    def wechat_signing_keys(self, keys_dir: Path) -> PlatformKeys:
+        """WeChat's keys that sign this merchant's notifications (``keys_dir``: the simulator's
+        keys directory): for tests that play WeChat, never for the recharge center."""
+        return load_keys(keys_dir, self.mchid if self.direct else "")
 
     def wechat_ref(self, sp_mchid: str = PROVIDER_MCHID) -> wechatpay_pb2.MerchantRef:
         """Who a WeChat Pay request acts for: this merchant's mchid (direct mode), or the

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Under a stack's workdir: the simulator's WeChat keys (read by the recharge center too).
+#: Under a stack's workdir: the simulator's WeChat keys; the recharge center reads only the
+#: merchant bundle the simulator writes in it (``<keys>/merchant``, never its ``platform/``).
 KEYS_DIR = "wechat-keys"
 
 
@@ -166,8 +167,16 @@ class Stack:
 
     @property
     def keys_dir(self) -> Path:
-        """The WeChat keys: the provider's, and each direct-mode merchant's in ``direct/<mchid>/``."""
+        """The simulator's WeChat keys (``--keys-dir``): its private ``platform/`` side and the
+        merchant bundles, the provider's in ``merchant/``, each direct merchant's below it."""
         return self.workdir / KEYS_DIR
+
+    @property
+    def merchant_keys_dir(self) -> Path:
+        """The provider's merchant bundle: the recharge center's ``--wechat-keys-dir``."""
+        from wechat_mock.adapters.keys import merchant_bundle_dir
+
+        return merchant_bundle_dir(self.keys_dir)
 
     def stop(self) -> None:
         for service in reversed(self.services):
@@ -185,8 +194,11 @@ def build_stack(
 ) -> Stack:
     """``node_ids``: one recharge-center replica per name (``--node-id``), all on its database;
     none (the default): one recharge center that names itself."""
+    from wechat_mock.adapters.keys import merchant_bundle_dir
+
     workdir.mkdir(parents=True, exist_ok=True)
     keys_dir = workdir / KEYS_DIR
+    bundle = merchant_bundle_dir(keys_dir)  # never keys_dir itself: it holds WeChat's private key
     dbs = db_url_for or {
         name: f"sqlite+aiosqlite:///{workdir / (name + '.db')}" for name in ("card", "recharge", "wechat")
     }
@@ -199,7 +211,7 @@ def build_stack(
         return ServiceProcess(
             name,
             "recharge_service",
-            ["--db", dbs["recharge"], "--wechat-keys-dir", str(keys_dir), *node, *recharge_args],
+            ["--db", dbs["recharge"], "--wechat-keys-dir", str(bundle), *node, *recharge_args],
             workdir / "logs" / f"{name}.log",
         )
 

@@ -17,7 +17,7 @@ from rc_common.faults.servicer import load_plan_file, register_fault_control
 from rc_common.logs import RequestContextInterceptor, get_logger
 from rc_common.migrations import require_current
 from rc_common.server import GrpcServer, Registrar, create_server, wait_for_signal
-from wechat_mock.adapters.keys import PlatformKeys, ensure_direct_keys, ensure_keys
+from wechat_mock.adapters.keys import PlatformKeys, ensure_direct_keys, ensure_keys, merchant_bundle_dir
 from wechat_mock.adapters.notification_client import GrpcNotificationClient
 from wechat_mock.adapters.unit_of_work import SqlUnitOfWorkFactory
 from wechat_mock.domain.merchants import Accounts
@@ -104,7 +104,7 @@ def _waker(notifier: Notifier, settler: RefundSettler) -> OnCommit:
 
 
 async def build(settings: WechatSettings) -> WechatSimulator:
-    keys = ensure_keys(settings.keys_dir)
+    keys = ensure_keys(settings.keys_dir, settings.mchid)
     accounts = Accounts(settings.mchid, settings.appid, settings.direct_accounts)
     direct_keys = ensure_direct_keys(settings.keys_dir, accounts.direct)
     engine = FaultEngine()
@@ -150,6 +150,7 @@ async def build(settings: WechatSettings) -> WechatSimulator:
     log.info(
         "wechat_configured",
         keys_dir=settings.keys_dir,
+        merchant_bundle=str(merchant_bundle_dir(settings.keys_dir)),
         public_key_id=keys.public_key_id,
         sp_mchid=accounts.sp_mchid,
         direct_merchants={mchid: direct_keys[mchid].public_key_id for mchid in accounts.direct},

@@ -1,10 +1,11 @@
 """WeChat Pay simulator settings (see ``python -m wechat_mock --help``).
 
-Merchants: ``--mchid``/``--appid`` are the service provider's (服务商) ``sp_mchid``/``sp_appid``
-and ``--keys-dir``'s own files its keys; partner-mode requests name that sp_mchid and any
-sub_mchid of 6-32 digits (real WeChat also requires the sub-merchant to be bound to the provider).
-``--direct-merchants`` lists the merchants served in direct mode, each with its own keys in
-``<keys-dir>/direct/<mchid>/``.
+Merchants: ``--mchid``/``--appid`` are the service provider's (服务商) ``sp_mchid``/``sp_appid``;
+partner-mode requests name that sp_mchid and any sub_mchid of 6-32 digits (real WeChat also
+requires the sub-merchant to be bound to the provider). ``--direct-merchants`` lists the merchants
+served in direct mode, each with its own keys. ``--keys-dir`` keeps WeChat's private side in
+``platform/`` and writes each merchant's bundle (what the merchant holds) in ``merchant/`` and
+``merchant/direct/<mchid>/`` (``wechat_mock.adapters.keys``).
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ class WechatSettings:
     keys_dir: str = setting(
         "var/wechat-keys",
         env="WECHAT_KEYS_DIR",
-        help="where the service provider's platform key pair and APIv3 key live (partner mode); "
-        "each direct merchant's, in the same layout, in <keys-dir>/direct/<mchid>/ (all created on "
-        "first start)",
+        help="WeChat's keys: its platform private keys in <keys-dir>/platform/ (the product never "
+        "reads them), and the merchant bundles it hands out (platform public key and id, APIv3 key, "
+        "the merchant's own key and certificate serial, mchid): the provider's in <keys-dir>/merchant/ "
+        "(the recharge center's --wechat-keys-dir), each direct merchant's in "
+        "<keys-dir>/merchant/direct/<mchid>/ (all created on first start)",
     )
     mchid: str = setting(
         "1900000109",

@@ -1,8 +1,10 @@
 """Opening WeChat Pay notifications: signature, freshness, decryption (platform public key mode).
 
-The provider's keys come from ``--wechat-keys-dir``: ``platform_public_key.pem``,
+The provider's keys come from ``--wechat-keys-dir``, a merchant bundle: ``platform_public_key.pem``,
 ``public_key_id.txt`` and ``apiv3_key.txt``; they are read at start and again on a notification if
-they were missing then. A direct-mode merchant's keys (same files) are in the ``keys_dir`` of its
+they were missing then. A keys dir holding WeChat's platform private key is refused
+(:mod:`recharge_service.adapters.key_guard`): the recharge center does not start, a direct
+merchant's keys are not loaded. A direct-mode merchant's keys (same files) are in the ``keys_dir`` of its
 configuration; the service layer hands those directories over (``use_direct_keys``) and the
 notification's ``Wechatpay-Serial`` picks the key set. ``OpenedNotification.keys_dir`` says which
 one opened it ("" = the provider's), so a merchant's keys never vouch for another's payment.
@@ -17,11 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from rc_common import wechatpay_crypto as crypto
+from rc_common.logs import get_logger
+from recharge_service.adapters.key_guard import KeysDirRefused, refuse_platform_private_key
 from recharge_service.service_layer.notifications import BadNotification, OpenedNotification, UnknownSerial
 
 PUBLIC_KEY_FILE = "platform_public_key.pem"
 PUBLIC_KEY_ID_FILE = "public_key_id.txt"
 APIV3_KEY_FILE = "apiv3_key.txt"
+
+log = get_logger("notifications")
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,10 @@ class MerchantKeys:
 
 
 def load_keys(keys_dir: str | Path) -> MerchantKeys:
+    """The keys of a merchant bundle; raises ``KeysDirRefused`` when the directory holds WeChat's
+    platform private key (or is no bundle), ``OSError``/``ValueError`` when a file is missing or wrong."""
     directory = Path(keys_dir)
+    refuse_platform_private_key(directory)
     apiv3_key = (directory / APIV3_KEY_FILE).read_text().strip()
     if len(apiv3_key.encode()) != 32:
         raise ValueError(f"{directory / APIV3_KEY_FILE}: the APIv3 key must be exactly 32 bytes")
@@ -55,7 +64,7 @@ class NotificationOpener:
         self._keys: MerchantKeys | None = None
         self._direct: dict[str, MerchantKeys] = {}  # keys_dir -> that merchant's keys
         try:
-            self._keys = load_keys(keys_dir)
+            self._keys = load_keys(keys_dir)  # KeysDirRefused: the service does not start
         except (OSError, ValueError):
             self._keys = None  # tried again on the first notification
 
@@ -66,6 +75,8 @@ class NotificationOpener:
             if keys_dir not in self._direct:
                 try:
                     self._direct[keys_dir] = load_keys(keys_dir)
+                except KeysDirRefused as refused:
+                    log.error(refused.event, error=str(refused), **refused.fields)
                 except (OSError, ValueError):
                     continue
 
@@ -83,6 +94,9 @@ class NotificationOpener:
         if self._keys is None:
             try:
                 self._keys = load_keys(self._keys_dir)
+            except KeysDirRefused as refused:
+                log.error(refused.event, error=str(refused), **refused.fields)
+                raise BadNotification("merchant keys refused: not a merchant bundle") from None
             except (OSError, ValueError) as exc:
                 raise BadNotification(f"merchant keys not available: {exc}") from exc
         return self._keys

@@ -400,7 +400,8 @@ def add_merchant_commands(sub: Any) -> None:
     p.add_argument(
         "--wechat-keys-dir",
         metavar="DIR",
-        help="direct only: the merchant's key directory on the recharge center's host "
+        help="direct only: the merchant's bundle on the recharge center's host (the simulator's "
+        "<keys-dir>/merchant/direct/<mchid>; never WeChat's private key) "
         '(--wechat-keys-dir "" clears it)',
     )
     p.add_argument(

@@ -64,7 +64,7 @@ from scripts.bench.report import evaluate_goals, plot, print_table
 from scripts.bench.sentinel import build_backlog, not_credited, resolve_backlog, sentinel_available
 from scripts.chaos.rpc import Stubs
 from scripts.merchants import BENCH_MERCHANTS, open_merchants
-from scripts.stack import ROOT
+from scripts.stack import KEYS_DIR, ROOT
 from tests.postgres import find_bindir
 
 AMOUNT_FEN = 20_000  # ¥200: gets the ¥20 bonus tier, so the bonus path is measured too
@@ -260,7 +260,7 @@ async def bench_service(
     try:
         sampler.start()
         async with Stubs.open(services.recharge, services.card, services.wechat) as stubs:
-            cards = await prepare_merchants(services, stubs, workdir / "wechat-keys", args.cards)
+            cards = await prepare_merchants(services, stubs, workdir / KEYS_DIR, args.cards)
             probe = Probe(counters, stubs, args.quick)
             await probe.measure_idle(services.pids())
             out["db_idle_per_s"] = probe.idle

@@ -12,7 +12,9 @@ progress, a table (end states, faults by kind, violations), money per merchant a
 failing run; --json writes the report; exits 1 on any violation.
 
 With --targets the WeChat simulator must serve the direct-mode chaos merchant
-(--direct-merchants 1900000701:wx7777777777777777) and --keys-dir must be its keys directory.
+(--direct-merchants 1900000701:wx7777777777777777) and --keys-dir must be its keys directory (the
+run configures the direct merchant's wechat.keys_dir as that merchant's bundle in it,
+merchant/direct/<mchid>/; the recharge center must run on the bundle, never on the directory).
 
 Replicas (--replicas N, --db postgresql): N recharge centers r1..rN on one database (a throwaway
 PostgreSQL server, tests/postgres.py, one for the session and a database per service and run; or
@@ -83,7 +85,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--targets", default="", help="RECHARGE,CARD,WECHAT host:port of running services")
     parser.add_argument("--keys-dir", default=str(DEFAULT_KEYS_DIR),
                         help="with --targets: the WeChat simulator's keys directory (direct-mode "
-                             "merchants' keys are in its direct/<mchid>/); default: make run's")
+                             "merchants' bundles are in its merchant/direct/<mchid>/, what the "
+                             "recharge center is configured to read); default: make run's")
     parser.add_argument("--sp-mchid", default=PROVIDER_MCHID,
                         help="with --targets: the provider's WeChat merchant id (partner mode)")
     parser.add_argument("--workdir", default="", help="state dir for started services (default: a temp dir)")

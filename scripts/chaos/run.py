@@ -32,8 +32,8 @@ from scripts.chaos.services import Services
 from scripts.merchants import CHAOS_MERCHANTS, DemoMerchant, describe_rule, open_merchants
 from scripts.stack import ROOT
 
-#: The WeChat keys of `make run`'s stack: a direct-mode merchant's are read from here when the
-#: services were given (--targets) without --keys-dir.
+#: The WeChat simulator's keys of `make run`'s stack: a direct-mode merchant's bundle is named
+#: from here when the services were given (--targets) without --keys-dir.
 DEFAULT_KEYS_DIR = ROOT / "var" / "wechat-keys"
 
 

@@ -4,8 +4,9 @@
 time-scale flags the run wants — but only those the service's ``--help`` lists; a missing flag is
 reported (``Services.missing_flags``), never silently guessed — and the WeChat simulator's
 ``--direct-merchants`` for the run's direct-mode merchants (their keys are then created in the
-stack's keys directory). :func:`attach` wraps running ones; their simulator must list the run's
-direct merchants, and ``keys_dir`` must be its keys directory.
+stack's keys directory; the recharge center reads only their bundles, ``merchant/direct/<mchid>/``).
+:func:`attach` wraps running ones; their simulator must list the run's direct merchants, and
+``keys_dir`` must be its keys directory.
 ``restart_recharge`` is the crash profile's kill -9 and restart on the same port with the same DB.
 
 Replicas (``start_fresh(..., replicas=N, db="postgresql")``): N recharge centers named ``r1..rN``

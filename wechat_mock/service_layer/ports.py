@@ -107,8 +107,8 @@ class MessageRepository(Protocol):
 
 class SigningKeys(Protocol):
     """The platform's keys, as the wire format uses them: the private key signs every attempt, the
-    APIv3 key encrypts the resources. The service provider's live in files in --keys-dir (they
-    serve partner mode); each direct-mode merchant has its own set in <keys-dir>/direct/<mchid>/."""
+    APIv3 key encrypts the resources. The service provider's live in <keys-dir>/platform/ (they
+    serve partner mode); each direct-mode merchant has its own set in <keys-dir>/platform/direct/<mchid>/."""
 
     @property
     def private_key_pem(self) -> bytes: ...

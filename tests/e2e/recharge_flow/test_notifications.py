@@ -22,7 +22,7 @@ from rc_common import wechatpay_crypto as crypto
 from scripts.merchants import PROVIDER_APPID, PROVIDER_MCHID, DemoMerchant
 from tests.e2e.merchants import BOTH, DIRECT, PARTNER
 from tests.e2e.recharge_flow.conftest import Clients
-from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
+from wechat_mock.adapters.keys import PlatformKeys
 
 CREDITED = recharge_pb2.ORDER_STATUS_CREDITED
 AWAITING_PAYMENT = recharge_pb2.ORDER_STATUS_AWAITING_PAYMENT
@@ -33,7 +33,7 @@ IDS_DIFFER, KEYS_DIFFER = "is not order's merchant", "signed with keys that are 
 def keys_of(clients: Clients, merchant: DemoMerchant | None = None) -> PlatformKeys:
     """The keys WeChat signs ``merchant``'s notifications with (the clients' merchant by default):
     its own in direct mode, the provider's in partner mode (the simulator made them at start)."""
-    return ensure_keys((merchant or clients.merchant).wechat_keys_dir(clients.stack.keys_dir))
+    return (merchant or clients.merchant).wechat_signing_keys(clients.stack.keys_dir)
 
 
 def merchant_ids(merchant: DemoMerchant) -> dict[str, str]:

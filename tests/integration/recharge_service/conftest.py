@@ -29,7 +29,7 @@ from tests.integration.recharge_service.fakes import (
     FakePayments,
     MemoryMerchants,
 )
-from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
+from wechat_mock.adapters.keys import PlatformKeys, ensure_keys, merchant_bundle_dir
 
 MCHID = SP_MCHID
 CARD_NO = "8800000000000001"
@@ -87,8 +87,11 @@ async def timed(
 
 @pytest.fixture(scope="session")
 def platform_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PlatformKeys]:
+    """The provider's merchant bundle (what the recharge center reads), and WeChat's keys that
+    sign for it (what a test playing WeChat signs with)."""
     directory = tmp_path_factory.mktemp("wechat-keys")
-    return directory, ensure_keys(directory)
+    keys = ensure_keys(directory)
+    return merchant_bundle_dir(directory), keys
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from recharge_service.service_layer.notifications import handle_notification
 from recharge_service.service_layer.orders import load_order
 from tests.integration.recharge_service.conftest import Wechat, new_order, reload
 from tests.integration.recharge_service.fakes import SUB_MCHID, FakeCard, MemoryMerchants, merchant
-from wechat_mock.adapters.keys import ensure_keys
+from wechat_mock.adapters.keys import PlatformKeys, ensure_direct_keys, merchant_bundle_dir
 
 #: A second partner-mode merchant, and a direct-mode one with its own mchid and keys.
 SHOP_B, SUB_MCHID_B = "shop-b", "1900000202"
@@ -285,16 +285,16 @@ async def test_a_partner_notification_must_name_the_providers_sp_mchid_and_the_s
 
 
 @pytest.fixture
-def direct_keys(tmp_path: Path) -> Path:
-    """A direct-mode merchant's own key set (not the provider's)."""
-    keys_dir = tmp_path / "direct" / DIRECT_MCHID
-    ensure_keys(keys_dir)
-    return keys_dir
+def direct_keys(tmp_path: Path) -> tuple[Path, PlatformKeys]:
+    """A direct-mode merchant's own key set (not the provider's): its merchant bundle (what its
+    configuration names), and WeChat's keys that sign for it."""
+    keys = ensure_direct_keys(tmp_path, [DIRECT_MCHID])[DIRECT_MCHID]
+    return merchant_bundle_dir(tmp_path, DIRECT_MCHID), keys
 
 
 @pytest.fixture
-def direct_merchant(merchants: MemoryMerchants, direct_keys: Path) -> str:
-    account = WechatAccount(WechatMode.DIRECT, DIRECT_MCHID, "wx2222222222222222", str(direct_keys))
+def direct_merchant(merchants: MemoryMerchants, direct_keys: tuple[Path, PlatformKeys]) -> str:
+    account = WechatAccount(WechatMode.DIRECT, DIRECT_MCHID, "wx2222222222222222", str(direct_keys[0]))
     merchants.add(merchant(SHOP_D, wechat=account))
     return SHOP_D
 
@@ -309,10 +309,11 @@ async def test_a_direct_merchants_notification_signed_with_the_providers_keys_is
 
 
 async def test_a_direct_merchants_notification_signed_with_its_own_keys_is_accepted(
-    deps: Deps, db: Database, opener: NotificationOpener, direct_keys: Path, direct_merchant: str
+    deps: Deps, db: Database, opener: NotificationOpener, direct_keys: tuple[Path, PlatformKeys],
+    direct_merchant: str
 ) -> None:
     order = await new_order(deps, merchant_id=direct_merchant)
-    own = Wechat(ensure_keys(direct_keys))
+    own = Wechat(direct_keys[1])
     ack = await handle_notification(deps, opener, *own.paid_direct(order, DIRECT_MCHID))
     assert ack.code == "SUCCESS"
     await deps.background.join()
@@ -322,9 +323,10 @@ async def test_a_direct_merchants_notification_signed_with_its_own_keys_is_accep
 
 
 async def test_a_direct_merchants_keys_do_not_vouch_for_a_partner_merchants_payment(
-    deps: Deps, db: Database, opener: NotificationOpener, direct_keys: Path, direct_merchant: str
+    deps: Deps, db: Database, opener: NotificationOpener, direct_keys: tuple[Path, PlatformKeys],
+    direct_merchant: str
 ) -> None:
     order = await new_order(deps)  # shop-a, partner mode: only the provider's keys may sign for it
-    borrowed = Wechat(ensure_keys(direct_keys))
+    borrowed = Wechat(direct_keys[1])
     message = await refused_and_unchanged(deps, db, opener, order, borrowed.paid(order))
     assert "keys" in message

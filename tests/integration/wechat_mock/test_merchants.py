@@ -28,7 +28,7 @@ from tests.integration.wechat_mock.fakes import (
 )
 from tests.waiting import eventually
 from wechat_mock.adapters import keys as key_files
-from wechat_mock.adapters.keys import PlatformKeys, direct_keys_dir, ensure_keys
+from wechat_mock.adapters.keys import PlatformKeys, load_keys, merchant_bundle_dir
 from wechat_mock.adapters.unit_of_work import create_schema
 
 #: A direct-mode merchant with its own app id, and one that uses the provider's (--appid).
@@ -216,11 +216,20 @@ def signed_by(item: Received, keys: PlatformKeys) -> bool:
 
 
 def direct_keys_from_files(keys_dir: str) -> PlatformKeys:
-    """What a verifier of the direct merchant's notifications reads: the files in its keys dir."""
-    directory = direct_keys_dir(keys_dir, DIRECT_MCHID)
-    for name in (key_files.PUBLIC_KEY_FILE, key_files.PUBLIC_KEY_ID_FILE, key_files.APIV3_KEY_FILE):
-        assert (directory / name).is_file(), name
-    return ensure_keys(directory)
+    """What a verifier of the direct merchant's notifications reads: the files of its merchant
+    bundle (WeChat's private key is not among them, so ``private_key_pem`` stays empty)."""
+    directory = merchant_bundle_dir(keys_dir, DIRECT_MCHID)
+    assert not (directory / key_files.PRIVATE_KEY_FILE).exists()
+    return PlatformKeys(
+        private_key_pem=b"",
+        public_key_pem=(directory / key_files.PUBLIC_KEY_FILE).read_bytes(),
+        public_key_id=(directory / key_files.PUBLIC_KEY_ID_FILE).read_text(),
+        apiv3_key=(directory / key_files.APIV3_KEY_FILE).read_text(),
+    )
+
+
+def public_side(keys: PlatformKeys) -> tuple[bytes, str, str]:
+    return keys.public_key_pem, keys.public_key_id, keys.apiv3_key
 
 
 async def test_partner_notifications_use_the_providers_keys_and_name_the_sub_merchant(
@@ -249,7 +258,7 @@ async def test_direct_notifications_use_the_merchants_own_keys_and_name_its_mchi
 ) -> None:
     provider = many.simulator.keys
     own = direct_keys_from_files(many.settings.keys_dir)
-    assert own == many.simulator.direct_keys[DIRECT_MCHID]
+    assert public_side(own) == public_side(many.simulator.direct_keys[DIRECT_MCHID])
     assert own.public_key_id != provider.public_key_id and own.apiv3_key != provider.apiv3_key
     stubs = many.stubs.as_merchant(DIRECT)
     paid = await stubs.paid("MN-0002", 300)
@@ -277,11 +286,14 @@ async def test_a_direct_merchants_keys_are_created_at_start_in_the_providers_lay
 ) -> None:
     keys_dir = tmp_path / "fresh-keys"
     wechat = await launch(keys_dir=str(keys_dir), direct_merchants=DIRECT_MERCHANTS)
-    provider_files = sorted(p.name for p in keys_dir.iterdir() if p.is_file())
+    provider_bundle = sorted(p.name for p in merchant_bundle_dir(keys_dir).iterdir() if p.is_file())
+    provider_platform = sorted(p.name for p in (keys_dir / "platform").iterdir() if p.is_file())
     for mchid in (DIRECT_MCHID, OTHER_DIRECT):
-        directory = keys_dir / "direct" / mchid
-        assert sorted(p.name for p in directory.iterdir()) == provider_files
-        assert wechat.simulator.direct_keys[mchid] == ensure_keys(directory)  # reused as they are
+        bundle, platform = (keys_dir / side / "direct" / mchid for side in ("merchant", "platform"))
+        assert sorted(p.name for p in bundle.iterdir()) == provider_bundle
+        assert sorted(p.name for p in platform.iterdir()) == provider_platform
+        assert (bundle / "mchid.txt").read_text() == mchid
+        assert wechat.simulator.direct_keys[mchid] == load_keys(keys_dir, mchid)  # reused as they are
 
 
 # --- the trade bill per merchant ------------------------------------------------------------------

@@ -5,9 +5,7 @@ retries on the schedule, fresh signatures, giving up, and the notification fault
 from __future__ import annotations
 
 import asyncio
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from pathlib import Path
 
 from protos.faults.v1 import faults_pb2
 from rc_common import wechatpay_crypto as crypto
@@ -24,7 +22,7 @@ from tests.integration.wechat_mock.fakes import (
     rule,
 )
 from tests.waiting import eventually
-from wechat_mock.adapters.keys import PlatformKeys
+from wechat_mock.adapters.keys import PlatformKeys, merchant_bundle_dir
 from wechat_mock.domain.notifications import DeliveryStatus, Notification
 
 TX = "TRANSACTION.SUCCESS"
@@ -93,27 +91,25 @@ async def test_signature_fails_when_the_body_is_tampered(
     assert not crypto.verify_headers(keys.public_key_pem, keys.public_key_id, other, item.body)
 
 
-def throwaway_merchant_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
 async def test_wechats_python_sdk_accepts_and_decrypts_our_notifications(
-    stubs: Stubs, merchant: FakeMerchant, keys: PlatformKeys
+    stubs: Stubs, merchant: FakeMerchant, keys_dir: Path
 ) -> None:
     from wechatpayv3 import WeChatPay, WeChatPayType  # the SDK merchants use (dev dependency)
 
+    bundle = merchant_bundle_dir(keys_dir)  # configured from the merchant bundle alone
+
+    def read(name: str) -> str:
+        return (bundle / name).read_text()
+
     sdk = WeChatPay(
         wechatpay_type=WeChatPayType.JSAPI,
-        mchid="1900000109",
-        private_key=throwaway_merchant_key(),  # only used to sign requests, which we never make
-        cert_serial_no="444F4864EA9B34415D1C2E1D6E3E7D6A2F3B1C0D",
+        mchid=read("mchid.txt"),
+        private_key=read("apiclient_key.pem"),  # the merchant's own: signs requests (none made here)
+        cert_serial_no=read("apiclient_serial.txt"),
         appid="wxd678efh567hg6787",
-        apiv3_key=keys.apiv3_key,
-        public_key=keys.public_key_pem.decode(),
-        public_key_id=keys.public_key_id,
+        apiv3_key=read("apiv3_key.txt"),
+        public_key=read("platform_public_key.pem"),
+        public_key_id=read("public_key_id.txt"),
     )
     await stubs.paid("NT-0003", 888)
     await stubs.refund("NT-0003", "NT-0003-r", 888, 888)

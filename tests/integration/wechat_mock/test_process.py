@@ -18,7 +18,7 @@ from protos.wechatpay.v1 import wechatpay_pb2 as pb
 from scripts.stack import ServiceProcess
 from tests.integration.wechat_mock.fakes import SP_MCHID, SUB_MCHID, FakeMerchant, Stubs, always
 from tests.waiting import eventually
-from wechat_mock.adapters.keys import ensure_keys
+from wechat_mock.adapters.keys import load_keys
 
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 #: The MerchantRef of every gateway call, as JSON (partner mode).
@@ -139,7 +139,7 @@ async def test_kill_and_restart_keeps_state_and_resumes_pending_notifications(
         await eventually(settled)
 
     def acknowledged(event_type: str, out_trade_no: str) -> bool:
-        keys = ensure_keys(keys_dir)
+        keys = load_keys(keys_dir)
         return any(
             item.answer == "SUCCESS" and item.plain(keys.apiv3_key)["out_trade_no"] == out_trade_no
             for item in merchant.of(event_type)

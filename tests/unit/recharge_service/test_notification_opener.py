@@ -11,7 +11,7 @@ import pytest
 from rc_common import wechatpay_crypto as crypto
 from recharge_service.adapters.wechat_notifications import NotificationOpener
 from recharge_service.service_layer.notifications import BadNotification
-from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
+from wechat_mock.adapters.keys import PlatformKeys, ensure_keys, merchant_bundle_dir
 
 NOW = 1_790_000_000
 
@@ -19,7 +19,8 @@ NOW = 1_790_000_000
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PlatformKeys]:
     directory = tmp_path_factory.mktemp("keys")
-    return directory, ensure_keys(directory)
+    keys = ensure_keys(directory)
+    return merchant_bundle_dir(directory), keys  # what the recharge center reads; what WeChat signs with
 
 
 def notification(keys: PlatformKeys, timestamp: int = NOW) -> tuple[dict[str, str], bytes]:

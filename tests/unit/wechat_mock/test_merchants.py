@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from rc_common.errors import InvalidArgument, Refused
-from wechat_mock.adapters.keys import direct_keys_dir, ensure_direct_keys, ensure_keys
+from wechat_mock.adapters.keys import (
+    ensure_direct_keys,
+    ensure_keys,
+    load_keys,
+    merchant_bundle_dir,
+    platform_dir,
+)
 from wechat_mock.domain.merchants import Accounts, Merchant, MerchantMode, MerchantRef
 from wechat_mock.domain.notifications import refund_draft, transaction_draft
 from wechat_mock.domain.payments import PaymentOrder, PrepayTerms
@@ -136,8 +142,9 @@ def test_direct_merchants_setting_refuses(value: str, problem: str) -> None:
 def test_direct_keys_live_in_the_keys_dir_and_outlive_the_listing(tmp_path: Path) -> None:
     provider = ensure_keys(tmp_path)
     keys = ensure_direct_keys(tmp_path, [DIRECT])
-    assert direct_keys_dir(tmp_path, DIRECT) == tmp_path / "direct" / DIRECT
-    assert keys[DIRECT] == ensure_keys(tmp_path / "direct" / DIRECT)
+    assert merchant_bundle_dir(tmp_path, DIRECT) == tmp_path / "merchant" / "direct" / DIRECT
+    assert platform_dir(tmp_path, DIRECT) == tmp_path / "platform" / "direct" / DIRECT
+    assert keys[DIRECT] == load_keys(tmp_path, DIRECT)
     assert keys[DIRECT].public_key_id != provider.public_key_id
     assert ensure_keys(tmp_path) == provider  # the provider's keys are untouched
     # No longer listed: its keys are still loaded (its trades' notifications are still signed).
