@@ -15,6 +15,7 @@ from card_service.migrations import SCHEMA
 from card_service.service_layer.context import CardContext
 from card_service.settings import CardSettings
 from protos.card.v1 import card_pb2, card_pb2_grpc
+from rc_common.access import ServerSecurity
 from rc_common.db import Database
 from rc_common.faults import FaultEngine, FaultInterceptor, hold_if_delayed
 from rc_common.faults.servicer import load_plan_file, register_fault_control
@@ -69,6 +70,7 @@ async def build_app(settings: CardSettings) -> CardApp:
         settings.listen,
         [_register_system(ctx), _register_admin(ctx), register_fault_control(engine)],
         interceptors=[RequestContextInterceptor(), interceptor],
+        security=ServerSecurity.from_settings(settings.tls_dir, settings.auth_key_file),
     )
     # After the RPCs stop: let late (LATE_SUCCESS) work finish, then close the database.
     server.on_stop.append(interceptor.drain)

@@ -6,11 +6,24 @@ from dataclasses import dataclass
 
 from rc_common.db import MAX_OVERFLOW, POOL_SIZE
 from rc_common.settings import parse_listen, setting
+from rc_common.tls import check_listen_setting
 
 
 @dataclass(frozen=True)
 class CardSettings:
     listen: str = setting("127.0.0.1:50052", env="CARD_LISTEN", help="host:port to serve gRPC on")
+    tls_dir: str = setting(
+        "",
+        env="CARD_TLS_DIR",
+        help="directory with ca.crt, tls.crt, tls.key (python -m scripts.certs): serve mutual TLS and "
+        "present tls.crt to the services this one calls; empty = plaintext, loopback addresses only",
+    )
+    auth_key_file: str = setting(
+        "",
+        env="CARD_AUTH_KEY_FILE",
+        help="file with the key operator tokens are verified with (python -m scripts.tokens); empty = "
+        "no token is accepted, so no operator or test call either",
+    )
     db: str = setting(
         "sqlite+aiosqlite:///var/card.db", env="CARD_DB", help="SQLAlchemy async database URL"
     )
@@ -49,6 +62,7 @@ class CardSettings:
 
     def validate(self) -> None:
         parse_listen(self.listen)
+        check_listen_setting(self.listen, self.tls_dir)
         if self.db_pool_size < 1 or self.db_max_overflow < 0:
             raise ValueError("--db-pool-size must be at least 1, --db-max-overflow not negative")
         if not 0 < self.min_pay_fen <= self.max_pay_fen:

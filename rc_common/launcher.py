@@ -16,9 +16,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from rc_common.auth import AuthKeyError
 from rc_common.logs import bind_process, configure_logging, get_logger
 from rc_common.migrations import Schema, SchemaError, migrate
 from rc_common.settings import parse_settings
+from rc_common.tls import TlsConfigError
 
 #: The flags ``migrate`` takes (by name): the database and how to log.
 MIGRATE_FLAGS = ("db", "log_level", "log_format")
@@ -95,4 +97,7 @@ def run_service(
         raise SystemExit(1) from None
     except StartRefused as refused:
         get_logger("launcher").error(refused.event, error=str(refused), **refused.fields)
+        raise SystemExit(1) from None
+    except (TlsConfigError, AuthKeyError) as refused:  # --tls-dir, --auth-key-file, a public plaintext listen
+        get_logger("launcher").error("security_refused", error=str(refused))
         raise SystemExit(1) from None

@@ -3,6 +3,9 @@
 ``create_server`` registers the given services plus health checking and server reflection on a
 ``grpc.aio`` server bound to ``listen`` (``127.0.0.1:0`` picks a free port). ``GrpcServer.start``
 marks every service SERVING; ``stop`` enters graceful shutdown (NOT_SERVING), then stops with grace.
+
+Every server enforces the policy table (``rc_common.access.AccessInterceptor``, always first) and
+serves mutual TLS when ``security.tls`` is set; without TLS it refuses any non-loopback address.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from rc_common.access import AccessInterceptor, ServerSecurity
 from rc_common.logs import get_logger
+from rc_common.tls import require_loopback_when_plaintext, server_credentials
 
 log = get_logger("server")
 
@@ -31,6 +36,8 @@ class GrpcServer:
     health: health.aio.HealthServicer
     services: tuple[str, ...]
     address: str
+    #: The policy interceptor (its ``refusals`` count refused calls).
+    access: AccessInterceptor
     on_stop: list[Callable[[], object]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -54,10 +61,16 @@ def create_server(
     registrars: Sequence[Registrar],
     *,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    security: ServerSecurity | None = None,
 ) -> GrpcServer:
-    """Build (not start) a server with health, reflection and the given services."""
+    """Build (not start) a server with health, reflection and the given services, the policy
+    interceptor before ``interceptors``. ``security``: TLS and the token key (default: development
+    mode). Raises ``TlsConfigError`` for a plaintext server on a non-loopback address."""
+    security = security or ServerSecurity()
+    require_loopback_when_plaintext(listen, security.tls)
+    access = AccessInterceptor(security)
     server = grpc.aio.server(
-        interceptors=list(interceptors),
+        interceptors=[access, *interceptors],
         options=[("grpc.so_reuseport", 0)],
     )
     names = tuple(register(server) for register in registrars)
@@ -68,11 +81,14 @@ def create_server(
          reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(listen)
+    if security.tls is not None:
+        port = server.add_secure_port(listen, server_credentials(security.tls))
+    else:
+        port = server.add_insecure_port(listen)
     if port == 0:
         raise OSError(f"cannot bind {listen}")
     host = listen.rpartition(":")[0]
-    return GrpcServer(server, port, health_servicer, names, f"{host}:{port}")
+    return GrpcServer(server, port, health_servicer, names, f"{host}:{port}", access)
 
 
 async def wait_for_signal() -> str:

@@ -14,8 +14,8 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
-import grpc
-
+from rc_common.access import ServerSecurity
+from rc_common.channels import ClientAuth, aio_channel
 from rc_common.completion import RunToCompletionInterceptor
 from rc_common.db import Database
 from rc_common.logs import RequestContextInterceptor
@@ -82,8 +82,10 @@ async def build_app(settings: RechargeSettings) -> App:
     await require_current(db, SCHEMA)  # refuses a schema that is behind: `migrate` is a step of its own
     uow = uow_factory(db, node=node_name(settings), database_clock=True)
     timeline = TimelineNotes(uow)
-    card_channel = grpc.aio.insecure_channel(settings.remote.card_target)
-    payment_channel = grpc.aio.insecure_channel(settings.remote.payment_target)
+    security = ServerSecurity.from_settings(settings.tls_dir, settings.auth_key_file)
+    client_auth = ClientAuth(security.tls)  # our certificate (CN recharge) to the services we call
+    card_channel = aio_channel(settings.remote.card_target, client_auth)
+    payment_channel = aio_channel(settings.remote.payment_target, client_auth)
     remote = RetryPolicy.from_settings(settings.remote)
     confirm = RetryPolicy.from_settings(settings.confirm)
     deps = Deps(
@@ -95,7 +97,7 @@ async def build_app(settings: RechargeSettings) -> App:
         node=node_name(settings),
         lease=timedelta(seconds=settings.sentinel.lease),
     )
-    callbacks = CallbackClient(settings.outbox.deadline)
+    callbacks = CallbackClient(settings.outbox.deadline, client_auth)
     dispatcher = OutboxDispatcher(
         deps,
         NoticeClient(payment_channel, settings.outbox.deadline),
@@ -109,6 +111,7 @@ async def build_app(settings: RechargeSettings) -> App:
         settings.listen,
         [center.registrar(deps), ops.registrar(deps, sentinel), notifications.registrar(deps, opener)],
         interceptors=[RequestContextInterceptor(), RunToCompletionInterceptor()],
+        security=security,
     )
 
     async def shutdown() -> None:

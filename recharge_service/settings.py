@@ -19,6 +19,7 @@ from rc_common.settings import (
     require_positive,
     setting,
 )
+from rc_common.tls import check_listen_setting
 
 
 class OnPending(enum.StrEnum):
@@ -243,6 +244,18 @@ class SentinelSettings:
 @dataclass(frozen=True)
 class RechargeSettings:
     listen: str = setting("127.0.0.1:50051", env="RECHARGE_LISTEN", help="host:port to serve gRPC on")
+    tls_dir: str = setting(
+        "",
+        env="RECHARGE_TLS_DIR",
+        help="directory with ca.crt, tls.crt, tls.key (python -m scripts.certs): serve mutual TLS and "
+        "present tls.crt to the services this one calls; empty = plaintext, loopback addresses only",
+    )
+    auth_key_file: str = setting(
+        "",
+        env="RECHARGE_AUTH_KEY_FILE",
+        help="file with the key operator tokens are verified with (python -m scripts.tokens); empty = "
+        "no token is accepted, so no operator or test call either",
+    )
     node_id: str = setting(
         "",
         env="RECHARGE_NODE_ID",
@@ -267,5 +280,6 @@ class RechargeSettings:
 
     def validate(self) -> None:
         parse_listen(self.listen)
+        check_listen_setting(self.listen, self.tls_dir)
         if self.merchant_cache_ttl < 0:
             raise InvalidSetting("merchant_cache_ttl", "must not be negative")

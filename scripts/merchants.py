@@ -25,6 +25,7 @@ import grpc
 from protos.card.v1 import card_pb2, card_pb2_grpc
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2
+from rc_common.channels import ClientAuth, aio_channel
 from wechat_mock.adapters.keys import PlatformKeys, load_keys, merchant_bundle_dir
 
 #: The service provider's WeChat Pay merchant id (sp_mchid) and app id (sp_appid): the default of
@@ -217,20 +218,20 @@ async def open_merchants(
     card_address: str,
     keys_dir: Path,
     merchants: Sequence[DemoMerchant],
-    *,
-    operator: str = "make-run",
+    auth: ClientAuth,
 ) -> list[str]:
-    """Open ``merchants`` in the recharge center and the card system (idempotent); one line of
-    notes per merchant and card, for a banner."""
+    """Open ``merchants`` in the recharge center and the card system (idempotent) as the operator
+    of ``auth`` (a token with the operator role; e.g. ``stack.client_auth()``); one line of notes
+    per merchant and card, for a banner."""
     notes: list[str] = []
     async with (
-        grpc.aio.insecure_channel(recharge_address) as recharge_channel,
-        grpc.aio.insecure_channel(card_address) as card_channel,
+        aio_channel(recharge_address, auth) as recharge_channel,
+        aio_channel(card_address, auth) as card_channel,
     ):
         ops = recharge_pb2_grpc.RechargeOpsStub(recharge_channel)
         admin = card_pb2_grpc.CardAdminStub(card_channel)
         for merchant in merchants:
-            version = await _put_when_missing(ops, merchant, keys_dir, operator)
+            version = await _put_when_missing(ops, merchant, keys_dir)
             rule = await admin.GetRechargeRule(
                 card_pb2.GetRechargeRuleRequest(merchant_id=merchant.merchant_id), timeout=5
             )
@@ -266,7 +267,7 @@ async def open_merchants(
 
 
 async def _put_when_missing(
-    ops: recharge_pb2_grpc.RechargeOpsStub, merchant: DemoMerchant, keys_dir: Path, operator: str
+    ops: recharge_pb2_grpc.RechargeOpsStub, merchant: DemoMerchant, keys_dir: Path
 ) -> int:
     try:
         got = await ops.GetMerchant(
@@ -281,7 +282,6 @@ async def _put_when_missing(
             recharge_pb2.PutMerchantRequest(
                 merchant=merchant.message(keys_dir),
                 expected_version=0,
-                operator=operator,
                 reason="opened by the demo set-up",
             ),
             timeout=5,

@@ -1,7 +1,10 @@
 """What a POS gateway does: top up a card, let the customer pay, wait for the credit, spend.
 
 Uses only the generated stubs (``protos.*``) and grpc — copy it as a starting point (the demo
-merchants' card numbers, from ``scripts.merchants``, only fill in the default card).
+merchants' card numbers, from ``scripts.merchants``, only fill in the default card). Against
+services with TLS, ``--tls-dir`` is the POS's certificate (``python -m scripts.certs``: ``pos/``):
+its identity ``pos`` may call RechargeCenter, the card system's GetCard and Consume, and the payer
+simulator; without it the demo calls in plaintext, as an anonymous loopback caller.
 
     .venv/bin/python -m scripts.pos_demo                      # against `make run`: the tea house
     .venv/bin/python -m scripts.pos_demo --merchant bakery    # the partner-mode merchant's card
@@ -25,6 +28,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import grpc
 
@@ -82,11 +86,24 @@ async def wait_for_end(
         await asyncio.sleep(0.2)
 
 
+def open_channel(target: str, tls_dir: str) -> grpc.aio.Channel:
+    """Mutual TLS with the POS certificate in ``tls_dir`` (ca.crt, tls.crt, tls.key), else plaintext."""
+    if not tls_dir:
+        return grpc.aio.insecure_channel(target)
+    folder = Path(tls_dir)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=(folder / "ca.crt").read_bytes(),
+        private_key=(folder / "tls.key").read_bytes(),
+        certificate_chain=(folder / "tls.crt").read_bytes(),
+    )
+    return grpc.aio.secure_channel(target, credentials)
+
+
 async def run(args: argparse.Namespace) -> int:
     async with (
-        grpc.aio.insecure_channel(args.recharge) as recharge_channel,
-        grpc.aio.insecure_channel(args.card) as card_channel,
-        grpc.aio.insecure_channel(args.wechat) as wechat_channel,
+        open_channel(args.recharge, args.tls_dir) as recharge_channel,
+        open_channel(args.card, args.tls_dir) as card_channel,
+        open_channel(args.wechat, args.tls_dir) as wechat_channel,
     ):
         center = recharge_pb2_grpc.RechargeCenterStub(recharge_channel)
         cards = card_pb2_grpc.CardSystemStub(card_channel)
@@ -135,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--recharge", default="127.0.0.1:50051", help="recharge center host:port")
     parser.add_argument("--card", default="127.0.0.1:50052", help="card system host:port")
     parser.add_argument("--wechat", default="127.0.0.1:50053", help="WeChat Pay simulator host:port")
+    parser.add_argument(
+        "--tls-dir", default="", help="the POS's ca.crt, tls.crt, tls.key, for services with TLS"
+    )
     demos = ", ".join(f"{m.merchant_id} ({m.mode} mode)" for m in DEMO_MERCHANTS)
     parser.add_argument(
         "--merchant",

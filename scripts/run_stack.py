@@ -5,6 +5,9 @@ start (idempotently: one an operator changed since is left as it is), each with 
 and two demo cards: "teahouse" paid in WeChat Pay's direct mode (its own mchid and keys) and
 "bakery" in partner mode (the provider's sp_mchid + its sub_mchid).
 Ports: recharge center 50051, card system 50052, WeChat Pay simulator 50053.
+Plaintext on 127.0.0.1 by default; ``--tls`` makes a development CA and certificates under
+var/tls/ and runs every service with mutual TLS. Either way an operator token (every role) is
+written to var/ops.token; the banner shows how to pass it.
 """
 
 from __future__ import annotations
@@ -24,13 +27,26 @@ from scripts.stack import ROOT, Stack, build_stack, start_stack
 DEFAULT_PORTS = (50051, 50052, 50053)  # recharge center, card system, WeChat Pay simulator
 
 
+def grpcurl_flags(stack: Stack, identity: str) -> str:
+    """grpcurl's transport flags for a client with ``identity``'s certificate (TLS), else -plaintext."""
+    if not stack.tls:
+        return "-plaintext"
+    folder = stack.tls_dir(identity)
+    return f"-cacert {folder}/ca.crt -cert {folder}/tls.crt -key {folder}/tls.key"
+
+
 def banner(notes: list[str], stack: Stack) -> str:
-    grpcurl = ".venv/bin/grpcurl -plaintext"
+    grpcurl = f".venv/bin/grpcurl {grpcurl_flags(stack, 'pos')}"
+    as_operator = f".venv/bin/grpcurl {grpcurl_flags(stack, 'ops')} -H \"authorization: Bearer $(cat {stack.token_path})\""
     recharge, card, wechat = stack.recharge.address, stack.card.address, stack.wechat.address
     targets = ""
     if (recharge, card, wechat) != tuple(f"127.0.0.1:{port}" for port in DEFAULT_PORTS):
         targets = f" --recharge {recharge} --card {card} --wechat {wechat}"
+    if stack.tls:
+        targets += f" --tls-dir {stack.tls_dir('pos')}"
     pos_demo = f".venv/bin/python -m scripts.pos_demo{targets}"
+    ops_tls = f" --tls-dir {stack.tls_dir('ops')}" if stack.tls else ""
+    ops_cli = f".venv/bin/python -m recharge_service.ops --target {recharge}{ops_tls} --token-file {stack.token_path}"
     lines = [
         "",
         "Recharge center is up:",
@@ -48,6 +64,11 @@ def banner(notes: list[str], stack: Stack) -> str:
         f"{recharge} recharge.v1.RechargeCenter/CreateRechargeOrder",
         f"  {grpcurl} -d '{{\"out_trade_no\":\"ORDER_NO\"}}' {wechat} wechatpay.v1.PayerSimulator/Pay",
         f"  {grpcurl} -d '{{\"merchant_id\":\"teahouse\",\"card_no\":\"8800000000000001\"}}' {card} card.v1.CardSystem/GetCard",
+        "",
+        f"As an operator (token with every role: {stack.token_path}; RechargeOps, CardAdmin, FaultControl):",
+        f"  {ops_cli} anomalies",
+        f"  {as_operator} -d '{{}}' {recharge} recharge.v1.RechargeOps/ListMerchants",
+        f"  or: export RC_OPS_TOKEN=$(cat {stack.token_path})   (the ops CLI and scripts read it)",
         "",
         f"Logs: {stack.workdir / 'logs'}/*.log    Ctrl-C stops all three.",
     ]
@@ -72,8 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_PORTS,
         help="RECHARGE,CARD,WECHAT ports; 0 = any free one (default: 50051,50052,50053)",
     )
+    parser.add_argument("--tls", action="store_true", help="mutual TLS between everything (certs in VAR/tls)")
     args = parser.parse_args(argv)
-    stack = build_stack(Path(args.var), wechat_args=direct_merchants_flag(DEMO_MERCHANTS))
+    stack = build_stack(Path(args.var), wechat_args=direct_merchants_flag(DEMO_MERCHANTS), tls=args.tls)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -86,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         start_stack(stack, host=args.host, ports=(card_port, recharge_port, wechat_port))
         notes = asyncio.run(
-            open_merchants(stack.recharge.address, stack.card.address, stack.keys_dir, DEMO_MERCHANTS)
+            open_merchants(
+                stack.recharge.address, stack.card.address, stack.keys_dir, DEMO_MERCHANTS, stack.client_auth()
+            )
         )
         print(banner(notes, stack), flush=True)
         while not stopping:

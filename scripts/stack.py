@@ -11,6 +11,13 @@ Replicas: ``build_stack(..., node_ids=("r1", "r2"))`` gives one recharge-center 
 (``--node-id``, its own port, the same database); their migrate steps start at the same moment (the
 migrations serialize themselves), the replicas start side by side, and the WeChat simulator
 notifies all of them (``--notify-target``, failing over). ``Stack.recharge`` is the first replica.
+
+Credentials: every stack has a token key (``auth.key``, ``--auth-key-file`` of all three) and an
+operator token (``ops.token``: roles viewer, operator, approver, test) in its workdir, so scripts
+and fixtures call RechargeOps, CardAdmin and FaultControl with ``stack.client_auth()``. With
+``build_stack(..., tls=True)`` a development CA and one certificate per service are made under
+``tls/`` (``scripts.certs``) and every service serves and calls with mutual TLS;
+``stack.client_auth("pos")`` presents the POS certificate, ``"ops"`` (the default) the ops one.
 """
 
 from __future__ import annotations
@@ -26,10 +33,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rc_common.auth import APPROVER, OPERATOR, TEST, VIEWER, issue_token, load_key, write_key
+from rc_common.channels import TOKEN_FILE, ClientAuth
+from rc_common.tls import TlsFiles
+
 ROOT = Path(__file__).resolve().parent.parent
 #: Under a stack's workdir: the simulator's WeChat keys; the recharge center reads only the
 #: merchant bundle the simulator writes in it (``<keys>/merchant``, never its ``platform/``).
 KEYS_DIR = "wechat-keys"
+#: Under a stack's workdir: the token key of its services, and the certificates (tls=True).
+AUTH_KEY = "auth.key"
+TLS_DIR = "tls"
+#: The subject and roles of the operator token a stack writes (``ops.token``).
+STACK_OPERATOR = "stack-operator"
+STACK_ROLES = (VIEWER, OPERATOR, APPROVER, TEST)
+#: Seconds the stack's token stays valid.
+TOKEN_TTL = 30 * 24 * 3600.0
 
 
 @dataclass
@@ -155,6 +174,8 @@ class Stack:
     wechat: ServiceProcess
     #: The recharge center's other replicas, on the same database (``build_stack(node_ids=...)``).
     replicas: list[ServiceProcess] = field(default_factory=list)
+    #: Mutual TLS between every service (``build_stack(tls=True)``).
+    tls: bool = False
 
     @property
     def recharges(self) -> tuple[ServiceProcess, ...]:
@@ -178,6 +199,29 @@ class Stack:
 
         return merchant_bundle_dir(self.keys_dir)
 
+    @property
+    def token_path(self) -> Path:
+        """The operator token the stack's services accept (all roles; ``start_stack`` writes it)."""
+        return self.workdir / TOKEN_FILE
+
+    @property
+    def auth_key_path(self) -> Path:
+        return self.workdir / AUTH_KEY
+
+    def token_for(self, subject: str, roles: Sequence[str] = STACK_ROLES, ttl: float = TOKEN_TTL) -> str:
+        """A token the stack's services accept, for ``subject`` with ``roles`` (an operator)."""
+        return issue_token(load_key(self.auth_key_path), subject, roles, ttl)
+
+    def tls_dir(self, identity: str) -> Path:
+        """The TLS directory of ``identity`` (recharge, card, wechat, ops, pos) when ``tls``."""
+        return self.workdir / TLS_DIR / identity
+
+    def client_auth(self, identity: str = "ops", *, token: bool = True) -> ClientAuth:
+        """What a client of this stack presents: the stack's operator token (unless ``token`` is
+        False) and, with TLS, the certificate of ``identity``."""
+        tls = TlsFiles.load(self.tls_dir(identity)) if self.tls else None
+        return ClientAuth.from_dir(self.workdir, tls=tls) if token else ClientAuth(tls)
+
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
@@ -191,19 +235,28 @@ def build_stack(
     wechat_args: Sequence[str] = (),
     db_url_for: dict[str, str] | None = None,
     node_ids: Sequence[str] = (),
+    tls: bool = False,
 ) -> Stack:
     """``node_ids``: one recharge-center replica per name (``--node-id``), all on its database;
-    none (the default): one recharge center that names itself."""
+    none (the default): one recharge center that names itself. ``tls``: mutual TLS everywhere."""
     from wechat_mock.adapters.keys import merchant_bundle_dir
 
     workdir.mkdir(parents=True, exist_ok=True)
+
+    def secured(name: str) -> list[str]:
+        flags = ["--auth-key-file", str(workdir / AUTH_KEY)]
+        return [*flags, "--tls-dir", str(workdir / TLS_DIR / name)] if tls else flags
+
     keys_dir = workdir / KEYS_DIR
     bundle = merchant_bundle_dir(keys_dir)  # never keys_dir itself: it holds WeChat's private key
     dbs = db_url_for or {
         name: f"sqlite+aiosqlite:///{workdir / (name + '.db')}" for name in ("card", "recharge", "wechat")
     }
     card = ServiceProcess(
-        "card", "card_service", ["--db", dbs["card"], *card_args], workdir / "logs" / "card.log"
+        "card",
+        "card_service",
+        ["--db", dbs["card"], *secured("card"), *card_args],
+        workdir / "logs" / "card.log",
     )
 
     def replica(name: str, node_id: str | None) -> ServiceProcess:
@@ -211,7 +264,12 @@ def build_stack(
         return ServiceProcess(
             name,
             "recharge_service",
-            ["--db", dbs["recharge"], "--wechat-keys-dir", str(bundle), *node, *recharge_args],
+            [
+                *("--db", dbs["recharge"], "--wechat-keys-dir", str(bundle)),
+                *node,
+                *secured("recharge"),
+                *recharge_args,
+            ],
             workdir / "logs" / f"{name}.log",
         )
 
@@ -221,10 +279,31 @@ def build_stack(
     wechat = ServiceProcess(
         "wechat",
         "wechat_mock",
-        ["--db", dbs["wechat"], "--keys-dir", str(keys_dir), *wechat_args],
+        ["--db", dbs["wechat"], "--keys-dir", str(keys_dir), *secured("wechat"), *wechat_args],
         workdir / "logs" / "wechat.log",
     )
-    return Stack(workdir, card, recharges[0], wechat, recharges[1:])
+    return Stack(workdir, card, recharges[0], wechat, recharges[1:], tls)
+
+
+def write_credentials(folder: Path, token_ttl: float = TOKEN_TTL) -> ClientAuth:
+    """``folder/auth.key`` (made once, kept across restarts: pass it as ``--auth-key-file``) and a
+    fresh operator token with every role in ``folder/ops.token``; returns that token to present."""
+    key = write_key(folder / AUTH_KEY)
+    token = issue_token(key, STACK_OPERATOR, STACK_ROLES, token_ttl)
+    path = folder / TOKEN_FILE
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return ClientAuth(token=token)
+
+
+def ensure_credentials(stack: Stack, token_ttl: float = TOKEN_TTL, hosts: Sequence[str] = ()) -> None:
+    """The stack's token key and operator token (``write_credentials``), and with TLS the
+    development CA and certificates (made once)."""
+    write_credentials(stack.workdir, token_ttl)
+    if stack.tls and not (stack.workdir / TLS_DIR / "ca.crt").exists():
+        from scripts.certs import make_certs
+
+        make_certs(stack.workdir / TLS_DIR, hosts=hosts)
 
 
 def start_stack(
@@ -245,6 +324,7 @@ def start_stack(
     from wechat_mock.adapters.keys import ensure_keys
 
     ensure_keys(stack.keys_dir)
+    ensure_credentials(stack, hosts=[host])
     migrate(stack.services)
     card_port, recharge_port, wechat_port = ports
     try:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from rc_common.access import ServerSecurity
+from rc_common.channels import ClientAuth
 from rc_common.db import Database
 from rc_common.faults import FaultEngine, FaultInterceptor
 from rc_common.faults.servicer import load_plan_file, register_fault_control
@@ -121,7 +123,8 @@ async def build(settings: WechatSettings) -> WechatSimulator:
         refund_delay_s=settings.refund_delay,
     )
     targets = settings.notify_targets
-    clients = [GrpcNotificationClient(target) for target in targets]
+    security = ServerSecurity.from_settings(settings.tls_dir, settings.auth_key_file)
+    clients = [GrpcNotificationClient(target, ClientAuth(security.tls)) for target in targets]
     notifier = Notifier(
         ctx,
         ReplicaSet(clients),
@@ -138,6 +141,7 @@ async def build(settings: WechatSettings) -> WechatSimulator:
         settings.listen,
         _registrars(ctx),
         interceptors=[RequestContextInterceptor(), faults],
+        security=security,
     )
 
     async def drain_late_work() -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rc_common.db import MAX_OVERFLOW, POOL_SIZE
 from rc_common.settings import parse_listen, setting
+from rc_common.tls import check_listen_setting
 from wechat_mock.domain.merchants import MCHID
 
 #: WeChat's notification retry schedule, in seconds (15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h).
@@ -25,6 +26,18 @@ WECHAT_NOTIFY_SCHEDULE = (
 @dataclass(frozen=True)
 class WechatSettings:
     listen: str = setting("127.0.0.1:50053", env="WECHAT_LISTEN", help="host:port to serve gRPC on")
+    tls_dir: str = setting(
+        "",
+        env="WECHAT_TLS_DIR",
+        help="directory with ca.crt, tls.crt, tls.key (python -m scripts.certs): serve mutual TLS and "
+        "present tls.crt to the services this one calls; empty = plaintext, loopback addresses only",
+    )
+    auth_key_file: str = setting(
+        "",
+        env="WECHAT_AUTH_KEY_FILE",
+        help="file with the key operator tokens are verified with (python -m scripts.tokens); empty = "
+        "no token is accepted, so no operator or test call either",
+    )
     db: str = setting(
         "sqlite+aiosqlite:///var/wechat.db", env="WECHAT_DB", help="SQLAlchemy async database URL"
     )
@@ -155,6 +168,7 @@ class WechatSettings:
 
     def validate(self) -> None:
         parse_listen(self.listen)
+        check_listen_setting(self.listen, self.tls_dir)
         if self.db_pool_size < 1 or self.db_max_overflow < 0:
             raise ValueError("--db-pool-size must be at least 1, --db-max-overflow not negative")
         self._validate_merchants()

@@ -9,6 +9,7 @@ import grpc
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from rc_common.channels import ClientAuth, aio_channel
 from rc_common.outcomes import Done, Rejected, Unknown, call
 from recharge_service.adapters.messages import order_to_proto
 from recharge_service.domain.order import RechargeOrder
@@ -34,15 +35,16 @@ class NoticeClient:
 class CallbackClient:
     """``RechargeCallbacks.OnRechargeFinished`` at a target (one channel per target, kept open)."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, auth: ClientAuth | None = None) -> None:
         self._deadline = deadline
+        self._auth = auth
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, recharge_pb2_grpc.RechargeCallbacksStub] = {}
 
     async def send(self, target: str, event_id: str, order: RechargeOrder) -> Done[None] | Rejected | Unknown:
         stub = self._stubs.get(target)
         if stub is None:
-            self._channels[target] = grpc.aio.insecure_channel(target)
+            self._channels[target] = aio_channel(target, self._auth)
             stub = self._stubs[target] = recharge_pb2_grpc.RechargeCallbacksStub(self._channels[target])
         request = recharge_pb2.RechargeFinished(event_id=event_id, order=order_to_proto(order))
         outcome = await call(stub.OnRechargeFinished(request, timeout=self._deadline))

@@ -7,6 +7,7 @@ from datetime import timedelta
 import grpc
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
+from rc_common.auth import acting_subject
 from rc_common.errors import NotFound
 from rc_common.grpc_status import maps_errors
 from rc_common.server import Registrar
@@ -73,8 +74,9 @@ class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
     async def ResolveAnomaly(
         self, request: recharge_pb2.ResolveAnomalyRequest, context: grpc.aio.ServicerContext
     ) -> recharge_pb2.ResolveAnomalyResponse:
+        # The operator is the authenticated one (the token's subject), never request.operator.
         command = ResolveAnomaly(
-            request.order_no, request.action, request.operator, request.reason, request.merchant_id
+            request.order_no, request.action, acting_subject(), request.reason, request.merchant_id
         )
         resolution = await resolve_anomaly(self._deps, self._sentinel.policy, command)
         return recharge_pb2.ResolveAnomalyResponse(
@@ -98,7 +100,7 @@ class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
                 self._deps.merchants,
                 config,
                 request.expected_version,
-                request.operator,
+                acting_subject(),  # the token's subject; request.operator is deprecated and ignored
                 request.reason,
                 self._deps.clock(),
             )

@@ -3,13 +3,17 @@
     anomalies [--status S ...] [--min-age SECONDS]   orders to look at, oldest change first
     timeline ORDER_NO                                 an order's whole history
     order ORDER_NO                                    one order
-    resolve ORDER_NO --action A --operator NAME --reason TEXT
+    resolve ORDER_NO --action A --reason TEXT
                                                       retry-now | refund | confirm-credit
     sentinel [--ignore-hold]                          run the sentinel now, print its report
-    merchant-put --merchant-id ID [config flags] --operator NAME --reason TEXT
+    merchant-put --merchant-id ID [config flags] --reason TEXT
                                                       create a merchant, or change the flags given
     merchant-get MERCHANT_ID                          one merchant's configuration and history
     merchant-list                                     every merchant
+
+Every call carries an operator token (``--token-file FILE`` or ``$RC_OPS_TOKEN``; ``make run``
+writes one to var/ops.token, ``python -m scripts.tokens`` issues them): the operator recorded on a
+timeline or a merchant's history is the token's subject. ``--tls-dir`` for a server with TLS.
 
 Exit status: 0 done, 1 the service refused or failed (the reason is printed), 2 bad usage.
 """
@@ -27,6 +31,7 @@ from typing import Any
 import grpc
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
+from rc_common.channels import TOKEN_ENV, ClientAuth, sync_channel
 from rc_common.clock import CHINA, duration
 from rc_common.grpc_status import error_info
 
@@ -37,6 +42,8 @@ ACTIONS = {
 }
 WIDEST = 48  # cells are cut to this many characters, except the last column
 
+
+DEPRECATED_OPERATOR = "deprecated and ignored: the operator recorded is your token's subject"
 
 def status_name(value: int) -> str:
     return str(recharge_pb2.OrderStatus.Name(value)).removeprefix("ORDER_STATUS_")  # type: ignore[arg-type]
@@ -166,7 +173,6 @@ def resolve(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespace) ->
         recharge_pb2.ResolveAnomalyRequest(
             order_no=args.order_no,
             action=ACTIONS[args.action],
-            operator=args.operator,
             reason=args.reason,
             merchant_id=args.merchant_id,
         ),
@@ -356,7 +362,7 @@ def put_merchant(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespac
     expected = based_on if args.expected_version is None else args.expected_version
     reply = ops.PutMerchant(
         recharge_pb2.PutMerchantRequest(
-            merchant=merchant, expected_version=expected, operator=args.operator, reason=args.reason
+            merchant=merchant, expected_version=expected, reason=args.reason
         ),
         timeout=args.timeout,
     )
@@ -422,7 +428,7 @@ def add_merchant_commands(sub: Any) -> None:
         help="refuse the change unless the merchant is at this version (0: only create); "
         "default: the version just read",
     )
-    p.add_argument("--operator", required=True, help="who is acting")
+    p.add_argument("--operator", help=DEPRECATED_OPERATOR)
     p.add_argument("--reason", required=True, help="why (kept in the merchant's history)")
     p = sub.add_parser(
         "merchant-get",
@@ -439,13 +445,24 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m recharge_service.ops",
         description="Operator tools for the recharge center: anomalies, timelines, fenced manual actions, "
-        "the sentinel, merchants. Every action needs an operator name and a reason and lands in the "
-        "order's timeline (a merchant change: in the merchant's history).",
+        "the sentinel, merchants. Every action needs an operator token and a reason and lands in the "
+        "order's timeline (a merchant change: in the merchant's history) under the token's subject.",
     )
     top.add_argument(
         "--target",
         default=os.environ.get("RECHARGE_OPS_TARGET", "127.0.0.1:50051"),
         help="recharge center host:port [env RECHARGE_OPS_TARGET] (default: %(default)s)",
+    )
+    top.add_argument(
+        "--token-file",
+        default=os.environ.get("RECHARGE_OPS_TOKEN_FILE", ""),
+        help=f"file with your operator token [env RECHARGE_OPS_TOKEN_FILE]; else the token in ${TOKEN_ENV}",
+    )
+    top.add_argument(
+        "--tls-dir",
+        default=os.environ.get("RECHARGE_OPS_TLS_DIR", ""),
+        help="ca.crt, tls.crt, tls.key for a server with TLS (python -m scripts.certs: its ops/ directory) "
+        "[env RECHARGE_OPS_TLS_DIR] (default: plaintext)",
     )
     top.add_argument("--timeout", type=float, default=120.0, help="seconds per call (default: %(default)s)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -490,7 +507,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("order_no")
     p.add_argument("--action", required=True, choices=sorted(ACTIONS))
     p.add_argument("--merchant-id", default="", help="refuse (NOT_FOUND) unless the order is this merchant's")
-    p.add_argument("--operator", required=True, help="who is acting")
+    p.add_argument("--operator", help=DEPRECATED_OPERATOR)
     p.add_argument("--reason", required=True, help="why (kept in the timeline)")
     p = sub.add_parser(
         "sentinel",
@@ -515,8 +532,13 @@ COMMANDS: dict[str, Callable[[grpc.Channel, argparse.Namespace], str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    with grpc.insecure_channel(args.target) as channel:
+    top = parser()
+    args = top.parse_args(argv)
+    try:
+        client = ClientAuth.from_options(args.tls_dir, args.token_file)
+    except ValueError as exc:  # a token file or TLS directory that cannot be read
+        top.error(str(exc))
+    with sync_channel(args.target, client) as channel:
         try:
             print(COMMANDS[args.command](channel, args))
         except grpc.RpcError as error:

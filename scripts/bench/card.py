@@ -21,11 +21,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-import grpc
-
 from protos.card.v1 import card_pb2, card_pb2_grpc
+from rc_common.channels import ClientAuth, aio_channel
 from scripts.merchants import BENCH_MERCHANTS
-from scripts.stack import ServiceProcess
+from scripts.stack import AUTH_KEY, ServiceProcess, write_credentials
 
 PAY_FEN = 20_000  # ¥200: the bench merchants' ¥20 bonus tier, so the bonus path is measured too
 
@@ -43,8 +42,10 @@ async def run_all(calls: Sequence[Callable[[], Awaitable[object]]], concurrency:
     return time.perf_counter() - started
 
 
-async def bench(address: str, orders: int, card_count: int, concurrency: int) -> dict[str, float]:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def bench(
+    address: str, orders: int, card_count: int, concurrency: int, auth: ClientAuth
+) -> dict[str, float]:
+    async with aio_channel(address, auth) as channel:
         system = card_pb2_grpc.CardSystemStub(channel)
         admin = card_pb2_grpc.CardAdminStub(channel)
         credit_fen = {}
@@ -120,16 +121,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--db", default="", help="an EMPTY database URL (default: a fresh SQLite file)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-card-") as workdir:
+        auth = write_credentials(Path(workdir))  # CardAdmin needs an operator token
         service = ServiceProcess(
             "card",
             "card_service",
-            ["--db", args.db or f"sqlite+aiosqlite:///{workdir}/card.db"],
+            [
+                *("--db", args.db or f"sqlite+aiosqlite:///{workdir}/card.db"),
+                *("--auth-key-file", str(Path(workdir) / AUTH_KEY)),
+            ],
             Path(workdir) / "card.log",
         )
         try:
             service.migrate()
             service.start("127.0.0.1:0")
-            figures = asyncio.run(bench(service.address, args.orders, args.cards, args.concurrency))
+            figures = asyncio.run(bench(service.address, args.orders, args.cards, args.concurrency, auth))
         finally:
             service.stop()
     print(

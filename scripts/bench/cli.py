@@ -224,7 +224,7 @@ async def prepare_merchants(
     """Opens the bench's merchants (configuration in the recharge center, bonus rule in the card
     system) and ``count`` cards spread over them; returns the cards."""
     notes = await open_merchants(
-        services.recharge, services.card, keys_dir, BENCH_MERCHANTS, operator="bench"
+        services.recharge, services.card, keys_dir, BENCH_MERCHANTS, services.auth
     )
     for note in notes:
         say(note)
@@ -259,7 +259,7 @@ async def bench_service(
     }
     try:
         sampler.start()
-        async with Stubs.open(services.recharge, services.card, services.wechat) as stubs:
+        async with Stubs.open(services.recharge, services.card, services.wechat, services.auth) as stubs:
             cards = await prepare_merchants(services, stubs, workdir / KEYS_DIR, args.cards)
             probe = Probe(counters, stubs, args.quick)
             await probe.measure_idle(services.pids())

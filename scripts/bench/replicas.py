@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rc_common.channels import ClientAuth
 from scripts.bench.db import Databases, stats_env
 from scripts.bench.load import replicas_target
 from scripts.chaos.services import flag_args
@@ -58,6 +59,11 @@ class BenchServices:
     def recharge_target(self) -> str:
         """Every replica as one target, for a ``round_robin`` channel (the load)."""
         return replicas_target([r.address for r in self.replicas])
+
+    @property
+    def auth(self) -> ClientAuth:
+        """The stack's operator token (RechargeOps, CardAdmin, FaultControl)."""
+        return self.stack.client_auth()
 
     @property
     def card(self) -> str:

@@ -82,7 +82,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--db", choices=DATABASES, default="sqlite",
                         help="what the started services keep their data in: SQLite files, or a "
                              "throwaway PostgreSQL server (tests/postgres.py) with a database per service")
-    parser.add_argument("--targets", default="", help="RECHARGE,CARD,WECHAT host:port of running services")
+    parser.add_argument(
+        "--targets",
+        default="",
+        help="RECHARGE,CARD,WECHAT host:port of running services (their operator token with the "
+        "operator and test roles in $RC_OPS_TOKEN: e.g. var/ops.token of make run)",
+    )
     parser.add_argument("--keys-dir", default=str(DEFAULT_KEYS_DIR),
                         help="with --targets: the WeChat simulator's keys directory (direct-mode "
                              "merchants' bundles are in its merchant/direct/<mchid>/, what the "

@@ -21,6 +21,7 @@ from protos.card.v1 import card_pb2_grpc
 from protos.faults.v1 import faults_pb2_grpc
 from protos.recharge.v1 import recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2_grpc
+from rc_common.channels import ClientAuth, aio_channel
 from rc_common.outcomes import Done, Rejected, Unknown, call
 
 T = TypeVar("T")
@@ -37,12 +38,13 @@ _CHANNEL_OPTIONS = [
 ROUND_ROBIN = ("grpc.lb_policy_name", "round_robin")
 
 
-def open_channel(target: str) -> grpc.aio.Channel:
-    """An insecure channel to ``target``; ``round_robin`` when it names several addresses."""
+def open_channel(target: str, auth: ClientAuth | None = None) -> grpc.aio.Channel:
+    """A channel to ``target`` presenting ``auth`` (the stack's operator token, its TLS files);
+    ``round_robin`` when it names several addresses."""
     options: list[tuple[str, str | int]] = list(_CHANNEL_OPTIONS)
     if "," in target:
         options.append(ROUND_ROBIN)
-    return grpc.aio.insecure_channel(target, options=options)
+    return aio_channel(target, auth, options=options)
 
 
 @dataclass
@@ -52,8 +54,9 @@ class Stubs:
     wechat_channel: grpc.aio.Channel
 
     @classmethod
-    def open(cls, recharge: str, card: str, wechat: str) -> Stubs:
-        return cls(open_channel(recharge), open_channel(card), open_channel(wechat))
+    def open(cls, recharge: str, card: str, wechat: str, auth: ClientAuth | None = None) -> Stubs:
+        """Channels presenting ``auth`` (RechargeOps, CardAdmin and FaultControl need its token)."""
+        return cls(open_channel(recharge, auth), open_channel(card, auth), open_channel(wechat, auth))
 
     async def __aenter__(self) -> Stubs:
         return self

@@ -281,7 +281,7 @@ async def _print_progress(config: RunConfig, driver: Driver, done: asyncio.Event
 async def _open_merchants(config: RunConfig, services: Services) -> None:
     """The run's merchants in the recharge center and the card system (kept when already there)."""
     keys_dir = services.keys_dir or DEFAULT_KEYS_DIR
-    await open_merchants(services.recharge, services.card, keys_dir, config.merchants, operator="chaos")
+    await open_merchants(services.recharge, services.card, keys_dir, config.merchants, services.auth)
     for m in config.merchants:
         _say(config, f"merchant {m.merchant_id} ({m.mode}, mchid {m.mchid}): {describe_rule(m.rule)}")
 
@@ -293,7 +293,7 @@ async def execute(config: RunConfig, services: Services) -> RunResult:
     tag = run_tag(config.profile.name, config.seed, config.nonce)
     plans = plan_orders(config.seed, config.orders, tag, config.shares, config.merchant_ids)
     await _open_merchants(config, services)
-    async with Stubs.open(services.recharge, services.card, services.wechat) as stubs:
+    async with Stubs.open(services.recharge, services.card, services.wechat, services.auth) as stubs:
         driver = Driver(stubs, plans, config.concurrency, spend_wait_s=config.quiet_timeout_s + 30)
         await driver.prepare()
         cards = set(driver.cards)

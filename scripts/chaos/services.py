@@ -31,6 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rc_common.channels import ClientAuth
 from scripts.merchants import CHAOS_MERCHANTS, PROVIDER_MCHID, DemoMerchant, direct_merchants_flag
 from scripts.stack import ROOT, ServiceProcess, Stack, build_stack, start_stack
 
@@ -108,6 +109,8 @@ class Services:
     postgres: PostgresServer | None = None
     #: Databases this object created on someone else's server, dropped when it stops.
     created_on: tuple[PostgresServer, list[str]] | None = None
+    #: What the run's clients present: the started stack's operator token; attached: $RC_OPS_TOKEN.
+    auth: ClientAuth = field(default_factory=ClientAuth)
 
     @property
     def owned(self) -> bool:
@@ -283,7 +286,7 @@ def _start(
     }
     return Services(
         round_robin_target([r.address for r in stack.recharges]), stack.card.address, stack.wechat.address,
-        stack, missing, settings, keys_dir=stack.keys_dir,
+        stack, missing, settings, keys_dir=stack.keys_dir, auth=stack.client_auth(),
     )
 
 
@@ -293,4 +296,5 @@ def attach(targets: str, keys_dir: Path | None = None, sp_mchid: str = PROVIDER_
     parts = [p.strip() for p in targets.split(",")]
     if len(parts) != 3 or not all(":" in p for p in parts):
         raise ValueError("--targets wants RECHARGE_HOST:PORT,CARD_HOST:PORT,WECHAT_HOST:PORT")
-    return Services(parts[0], parts[1], parts[2], keys_dir=keys_dir, sp_mchid=sp_mchid)
+    auth = ClientAuth.from_options()  # the operator token in $RC_OPS_TOKEN (RechargeOps, FaultControl)
+    return Services(parts[0], parts[1], parts[2], keys_dir=keys_dir, sp_mchid=sp_mchid, auth=auth)

@@ -40,7 +40,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 @pytest.fixture
 async def stubs(services: Services) -> AsyncIterator[Stubs]:
-    async with Stubs.open(services.recharge, services.card, services.wechat) as opened:
+    async with Stubs.open(services.recharge, services.card, services.wechat, services.auth) as opened:
         yield opened
 
 

@@ -49,5 +49,7 @@ def configured(*, pos_callback: str = "", order_expiry_seconds: int = 0) -> tupl
 def open_all(stack: Stack, merchants: Sequence[DemoMerchant]) -> list[str]:
     """Open ``merchants`` in the running stack's recharge center and card system."""
     return asyncio.run(
-        open_merchants(stack.recharge.address, stack.card.address, stack.keys_dir, merchants, operator="e2e")
+        open_merchants(
+            stack.recharge.address, stack.card.address, stack.keys_dir, merchants, stack.client_auth()
+        )
     )

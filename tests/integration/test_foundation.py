@@ -62,7 +62,10 @@ def test_grpcurl_lists_every_service_through_reflection(stack: Stack, name: str)
 
 
 def test_grpcurl_calls_a_method_with_json_and_no_proto_files(stack: Stack) -> None:
+    # FaultControl needs a token with the test role: the stack's own.
+    bearer = ("-H", f"authorization: Bearer {stack.token_path.read_text().strip()}")
     out = grpcurl(
+        *bearer,
         "-d", '{"seed": 5, "rules": [{"method": "/card.v1.CardSystem/GetCard", '
         '"kind": "FAULT_KIND_UNAVAILABLE", "times": 1}]}',
         stack.card.address, "faults.v1.FaultControl/SetFaults",
@@ -70,7 +73,9 @@ def test_grpcurl_calls_a_method_with_json_and_no_proto_files(stack: Stack) -> No
     reply = json.loads(out)
     assert reply["seed"] == "5"
     assert reply["rules"][0]["kind"] == "FAULT_KIND_UNAVAILABLE"
-    cleared = json.loads(grpcurl("-d", "{}", stack.card.address, "faults.v1.FaultControl/ClearFaults"))
+    cleared = json.loads(
+        grpcurl(*bearer, "-d", "{}", stack.card.address, "faults.v1.FaultControl/ClearFaults")
+    )
     assert "rules" not in cleared
 
 

@@ -15,19 +15,21 @@ from collections.abc import Mapping
 import grpc
 
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from rc_common.channels import ClientAuth, aio_channel
 from wechat_mock.service_layer.ports import DeliveryOutcome, DeliveryResult
 
 
 class GrpcNotificationClient:
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, auth: ClientAuth | None = None) -> None:
         self._target = target
+        self._auth = auth  # our certificate (CN wechat) when TLS is on
         self._channel: grpc.aio.Channel | None = None
         self._stub: wechatpay_pb2_grpc.PaymentNotificationsStub | None = None
         self._closing: set[asyncio.Future[None]] = set()
 
     def _ensure_stub(self) -> wechatpay_pb2_grpc.PaymentNotificationsStub:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self._target)
+            self._channel = aio_channel(self._target, self._auth)
             self._stub = wechatpay_pb2_grpc.PaymentNotificationsStub(self._channel)
         return self._stub
 

@@ -18,6 +18,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _OrderStatus:
@@ -566,7 +571,16 @@ class ResolveAnomalyRequest(_message.Message):
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
     order_no: _builtins.str
     action: Global___ResolveAction.ValueType
-    operator: _builtins.str
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def operator(self) -> _builtins.str:
+        """Deprecated and ignored: the operator is the caller's authenticated identity (token subject)."""
+
+    @operator.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def operator(self, value: _builtins.str) -> None:
+        """Deprecated and ignored: the operator is the caller's authenticated identity (token subject)."""
+
     reason: _builtins.str
     merchant_id: _builtins.str
     """Optional: when set, another merchant's order is NOT_FOUND."""
@@ -835,7 +849,16 @@ class PutMerchantRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     expected_version: _builtins.int
     """The version this change is based on (0 = create); a stale one is ABORTED."""
-    operator: _builtins.str
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def operator(self) -> _builtins.str:
+        """Deprecated and ignored: the operator is the caller's authenticated identity (token subject)."""
+
+    @operator.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def operator(self, value: _builtins.str) -> None:
+        """Deprecated and ignored: the operator is the caller's authenticated identity (token subject)."""
+
     reason: _builtins.str
     @_builtins.property
     def merchant(self) -> Global___Merchant: ...

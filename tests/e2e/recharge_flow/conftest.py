@@ -21,6 +21,7 @@ from protos.card.v1 import card_pb2, card_pb2_grpc
 from protos.faults.v1 import faults_pb2, faults_pb2_grpc
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from rc_common.channels import aio_channel
 from scripts.merchants import DemoMerchant, direct_merchants_flag
 from scripts.stack import Stack, build_stack, start_stack
 from tests.e2e.merchants import DIRECT, configured, open_all
@@ -287,10 +288,11 @@ async def connected(
 ) -> AsyncIterator[ClientsT]:
     """``kind`` with stubs on channels to ``stack``'s services, acting for ``merchant``; the
     faults are cleared when it closes."""
+    auth = stack.client_auth()  # the stack's operator token: RechargeOps, CardAdmin, FaultControl
     async with (
-        grpc.aio.insecure_channel(stack.recharge.address) as recharge,
-        grpc.aio.insecure_channel(stack.card.address) as card,
-        grpc.aio.insecure_channel(stack.wechat.address) as wechat,
+        aio_channel(stack.recharge.address, auth) as recharge,
+        aio_channel(stack.card.address, auth) as card,
+        aio_channel(stack.wechat.address, auth) as wechat,
     ):
         built = kind(
             stack=stack,

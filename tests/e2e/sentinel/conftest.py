@@ -7,6 +7,7 @@ they parametrize ``merchant``."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,8 @@ from protos.card.v1 import card_pb2
 from protos.faults.v1 import faults_pb2
 from protos.recharge.v1 import recharge_pb2
 from protos.wechatpay.v1 import wechatpay_pb2
+from rc_common.auth import OPERATOR
+from rc_common.channels import TOKEN_ENV
 from scripts.merchants import DemoMerchant, direct_merchants_flag
 from scripts.stack import ROOT, ServiceProcess, Stack, build_stack, start_stack
 from tests.e2e.merchants import PARTNER, configured, open_all
@@ -129,8 +132,9 @@ class Ops(Clients):
         if order.status == S.ORDER_STATUS_CLOSED:
             assert refund is None and record.status == card_pb2.PRE_RECHARGE_STATUS_VOIDED
 
-    async def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """``python -m recharge_service.ops --target <recharge center> ARGS`` as a subprocess."""
+    async def cli(self, *args: str, subject: str = "alice") -> subprocess.CompletedProcess[str]:
+        """``python -m recharge_service.ops --target <recharge center> ARGS`` as a subprocess, with
+        the token of operator ``subject`` in ``$RC_OPS_TOKEN``."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -138,6 +142,7 @@ class Ops(Clients):
             "--target",
             self.stack.recharge.address,
             *args,
+            env={**os.environ, TOKEN_ENV: self.stack.token_for(subject, (OPERATOR,))},
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -19,8 +19,11 @@ from card_service.service_layer import cards
 from card_service.service_layer.context import CardContext
 from protos.card.v1 import card_pb2, card_pb2_grpc
 from protos.faults.v1 import faults_pb2, faults_pb2_grpc
+from rc_common.channels import aio_channel
 from rc_common.db import Database
 from scripts.stack import ServiceProcess
+from tests import auth
+from tests.auth import write_key_file
 from tests.waiting import eventually
 
 DEFAULTS = Limits(min_pay_fen=100, max_pay_fen=5_000_000, balance_cap_fen=20_000_000)
@@ -65,7 +68,11 @@ def start_card_service(workdir: Path, *args: str) -> ServiceProcess:
     service = ServiceProcess(
         "card",
         "card_service",
-        ["--db", f"sqlite+aiosqlite:///{workdir / 'card.db'}", *args],
+        [
+            *("--db", f"sqlite+aiosqlite:///{workdir / 'card.db'}"),
+            *("--auth-key-file", write_key_file(workdir)),
+            *args,
+        ],
         workdir / "card.log",
     )
     try:
@@ -112,7 +119,7 @@ class Stubs:
 
 @pytest.fixture
 async def stubs(card_server: ServiceProcess) -> AsyncIterator[Stubs]:
-    async with grpc.aio.insecure_channel(card_server.address) as channel:
+    async with aio_channel(card_server.address, auth.client()) as channel:
         client = Stubs(channel)
         try:
             yield client

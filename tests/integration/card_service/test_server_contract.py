@@ -16,6 +16,7 @@ import pytest
 from protos.card.v1 import card_pb2
 from rc_common.grpc_status import error_field, error_reason
 from scripts.stack import ServiceProcess
+from tests import auth
 from tests.integration.card_service.conftest import MERCHANT, Stubs
 
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
@@ -152,7 +153,8 @@ async def test_the_journal_pages_with_opaque_tokens(stubs: Stubs) -> None:
 
 def grpcurl(address: str, method: str, body: dict[str, object]) -> dict[str, object]:
     done = subprocess.run(
-        [GRPCURL, "-plaintext", "-d", json.dumps(body), address, method],
+        [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {auth.token()}", "-d", json.dumps(body),
+         address, method],
         capture_output=True,
         text=True,
         timeout=30,

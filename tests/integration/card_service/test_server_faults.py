@@ -11,9 +11,11 @@ import pytest
 
 from protos.card.v1 import card_pb2
 from protos.faults.v1 import faults_pb2
+from rc_common.channels import aio_channel
 from rc_common.faults import FaultKind
 from rc_common.grpc_status import error_reason
 from scripts.stack import ServiceProcess
+from tests import auth
 from tests.integration.card_service.conftest import (
     MERCHANT,
     Stubs,
@@ -211,7 +213,7 @@ async def test_a_fault_profile_file_is_loaded_at_start(tmp_path: Path) -> None:
     )
     service = start_card_service(tmp_path, "--faults", str(profile))
     try:
-        async with grpc.aio.insecure_channel(service.address) as channel:
+        async with aio_channel(service.address, auth.client()) as channel:
             stubs = Stubs(channel)
             card_no = await stubs.open_card("6210000000000008")
             with pytest.raises(grpc.aio.AioRpcError) as error:

@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy import Connection, func, select
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
+from rc_common.auth import bearer_metadata
+from rc_common.channels import aio_channel
 from rc_common.db import Database
 from rc_common.grpc_status import error_field, error_info
 from rc_common.server import create_server
@@ -31,6 +33,7 @@ from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.merchants import StaleMerchant
 from recharge_service.service_layer.sentinel import Sentinel, SentinelPolicy
 from recharge_service.settings import SentinelSettings
+from tests import auth
 from tests.integration.recharge_service.fakes import Clock, FakeCard, FakePayments
 
 T0 = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
@@ -263,10 +266,12 @@ class Served:
     ops: recharge_pb2_grpc.RechargeOpsStub
     clock: Clock
     db: Database
+    #: Where ``cli`` writes the token of the operator it acts as.
+    token_dir: Path
 
 
 @pytest.fixture
-async def served(db: Database) -> AsyncIterator[Served]:
+async def served(db: Database, tmp_path: Path) -> AsyncIterator[Served]:
     clock = Clock()
     deps = Deps(
         uow=uow_factory(db),
@@ -276,11 +281,12 @@ async def served(db: Database) -> AsyncIterator[Served]:
         clock=clock,
     )
     sentinel = Sentinel(deps, SentinelPolicy.from_settings(SentinelSettings(), "node-test"))
-    server = create_server("127.0.0.1:0", [ops.registrar(deps, sentinel)])
+    server = create_server("127.0.0.1:0", [ops.registrar(deps, sentinel)], security=auth.security())
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
-            yield Served(server.address, recharge_pb2_grpc.RechargeOpsStub(channel), clock, db)
+        # The operator on every change is the token's subject: "alice" unless a call says otherwise.
+        async with aio_channel(server.address, auth.client(subject="alice")) as channel:
+            yield Served(server.address, recharge_pb2_grpc.RechargeOpsStub(channel), clock, db, tmp_path)
     finally:
         await server.stop(0)
         await deps.background.close(5.0)
@@ -299,11 +305,14 @@ def merchant_message(**changes: object) -> recharge_pb2.Merchant:
 
 
 def put(
-    message: recharge_pb2.Merchant, expected: int, operator: str = "alice", reason: str = "why"
+    message: recharge_pb2.Merchant, expected: int, reason: str = "why"
 ) -> recharge_pb2.PutMerchantRequest:
-    return recharge_pb2.PutMerchantRequest(
-        merchant=message, expected_version=expected, operator=operator, reason=reason
-    )
+    return recharge_pb2.PutMerchantRequest(merchant=message, expected_version=expected, reason=reason)
+
+
+def acting_as(subject: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata: the call is made by operator ``subject`` (their token)."""
+    return bearer_metadata(auth.token(subject=subject))
 
 
 async def test_put_get_and_list_merchants_over_grpc(served: Served) -> None:
@@ -315,9 +324,9 @@ async def test_put_get_and_list_merchants_over_grpc(served: Served) -> None:
         put(
             merchant_message(display_name="Shop 1", order_expiry_seconds=600, version=99),
             1,
-            "bob",
             "ticket 7",
-        )
+        ),
+        metadata=acting_as("bob"),
     )
     assert (changed.version, changed.display_name, changed.order_expiry_seconds) == (2, "Shop 1", 600)
 
@@ -359,7 +368,6 @@ async def test_a_stale_put_is_aborted_and_writes_nothing(served: Served) -> None
             put(merchant_message(wechat=recharge_pb2.WechatPayConfig(mchid="1900000201")), 0),
             "merchant.wechat.mode",
         ),
-        (put(merchant_message(), 0, operator=""), "operator"),
         (put(merchant_message(), 0, reason=" "), "reason"),
         (put(merchant_message(), -1), "expected_version"),
     ],
@@ -388,9 +396,12 @@ async def test_get_merchant_of_an_unknown_or_malformed_id(served: Served) -> Non
 # -- the CLI -----------------------------------------------------------------------------------
 
 
-async def cli(served: Served, *argv: str) -> int:
-    """The operator CLI (a blocking gRPC client) in a thread, against the served RechargeOps."""
-    return await asyncio.to_thread(ops_cli.main, ["--target", served.address, *argv])
+async def cli(served: Served, *argv: str, subject: str = "alice") -> int:
+    """The operator CLI (a blocking gRPC client) in a thread, against the served RechargeOps, with
+    the token of operator ``subject`` in a file (``--token-file``)."""
+    token_file = auth.write_token_file(served.token_dir, subject=subject)
+    argv = ("--target", served.address, "--token-file", token_file, *argv)
+    return await asyncio.to_thread(ops_cli.main, list(argv))
 
 
 async def test_the_cli_creates_changes_and_shows_a_merchant(
@@ -401,7 +412,8 @@ async def test_the_cli_creates_changes_and_shows_a_merchant(
         *("merchant-put", "--merchant-id", "shop-1", "--display-name", "Shop One"),
         *("--channels", "pos,official-account", "--callback", "POS=pos.internal:7000"),
         *("--order-expiry", "900", "--wechat-mchid", "1900000201", "--wechat-appid", "wx1111111111111111"),
-        *("--max-open-orders", "50", "--operator", "alice", "--reason", "onboarding"),
+        *("--max-open-orders", "50", "--reason", "onboarding"),
+        subject="alice",
     )
     out = capsys.readouterr().out
     assert code == 0, out
@@ -411,7 +423,8 @@ async def test_the_cli_creates_changes_and_shows_a_merchant(
     code = await cli(
         served,
         *("merchant-put", "--merchant-id", "shop-1", "--display-name", "Shop 1", "--disabled"),
-        *("--callback", "OFFICIAL_ACCOUNT=oa.internal:7001", "--operator", "bob", "--reason", "ticket 9"),
+        *("--callback", "OFFICIAL_ACCOUNT=oa.internal:7001", "--reason", "ticket 9"),
+        subject="bob",
     )
     out = capsys.readouterr().out
     assert code == 0, out
@@ -457,7 +470,7 @@ async def test_the_cli_reports_refusals_with_exit_status_1(
     code = await cli(
         served,
         *("merchant-put", "--merchant-id", "shop-1", "--display-name", "Late", "--expected-version", "1"),
-        *("--operator", "carol", "--reason", "stale"),
+        *("--reason", "stale"),
     )
     err = capsys.readouterr().err
     assert code == 1
@@ -472,8 +485,6 @@ async def test_the_cli_reports_refusals_with_exit_status_1(
         "new-1",
         "--display-name",
         "New",
-        "--operator",
-        "a",
         "--reason",
         "r",
     )

@@ -13,6 +13,7 @@ import pytest
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from rc_common.channels import aio_channel
 from rc_common.migrations import migrate
 from recharge_service.bootstrap import App, build_app
 from recharge_service.migrations import SCHEMA
@@ -24,6 +25,8 @@ from recharge_service.settings import (
     RemoteSettings,
     SentinelSettings,
 )
+from tests import auth
+from tests.auth import write_key_file
 from tests.integration.recharge_service.conftest import Wechat
 from tests.integration.recharge_service.grpc_fakes import FakeCardSystem, FakeMessages, FakeWechat, serving
 from tests.integration.recharge_service.test_server import (
@@ -52,6 +55,7 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
         settings = RechargeSettings(
             listen="127.0.0.1:0",
             grace=0.5,
+            auth_key_file=write_key_file(tmp_path),
             database=DatabaseSettings(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"),
             remote=RemoteSettings(
                 card_target=card_server.address,
@@ -68,7 +72,7 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
         await app.server.start()
         app.start_background()
         try:
-            async with grpc.aio.insecure_channel(app.server.address) as channel:
+            async with aio_channel(app.server.address, auth.client()) as channel:
                 running = Running(app, channel, card)
                 await open_merchant(running.ops)
                 yield running

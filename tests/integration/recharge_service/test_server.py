@@ -12,6 +12,7 @@ import pytest
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from rc_common.channels import aio_channel
 from rc_common.grpc_status import error_field, error_info
 from rc_common.migrations import migrate
 from recharge_service.bootstrap import App, build_app
@@ -25,6 +26,8 @@ from recharge_service.settings import (
     RechargeSettings,
     RemoteSettings,
 )
+from tests import auth
+from tests.auth import write_key_file
 from tests.integration.recharge_service.conftest import CARD_NO, MCHID, Wechat
 from tests.integration.recharge_service.fakes import MERCHANT, SUB_MCHID
 from tests.integration.recharge_service.grpc_fakes import (
@@ -61,6 +64,7 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
         settings = RechargeSettings(
             listen="127.0.0.1:0",
             node_id=NODE,
+            auth_key_file=write_key_file(tmp_path),
             grace=1.0,
             database=DatabaseSettings(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"),
             remote=RemoteSettings(
@@ -78,7 +82,7 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
         app = await build_app(settings)
         await app.server.start()
         app.dispatcher.start()
-        async with grpc.aio.insecure_channel(app.server.address) as channel:
+        async with aio_channel(app.server.address, auth.client()) as channel:
             ops = recharge_pb2_grpc.RechargeOpsStub(channel)
             await open_merchant(ops, MERCHANT, SUB_MCHID, {recharge_pb2.CHANNEL_POS: pos_server.address})
             await open_merchant(ops, SHOP_B, SUB_MCHID_B)
@@ -126,7 +130,7 @@ async def open_merchant(
         ),
     )
     request = recharge_pb2.PutMerchantRequest(
-        merchant=merchant, expected_version=0, operator="test", reason="open the test merchant"
+        merchant=merchant, expected_version=0, reason="open the test merchant"
     )
     opened: recharge_pb2.Merchant = await ops.PutMerchant(request)
     assert opened.version == 1
@@ -363,7 +367,6 @@ async def test_another_merchants_order_is_not_found(running: Running) -> None:
             recharge_pb2.ResolveAnomalyRequest(
                 order_no=created.order_no,
                 action=recharge_pb2.RESOLVE_ACTION_RETRY_NOW,
-                operator="ops-b",
                 reason="not my order",
                 merchant_id=SHOP_B,
             )

@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
+from rc_common.channels import aio_channel
 from rc_common.db import Database
 from rc_common.migrations import VERSION_TABLE, migrate
+from tests import auth
+from tests.auth import write_key_file
 from tests.integration.wechat_mock.fakes import FakeMerchant, Stubs
 from wechat_mock import bootstrap
 from wechat_mock.adapters.keys import PlatformKeys, ensure_keys
@@ -93,6 +95,7 @@ async def launch(
             "db": db_url,
             "keys_dir": str(keys_dir),
             "notify_target": merchant.server.address,
+            "auth_key_file": write_key_file(tmp_path),
             **FAST,
             **overrides,
         }
@@ -100,7 +103,7 @@ async def launch(
         await migrate(settings.db, SCHEMA)  # the step before every start (a no-op once at head)
         simulator = await bootstrap.build(settings)
         await simulator.start()
-        channel = grpc.aio.insecure_channel(simulator.address)
+        channel = aio_channel(simulator.address, auth.client())  # FaultControl needs the test role
         item = Running(simulator, Stubs(channel), settings)
         running.append(item)
         return item

@@ -9,8 +9,10 @@ import grpc
 import pytest
 
 from protos.card.v1 import card_pb2, card_pb2_grpc
+from rc_common.channels import aio_channel
 from rc_common.completion import RunToCompletionInterceptor
 from rc_common.server import create_server
+from tests import auth
 from tests.waiting import eventually
 
 
@@ -38,10 +40,10 @@ async def served(
         card_pb2_grpc.add_CardAdminServicer_to_server(admin, server)
         return "card.v1.CardAdmin"
 
-    server = create_server("127.0.0.1:0", [register], interceptors=interceptors)
+    server = create_server("127.0.0.1:0", [register], interceptors=interceptors, security=auth.security())
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
+        async with aio_channel(server.address, auth.client()) as channel:
             yield card_pb2_grpc.CardAdminStub(channel)
     finally:
         await server.stop(0)

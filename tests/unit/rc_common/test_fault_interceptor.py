@@ -10,10 +10,12 @@ import grpc
 import pytest
 
 from protos.card.v1 import card_pb2, card_pb2_grpc
+from rc_common.channels import aio_channel
 from rc_common.errors import Refused
 from rc_common.faults import FaultEngine, FaultInterceptor, FaultKind, FaultPlan, FaultRule, hold_if_delayed
 from rc_common.grpc_status import error_reason, maps_errors
 from rc_common.server import GrpcServer, create_server
+from tests import auth
 from tests.waiting import eventually
 
 OPEN = "/card.v1.CardAdmin/OpenCard"
@@ -73,9 +75,11 @@ async def harness() -> AsyncIterator[Harness]:
         card_pb2_grpc.add_CardAdminServicer_to_server(servicer, server)
         return "card.v1.CardAdmin"
 
-    served: GrpcServer = create_server("127.0.0.1:0", [register], interceptors=[interceptor])
+    served: GrpcServer = create_server(
+        "127.0.0.1:0", [register], interceptors=[interceptor], security=auth.security()
+    )
     await served.start()
-    async with grpc.aio.insecure_channel(served.address) as channel:
+    async with aio_channel(served.address, auth.client()) as channel:
         yield Harness(clock, engine, servicer, card_pb2_grpc.CardAdminStub(channel), interceptor)
     await served.stop(0)
 

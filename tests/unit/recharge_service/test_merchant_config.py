@@ -263,23 +263,22 @@ def test_channels_and_callbacks_are_read_the_way_operators_type_them() -> None:
         callback_value("POS:1.2.3.4:5")
 
 
-def test_merchant_put_needs_an_id_an_operator_and_a_reason_and_takes_only_the_flags_given() -> None:
+def test_merchant_put_needs_an_id_and_a_reason_and_takes_only_the_flags_given() -> None:
     cli = parser()
-    args = cli.parse_args(["merchant-put", "--merchant-id", "m1", "--operator", "a", "--reason", "r"])
+    args = cli.parse_args(["merchant-put", "--merchant-id", "m1", "--reason", "r"])
     given = ("display_name", "channels", "order_expiry", "wechat_mode", "max_open_orders", "disabled")
     assert all(getattr(args, name) is None for name in given) and args.callback is None
     args = cli.parse_args(
         "merchant-put --merchant-id m1 --enabled --callback POS=h:1 --callback POS=h:2 "
-        "--operator a --reason r".split()
+        "--reason r".split()
     )
     assert args.disabled is False and args.callback == [(2, "h:1"), (2, "h:2")]
     for bad in (
-        ["--operator", "a", "--reason", "r"],
-        ["--merchant-id", "m1", "--reason", "r"],
-        ["--merchant-id", "m1", "--operator", "a"],
-        ["--merchant-id", "m1", "--operator", "a", "--reason", "r", "--disabled", "--enabled"],
-        ["--merchant-id", "m1", "--operator", "a", "--reason", "r", "--wechat-mode", "other"],
-        ["--merchant-id", "m1", "--operator", "a", "--reason", "r", "--channels", "FAX"],
+        ["--reason", "r"],
+        ["--merchant-id", "m1"],
+        ["--merchant-id", "m1", "--reason", "r", "--disabled", "--enabled"],
+        ["--merchant-id", "m1", "--reason", "r", "--wechat-mode", "other"],
+        ["--merchant-id", "m1", "--reason", "r", "--channels", "FAX"],
     ):
         with pytest.raises(SystemExit):
             cli.parse_args(["merchant-put", *bad])

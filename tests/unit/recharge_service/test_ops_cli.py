@@ -27,21 +27,24 @@ def test_a_table_aligns_columns_and_cuts_long_cells_except_the_last() -> None:
     assert second.index("short") == header.index("LONG")
 
 
-def test_resolve_needs_an_action_an_operator_and_a_reason() -> None:
+def test_resolve_needs_an_action_and_a_reason_and_no_operator_name() -> None:
     cli = parser()
-    args = cli.parse_args(
-        ["resolve", "R1", "--action", "refund", "--operator", "alice", "--reason", "ticket"]
-    )
+    args = cli.parse_args(["resolve", "R1", "--action", "refund", "--reason", "ticket"])
     assert ACTIONS[args.action] == recharge_pb2.RESOLVE_ACTION_REFUND
-    for missing in (
-        ["--operator", "a", "--reason", "r"],
-        ["--action", "refund", "--reason", "r"],
-        ["--action", "refund", "--operator", "a"],
-    ):
+    for missing in (["--reason", "r"], ["--action", "refund"]):
         with pytest.raises(SystemExit):
             cli.parse_args(["resolve", "R1", *missing])
     with pytest.raises(SystemExit):
-        cli.parse_args(["resolve", "R1", "--action", "shrug", "--operator", "a", "--reason", "r"])
+        cli.parse_args(["resolve", "R1", "--action", "shrug", "--reason", "r"])
+
+
+def test_the_token_and_tls_dir_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECHARGE_OPS_TOKEN_FILE", "/run/ops.token")
+    monkeypatch.setenv("RECHARGE_OPS_TLS_DIR", "/etc/rc/ops")
+    args = parser().parse_args(["sentinel"])
+    assert (args.token_file, args.tls_dir) == ("/run/ops.token", "/etc/rc/ops")
+    args = parser().parse_args(["--token-file", "t", "--tls-dir", "d", "sentinel"])
+    assert (args.token_file, args.tls_dir) == ("t", "d")
 
 
 def test_the_target_comes_from_the_environment_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
