@@ -45,6 +45,11 @@ bench: $(STAMP) ## bare chain vs real services, per-service DB work per top-up, 
 bench-replicas: $(STAMP) ## one run, side by side: SQLite, PostgreSQL with 1 and with 2 recharge-center replicas (~3 min)
 	$(BIN)/python -m scripts.bench --compare --levels 8,32 --duration 8 $(BENCH_ARGS)
 
+.PHONY: fuzz
+fuzz: $(STAMP) ## long fuzz run over every RPC, on SQLite then PostgreSQL (FUZZ_EXAMPLES=2000, FUZZ_SEED=...)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q tests/fuzz
+	FUZZ_DB=postgresql FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q tests/fuzz
+
 chaos: $(STAMP) ## every chaos profile x 20 seeds x 200 orders, invariants checked after each run
 	$(BIN)/python -m scripts.chaos --long
 

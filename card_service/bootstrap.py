@@ -15,6 +15,7 @@ from card_service.migrations import SCHEMA
 from card_service.service_layer.context import CardContext
 from card_service.settings import CardSettings
 from protos.card.v1 import card_pb2, card_pb2_grpc
+from rc_common import page_tokens
 from rc_common.access import ServerSecurity
 from rc_common.db import Database
 from rc_common.faults import FaultEngine, FaultInterceptor, hold_if_delayed
@@ -61,6 +62,7 @@ async def build_app(settings: CardSettings) -> CardApp:
         defaults=Limits(settings.min_pay_fen, settings.max_pay_fen, settings.balance_cap_fen),
         after_lock=hold_if_delayed,
     )
+    page_tokens.configure(settings.page_token_key_file)
     engine = FaultEngine()
     if settings.faults:
         engine.set_plan(load_plan_file(settings.faults))

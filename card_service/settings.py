@@ -40,6 +40,13 @@ class CardSettings:
     faults: str = setting(
         "", env="CARD_FAULTS", help="fault profile to load at start (FaultPlan as JSON)"
     )
+    page_token_key_file: str = setting(
+        "",
+        env="CARD_PAGE_TOKEN_KEY_FILE",
+        help="file holding the key that MACs page tokens (at least 16 bytes); empty = the "
+        "RC_PAGE_TOKEN_KEY environment variable, else a random key per process (replicas "
+        "behind one address need one key)",
+    )
     min_pay_fen: int = setting(
         100,
         env="CARD_MIN_PAY_FEN",

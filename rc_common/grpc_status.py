@@ -12,8 +12,12 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from rc_common.errors import Exhausted, InvalidArgument, NotFound, Refused, ServiceError, Unavailable
+from rc_common.logs import get_logger
+from rc_common.validation import check_request
 
 ERROR_DOMAIN = "recharge-center.example"
+
+_log = get_logger("grpc")
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -62,15 +66,30 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: ServiceError) -> No
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
+#: What a caller reads when a handler failed in a way nobody planned for (the traceback is in
+#: the server's log, never in the answer: no exception class name, no SQL).
+INTERNAL_MESSAGE = "internal error; the server logged the details"
+
+
 def maps_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
-    """Servicer-method decorator: a raised ``ServiceError`` becomes its gRPC status."""
+    """Servicer-method decorator: the request passes ``validation.check_request`` (no NUL, no
+    string beyond its field's limit), then a raised ``ServiceError`` becomes its gRPC status; anything
+    unexpected becomes INTERNAL with reason ``INTERNAL`` and a generic message (a last resort,
+    logged with its traceback: each such case is a bug to fix, and the fuzz suite fails on it)."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
         try:
+            check_request(request)
             return await method(self, request, context)
         except ServiceError as exc:
             await abort_with(context, exc)
+            raise AssertionError("unreachable: abort raises") from exc
+        except grpc.aio.AbortError:  # the handler answered a status of its own
+            raise
+        except Exception as exc:
+            _log.exception("handler_failed", method=method.__name__)
+            await abort_with(context, ServiceError(INTERNAL_MESSAGE))
             raise AssertionError("unreachable: abort raises") from exc
 
     return wrapper

@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from rc_common.validation import loads_json
+
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 ALGORITHM = "AEAD_AES_256_GCM"
 RESOURCE_TYPE = "encrypt-resource"
@@ -227,7 +229,7 @@ def timestamp_is_fresh(timestamp: str, now_s: float, max_skew_s: float = MAX_TIM
 
 
 def _text_json(body: Text) -> Any:
-    return json.loads(_as_text(body))
+    return loads_json(_as_text(body))
 
 
 def open_notification(apiv3_key: Text, body: Text) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -238,7 +240,7 @@ def open_notification(apiv3_key: Text, body: Text) -> tuple[dict[str, Any], dict
     resource = envelope.get("resource")
     if not isinstance(resource, dict):
         raise ValueError("the notification carries no resource")
-    plain = json.loads(decrypt_resource(apiv3_key, resource))
+    plain = loads_json(decrypt_resource(apiv3_key, resource))
     if not isinstance(plain, dict):
         raise ValueError("the resource is not a JSON object")
     return envelope, plain

@@ -14,6 +14,7 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
+from rc_common import page_tokens
 from rc_common.access import ServerSecurity
 from rc_common.channels import ClientAuth, aio_channel
 from rc_common.completion import RunToCompletionInterceptor
@@ -80,6 +81,7 @@ async def build_app(settings: RechargeSettings) -> App:
         max_overflow=settings.database.max_overflow,
     )
     await require_current(db, SCHEMA)  # refuses a schema that is behind: `migrate` is a step of its own
+    page_tokens.configure(settings.page_token_key_file)
     uow = uow_factory(db, node=node_name(settings), database_clock=True)
     timeline = TimelineNotes(uow)
     security = ServerSecurity.from_settings(settings.tls_dir, settings.auth_key_file)

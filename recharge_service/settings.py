@@ -269,6 +269,13 @@ class RechargeSettings:
         help="seconds a merchant's current configuration is cached: a change reaches new orders of "
         "other replicas within this time, without a restart",
     )
+    page_token_key_file: str = setting(
+        "",
+        env="RECHARGE_PAGE_TOKEN_KEY_FILE",
+        help="file holding the key that MACs page tokens (at least 16 bytes); empty = the "
+        "RC_PAGE_TOKEN_KEY environment variable, else a random key per process (replicas "
+        "behind one address need one key)",
+    )
     log_level: str = setting("info", env="RECHARGE_LOG_LEVEL", help="debug, info, warning, error")
     log_format: str = setting("console", env="RECHARGE_LOG_FORMAT", help="console or json")
     database: DatabaseSettings = group(DatabaseSettings, title="database")

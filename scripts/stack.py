@@ -49,6 +49,8 @@ STACK_OPERATOR = "stack-operator"
 STACK_ROLES = (VIEWER, OPERATOR, APPROVER, TEST)
 #: Seconds the stack's token stays valid.
 TOKEN_TTL = 30 * 24 * 3600.0
+#: Under a stack's workdir: the one key every process (every replica) MACs its page tokens with.
+PAGE_TOKEN_KEY = "page-token.key"
 
 
 @dataclass
@@ -252,10 +254,11 @@ def build_stack(
     dbs = db_url_for or {
         name: f"sqlite+aiosqlite:///{workdir / (name + '.db')}" for name in ("card", "recharge", "wechat")
     }
+    token_key = ["--page-token-key-file", str(page_token_key(workdir))]
     card = ServiceProcess(
         "card",
         "card_service",
-        ["--db", dbs["card"], *secured("card"), *card_args],
+        ["--db", dbs["card"], *token_key, *secured("card"), *card_args],
         workdir / "logs" / "card.log",
     )
 
@@ -267,6 +270,7 @@ def build_stack(
             [
                 *("--db", dbs["recharge"], "--wechat-keys-dir", str(bundle)),
                 *node,
+                *token_key,
                 *secured("recharge"),
                 *recharge_args,
             ],
@@ -279,7 +283,7 @@ def build_stack(
     wechat = ServiceProcess(
         "wechat",
         "wechat_mock",
-        ["--db", dbs["wechat"], "--keys-dir", str(keys_dir), *secured("wechat"), *wechat_args],
+        ["--db", dbs["wechat"], "--keys-dir", str(keys_dir), *token_key, *secured("wechat"), *wechat_args],
         workdir / "logs" / "wechat.log",
     )
     return Stack(workdir, card, recharges[0], wechat, recharges[1:], tls)
@@ -304,6 +308,18 @@ def ensure_credentials(stack: Stack, token_ttl: float = TOKEN_TTL, hosts: Sequen
         from scripts.certs import make_certs
 
         make_certs(stack.workdir / TLS_DIR, hosts=hosts)
+
+
+def page_token_key(workdir: Path) -> Path:
+    """The stack's page-token key file (made once, readable by its owner only): every replica
+    gets the same one, so a token one replica made is good on any other."""
+    path = workdir / PAGE_TOKEN_KEY
+    if not path.exists():
+        import secrets
+
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path
 
 
 def start_stack(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
+from rc_common import page_tokens
 from rc_common.access import ServerSecurity
 from rc_common.channels import ClientAuth
 from rc_common.db import Database
@@ -106,6 +107,7 @@ def _waker(notifier: Notifier, settler: RefundSettler) -> OnCommit:
 
 
 async def build(settings: WechatSettings) -> WechatSimulator:
+    page_tokens.configure(settings.page_token_key_file)
     keys = ensure_keys(settings.keys_dir, settings.mchid)
     accounts = Accounts(settings.mchid, settings.appid, settings.direct_accounts)
     direct_keys = ensure_direct_keys(settings.keys_dir, accounts.direct)

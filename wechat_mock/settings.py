@@ -112,6 +112,13 @@ class WechatSettings:
         "WECHATPAY/SIGNTEST/...) that the merchant must refuse; 0 = never",
     )
     faults: str = setting("", env="WECHAT_FAULTS", help="fault profile to load at start (FaultPlan JSON)")
+    page_token_key_file: str = setting(
+        "",
+        env="WECHAT_PAGE_TOKEN_KEY_FILE",
+        help="file holding the key that MACs page tokens (at least 16 bytes); empty = the "
+        "RC_PAGE_TOKEN_KEY environment variable, else a random key per process (replicas "
+        "behind one address need one key)",
+    )
     grace: float = setting(5.0, env="WECHAT_GRACE", help="seconds to finish in-flight RPCs on shutdown")
     log_level: str = setting("info", env="WECHAT_LOG_LEVEL", help="debug, info, warning, error")
     log_format: str = setting("console", env="WECHAT_LOG_FORMAT", help="console or json")

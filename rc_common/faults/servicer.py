@@ -10,6 +10,7 @@ import grpc
 from google.protobuf import json_format
 
 from protos.faults.v1 import faults_pb2, faults_pb2_grpc
+from rc_common import validation
 from rc_common.errors import InvalidArgument
 from rc_common.faults.engine import FaultEngine, FaultKind, FaultPlan, FaultRule
 from rc_common.grpc_status import maps_errors
@@ -21,11 +22,10 @@ log = get_logger("faults")
 def plan_from_proto(message: faults_pb2.FaultPlan) -> FaultPlan:
     rules = []
     for index, rule in enumerate(message.rules):
-        if rule.kind == faults_pb2.FAULT_KIND_UNSPECIFIED:
-            raise InvalidArgument(f"rules[{index}].kind", "required")
+        kind = validation.enum_value(f"rules[{index}].kind", FaultKind, rule.kind)
         converted = FaultRule(
-            method=rule.method,
-            kind=FaultKind(rule.kind),
+            method=validation.text(f"rules[{index}].method", rule.method, maximum=200),
+            kind=kind,
             probability=rule.probability or 1.0,
             delay_ms=rule.delay_ms,
             times=rule.times,

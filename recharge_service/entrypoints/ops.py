@@ -24,7 +24,7 @@ from recharge_service.service_layer import queries
 from recharge_service.service_layer.anomalies import list_anomalies
 from recharge_service.service_layer.commands import ResolveAnomaly
 from recharge_service.service_layer.deps import Deps
-from recharge_service.service_layer.merchants import StaleMerchant, put_merchant
+from recharge_service.service_layer.merchants import StaleMerchant, list_merchants, put_merchant
 from recharge_service.service_layer.resolve import resolve_anomaly
 from recharge_service.service_layer.sentinel import Sentinel
 
@@ -128,8 +128,10 @@ class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
     async def ListMerchants(
         self, request: recharge_pb2.ListMerchantsRequest, context: grpc.aio.ServicerContext
     ) -> recharge_pb2.ListMerchantsResponse:
-        found = await self._deps.merchants.all()
-        return recharge_pb2.ListMerchantsResponse(merchants=[merchant_to_proto(c) for c in found])
+        page = await list_merchants(self._deps.merchants, request.page.page_size, request.page.page_token)
+        return recharge_pb2.ListMerchantsResponse(
+            merchants=[merchant_to_proto(c) for c in page.merchants], next_page_token=page.next_page_token
+        )
 
 
 def registrar(deps: Deps, sentinel: Sentinel) -> Registrar:

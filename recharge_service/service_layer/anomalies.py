@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from rc_common import validation
 from rc_common.errors import InvalidArgument
 from recharge_service.domain.merchant import check_merchant_id
 from recharge_service.domain.order import OrderStatus, RechargeOrder
@@ -58,8 +59,7 @@ async def list_anomalies(
         wanted = [OrderStatus(s) for s in statuses]
     except ValueError:
         raise InvalidArgument("statuses", "unknown or unspecified status") from None
-    if min_age_seconds < 0:
-        raise InvalidArgument("min_age_seconds", "must not be negative")
+    min_age = validation.seconds("min_age_seconds", min_age_seconds)
     if page_token:
         try:
             read_anomaly_page_token(page_token)
@@ -71,7 +71,7 @@ async def list_anomalies(
             statuses=wanted or DEFAULT_STATUSES,
             old_statuses=() if wanted else (S.PAID,),
             old_before=now - hold,
-            changed_before=now - timedelta(seconds=min_age_seconds) if min_age_seconds else None,
+            changed_before=now - min_age if min_age_seconds else None,
             merchant_id=merchant_id,
             page_size=page_size_of(page_size),
             page_token=page_token,

@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from rc_common import page_tokens, validation
 from rc_common.errors import InvalidArgument, NotFound, Refused
 from recharge_service.domain.merchant import MerchantConfig, WechatAccount, check_merchant_id
 from recharge_service.domain.order import Channel, RechargeOrder
+
+#: ListMerchants: merchants per page when the request names no size.
+DEFAULT_PAGE_SIZE = 50
 
 
 @dataclass(frozen=True)
@@ -118,3 +122,26 @@ async def put_merchant(
 async def wechat_account(directory: MerchantDirectory, order: RechargeOrder) -> WechatAccount:
     """The WeChat account every payment call for ``order`` acts for (its merchant version's)."""
     return (await merchant_of(directory, order)).wechat
+
+
+@dataclass(frozen=True)
+class MerchantPage:
+    merchants: list[MerchantConfig]
+    next_page_token: str
+
+
+async def list_merchants(
+    directory: MerchantDirectory, page_size: int = 0, page_token: str = ""
+) -> MerchantPage:
+    """The merchants in merchant_id order, one capped page at a time."""
+    limit = validation.page_size("page.page_size", page_size, DEFAULT_PAGE_SIZE)
+    after = ""
+    if page_token:
+        try:
+            after = page_tokens.read("merchant", page_token, 1)[0]
+        except ValueError:
+            raise InvalidArgument("page.page_token", "not a token from a previous page") from None
+    found = [m for m in sorted(await directory.all(), key=lambda m: m.merchant_id) if m.merchant_id > after]
+    page = found[:limit]
+    more = len(found) > limit
+    return MerchantPage(page, page_tokens.make("merchant", [page[-1].merchant_id]) if more else "")

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from rc_common.errors import NotFound
 from rc_common.logs import get_logger
+from rc_common.validation import check_moment
 from recharge_service.domain.answers import TradeState
 from recharge_service.domain.order import OrderStatus, PaymentEffect, RechargeOrder
 from recharge_service.domain.timeline import NOTIFICATION, TimelineEntry
@@ -108,7 +109,7 @@ async def record_payment_then_confirm(
 
 def _parse_time(text: str) -> datetime | None:
     try:
-        moment = datetime.fromisoformat(text)
+        moment = check_moment(datetime.fromisoformat(text))
     except ValueError:
         return None
     return moment if moment.tzinfo else None

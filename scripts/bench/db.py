@@ -139,11 +139,17 @@ async def template_messages(channel: grpc.aio.Channel, openid: str) -> int | Non
     """SendTemplateMessage calls the WeChat simulator took for ``openid`` (duplicates included);
     None when it cannot tell (the RPC is missing or fails)."""
     stub = wechatpay_pb2_grpc.MessageSimulatorStub(channel)
-    try:
-        listed = await stub.ListSentMessages(wechatpay_pb2.ListSentMessagesRequest(openid=openid), timeout=60)
-    except grpc.aio.AioRpcError:
-        return None
-    return int(sum(max(1, m.send_count) for m in listed.messages))
+    total, token = 0, ""
+    while True:  # every page (the list is paged, at most 500 a page)
+        request = wechatpay_pb2.ListSentMessagesRequest(openid=openid, page_size=500, page_token=token)
+        try:
+            listed = await stub.ListSentMessages(request, timeout=60)
+        except grpc.aio.AioRpcError:
+            return None
+        total += int(sum(max(1, m.send_count) for m in listed.messages))
+        token = listed.next_page_token
+        if not token:
+            return total
 
 
 @dataclass

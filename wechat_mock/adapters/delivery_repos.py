@@ -155,10 +155,20 @@ class SqlMessageRepository(SqlRepository):
         self._stage(write)
         return result
 
-    async def list(self, openid: str = "") -> list[TemplateMessage]:
-        statement = select(template_messages).order_by(template_messages.c.sent_at, template_messages.c.msgid)
+    async def list(
+        self, openid: str = "", after: tuple[datetime, str] | None = None, limit: int | None = None
+    ) -> list[TemplateMessage]:
+        columns = template_messages.c
+        statement = select(template_messages).order_by(columns.sent_at, columns.msgid)
         if openid:
-            statement = statement.where(template_messages.c.openid == openid)
+            statement = statement.where(columns.openid == openid)
+        if after is not None:
+            sent_at = to_db(after[0])
+            statement = statement.where(
+                (columns.sent_at > sent_at) | ((columns.sent_at == sent_at) & (columns.msgid > after[1]))
+            )
+        if limit is not None:
+            statement = statement.limit(limit)
 
         def query(conn: Connection) -> list[TemplateMessage]:
             return [_message(row) for row in conn.execute(statement).mappings()]

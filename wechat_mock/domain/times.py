@@ -6,6 +6,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 from rc_common.clock import CHINA, rfc3339_china
+from rc_common.validation import MAX_YEAR, MIN_YEAR, check_moment, in_year_range
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _BILL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -24,13 +25,16 @@ def parse_time(text: str) -> datetime:
     fraction = re.search(r"\.(\d+)", cleaned)
     if fraction and len(fraction.group(1)) > 6:  # Python keeps microseconds only
         cleaned = cleaned.replace(fraction.group(0), "." + fraction.group(1)[:6])
-    return datetime.fromisoformat(cleaned)
+    return check_moment(datetime.fromisoformat(cleaned))
 
 
 def parse_bill_date(text: str) -> date:
     if not _BILL_DATE.match(text):
         raise ValueError("must be YYYY-MM-DD")
-    return date.fromisoformat(text)
+    day = date.fromisoformat(text)
+    if not in_year_range(day):
+        raise ValueError(f"year must be between {MIN_YEAR} and {MAX_YEAR}")
+    return day
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:

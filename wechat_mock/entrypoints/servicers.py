@@ -119,5 +119,9 @@ class MessageSimulatorServicer(wechatpay_pb2_grpc.MessageSimulatorServicer):
     async def ListSentMessages(
         self, request: wechatpay_pb2.ListSentMessagesRequest, context: Ctx
     ) -> wechatpay_pb2.ListSentMessagesResponse:
-        sent = await messages.list_sent_messages(request.openid, self._ctx)
-        return wechatpay_pb2.ListSentMessagesResponse(messages=[converters.sent_message(m) for m in sent])
+        sent, next_page_token = await messages.list_sent_messages(
+            request.openid, self._ctx, request.page_size, request.page_token
+        )
+        return wechatpay_pb2.ListSentMessagesResponse(
+            messages=[converters.sent_message(m) for m in sent], next_page_token=next_page_token
+        )

@@ -102,7 +102,11 @@ class NotificationRepository(Protocol):
 
 class MessageRepository(Protocol):
     def send(self, message: TemplateMessage) -> Staged[TemplateMessage]: ...
-    async def list(self, openid: str = "") -> list[TemplateMessage]: ...
+    async def list(
+        self, openid: str = "", after: tuple[datetime, str] | None = None, limit: int | None = None
+    ) -> list[TemplateMessage]:
+        """Oldest first (sent_at, msgid); ``after`` = the position to continue after."""
+        ...
 
 
 class SigningKeys(Protocol):

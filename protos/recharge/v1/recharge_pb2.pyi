@@ -958,12 +958,19 @@ Global___GetMerchantResponse: _TypeAlias = GetMerchantResponse  # noqa: Y015
 class ListMerchantsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def page(self) -> Global___PageRequest:
+        """By merchant_id; page_size 0 = 50, at most 500."""
+
     def __init__(
         self,
+        *,
+        page: Global___PageRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -974,16 +981,20 @@ class ListMerchantsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MERCHANTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
     @_builtins.property
     def merchants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Merchant]: ...
     def __init__(
         self,
         *,
         merchants: _abc.Iterable[Global___Merchant] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchants", b"merchants"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchants", b"merchants", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -670,16 +670,24 @@ class ListSentMessagesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     OPENID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     openid: _builtins.str
     """Empty = all."""
+    page_size: _builtins.int
+    """0 = the default (100); at most 500 whatever is asked."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty = the first page."""
     def __init__(
         self,
         *,
         openid: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["openid", b"openid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["openid", b"openid", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -690,16 +698,22 @@ class ListSentMessagesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MESSAGES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
     @_builtins.property
-    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___SentMessage]: ...
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___SentMessage]:
+        """Oldest first."""
+
     def __init__(
         self,
         *,
         messages: _abc.Iterable[Global___SentMessage] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

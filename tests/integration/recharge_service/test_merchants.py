@@ -493,3 +493,24 @@ async def test_the_cli_reports_refusals_with_exit_status_1(
 
     assert await cli(served, "merchant-get", "nobody") == 1
     assert "NOT_FOUND" in capsys.readouterr().err
+
+
+async def test_merchants_are_listed_page_by_page_with_a_maced_token(served: Served) -> None:
+    """Issue 14: every list is paged with a capped page size (ListMerchants was not)."""
+    for merchant_id in ("m-c", "m-a", "m-b"):
+        await served.ops.PutMerchant(put(merchant_message(merchant_id=merchant_id), 0))
+    first = await served.ops.ListMerchants(
+        recharge_pb2.ListMerchantsRequest(page=recharge_pb2.PageRequest(page_size=2))
+    )
+    assert [m.merchant_id for m in first.merchants] == ["m-a", "m-b"] and first.next_page_token
+    rest = await served.ops.ListMerchants(
+        recharge_pb2.ListMerchantsRequest(
+            page=recharge_pb2.PageRequest(page_size=2, page_token=first.next_page_token)
+        )
+    )
+    assert [m.merchant_id for m in rest.merchants] == ["m-c"] and rest.next_page_token == ""
+    for bad in (recharge_pb2.PageRequest(page_token="bS1h"), recharge_pb2.PageRequest(page_size=-1)):
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await served.ops.ListMerchants(recharge_pb2.ListMerchantsRequest(page=bad))
+        assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_field(failed.value).startswith("page.")
