@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/*/v1/*.proto)
 
-.PHONY: setup run test lint protos protos-check bench bench-card chaos clean
+.PHONY: setup run test test-long lint protos protos-check bench bench-card chaos clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ run: $(STAMP) ## start all three services with SQLite under var/ (Ctrl-C stops t
 
 test: $(STAMP) protos-check ## the whole default suite (starts every server it needs)
 	$(BIN)/python -m pytest -q
+
+test-long: $(STAMP) ## the long run: tests marked `long` (e.g. the 500-call overload burst on a real stack)
+	$(BIN)/python -m pytest -q -m long
 
 lint: $(STAMP) ## ruff on the whole tree, strict mypy on the services and scripts (what CI runs)
 	$(BIN)/ruff check .

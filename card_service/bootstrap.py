@@ -17,6 +17,7 @@ from card_service.settings import CardSettings
 from protos.card.v1 import card_pb2, card_pb2_grpc
 from rc_common import page_tokens
 from rc_common.access import ServerSecurity
+from rc_common.admission import AdmissionInterceptor, AdmissionPolicy
 from rc_common.db import Database
 from rc_common.faults import FaultEngine, FaultInterceptor, hold_if_delayed
 from rc_common.faults.servicer import load_plan_file, register_fault_control
@@ -71,7 +72,16 @@ async def build_app(settings: CardSettings) -> CardApp:
     server = create_server(
         settings.listen,
         [_register_system(ctx), _register_admin(ctx), register_fault_control(engine)],
-        interceptors=[RequestContextInterceptor(), interceptor],
+        interceptors=[
+            RequestContextInterceptor(),
+            AdmissionInterceptor(
+                AdmissionPolicy.of(
+                    settings.max_concurrent_calls, settings.max_queued_calls, settings.max_queue_wait
+                ),
+                drop_gone=False,  # a simulated system processes late calls too (late success)
+            ),
+            interceptor,
+        ],
         security=ServerSecurity.from_settings(settings.tls_dir, settings.auth_key_file),
     )
     # After the RPCs stop: let late (LATE_SUCCESS) work finish, then close the database.

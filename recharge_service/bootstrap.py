@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from rc_common import page_tokens
 from rc_common.access import ServerSecurity
+from rc_common.admission import AdmissionInterceptor, AdmissionPolicy
 from rc_common.channels import ClientAuth, aio_channel
 from rc_common.completion import RunToCompletionInterceptor
 from rc_common.db import Database
@@ -35,6 +36,7 @@ from recharge_service.entrypoints.sentinel_job import SentinelJob
 from recharge_service.migrations import SCHEMA
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.dispatch import OutboxPolicy
+from recharge_service.service_layer.limits import OpenOrderCaps
 from recharge_service.service_layer.sentinel import Sentinel, SentinelPolicy
 from recharge_service.service_layer.timeline_notes import TimelineNotes
 from recharge_service.settings import RechargeSettings
@@ -72,6 +74,18 @@ def sentinel_policy(settings: RechargeSettings) -> SentinelPolicy:
     return SentinelPolicy.from_settings(settings.sentinel, node_name(settings))
 
 
+def admission(settings: RechargeSettings) -> AdmissionInterceptor:
+    limits = settings.limits
+    return AdmissionInterceptor(
+        AdmissionPolicy.of(
+            limits.max_concurrent_calls,
+            limits.max_queued_calls,
+            limits.max_queue_wait,
+            limits.admission_overrides,
+        )
+    )
+
+
 async def build_app(settings: RechargeSettings) -> App:
     # First: a keys dir holding WeChat's platform private key stops the start (key_guard).
     opener = NotificationOpener(settings.notify.wechat_keys_dir, settings.notify.max_skew)
@@ -98,6 +112,8 @@ async def build_app(settings: RechargeSettings) -> App:
         sp_mchid=settings.notify.wechat_mchid,
         node=node_name(settings),
         lease=timedelta(seconds=settings.sentinel.lease),
+        caps=OpenOrderCaps.from_settings(settings.limits),
+        void_delay=timedelta(seconds=settings.sentinel.void_delay),
     )
     callbacks = CallbackClient(settings.outbox.deadline, client_auth)
     dispatcher = OutboxDispatcher(
@@ -112,7 +128,7 @@ async def build_app(settings: RechargeSettings) -> App:
     server = create_server(
         settings.listen,
         [center.registrar(deps), ops.registrar(deps, sentinel), notifications.registrar(deps, opener)],
-        interceptors=[RequestContextInterceptor(), RunToCompletionInterceptor()],
+        interceptors=[RequestContextInterceptor(), RunToCompletionInterceptor(), admission(settings)],
         security=security,
     )
 

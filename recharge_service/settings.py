@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from rc_common.admission import parse_overrides
 from rc_common.db import MAX_OVERFLOW, POOL_SIZE
 from rc_common.settings import (
     InvalidSetting,
@@ -85,12 +86,20 @@ class RemoteSettings:
     backoff_max: float = setting(
         5.0, env="RECHARGE_REMOTE_BACKOFF_MAX", help="upper bound of one retry backoff, seconds"
     )
+    deadline_margin: float = setting(
+        0.2,
+        env="RECHARGE_REMOTE_DEADLINE_MARGIN",
+        help="seconds kept out of a caller's remaining time: a call made while serving a request "
+        "gets min(--remote-deadline, caller's remaining - this), and is not started when that is <= 0",
+    )
 
     def validate(self) -> None:
         parse_listen(self.card_target)
         parse_listen(self.payment_target)
         require_at_least_one(self, "attempts")
         require_positive(self, "deadline")
+        if self.deadline_margin < 0:
+            raise InvalidSetting("deadline_margin", "must not be negative")
 
 
 @dataclass(frozen=True)
@@ -113,10 +122,18 @@ class ConfirmSettings:
     backoff_max: float = setting(
         5.0, env="RECHARGE_CONFIRM_BACKOFF_MAX", help="upper bound of one confirm backoff, seconds"
     )
+    deadline_margin: float = setting(
+        0.2,
+        env="RECHARGE_CONFIRM_DEADLINE_MARGIN",
+        help="seconds kept out of a caller's remaining time when a confirm runs on a caller's behalf "
+        "(an operator's action); the confirm after a payment runs after the answer, without one",
+    )
 
     def validate(self) -> None:
         require_at_least_one(self, "attempts")
         require_positive(self, "deadline")
+        if self.deadline_margin < 0:
+            raise InvalidSetting("deadline_margin", "must not be negative")
 
 
 @dataclass(frozen=True)
@@ -226,6 +243,14 @@ class SentinelSettings:
         env="RECHARGE_SENTINEL_CONCURRENCY",
         help="orders processed at once within one sentinel run (their writes share group commits)",
     )
+    void_delay: float = setting(
+        30.0,
+        env="RECHARGE_VOID_DELAY",
+        flag="void_delay",
+        help="seconds a CREATED order left by its request (caller gone, pre-recharge or prepay "
+        "unknown or refused) waits for a retry with the same key before it is closed and its "
+        "pre-recharge voided (not one --hold later); expired unpaid orders are closed at expiry",
+    )
     lease: float = setting(
         60.0,
         env="RECHARGE_LEASE",
@@ -237,8 +262,70 @@ class SentinelSettings:
     def validate(self) -> None:
         require_at_least_one(self, "max_attempts", "batch", "concurrency")
         require_positive(self, "interval", "max_age", "lease")
+        if self.void_delay < 0:
+            raise InvalidSetting("void_delay", "must not be negative")
         if self.hold < 0:
             raise InvalidSetting("hold", "must not be negative")
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Overload and fairness: admission control per method, and caps on open unpaid orders (the
+    merchant's own limits are in its configuration)."""
+
+    max_concurrent_calls: int = setting(
+        64,
+        env="RECHARGE_MAX_CONCURRENT_CALLS",
+        flag="max_concurrent_calls",
+        help="calls of one method served at once (0 = no admission control)",
+    )
+    max_queued_calls: int = setting(
+        128,
+        env="RECHARGE_MAX_QUEUED_CALLS",
+        flag="max_queued_calls",
+        help="calls of one method waiting for a slot; more are answered RESOURCE_EXHAUSTED "
+        "OVERLOADED at once",
+    )
+    max_queue_wait: float = setting(
+        1.0,
+        env="RECHARGE_MAX_QUEUE_WAIT",
+        flag="max_queue_wait",
+        help="seconds a call waits for a slot (less when its deadline is sooner) before it is "
+        "answered RESOURCE_EXHAUSTED OVERLOADED",
+    )
+    admission_overrides: str = setting(
+        "Notify=256/1024",
+        env="RECHARGE_ADMISSION_OVERRIDES",
+        flag="admission_overrides",
+        help="per-method limits, method=concurrent/queued, comma separated (method name or full "
+        "name; concurrent 0 = not gated)",
+    )
+    max_open_orders_per_card: int = setting(
+        3,
+        env="RECHARGE_MAX_OPEN_ORDERS_PER_CARD",
+        flag="max_open_orders_per_card",
+        help="unpaid orders one card may have; beyond it only a payer with none open on the card may "
+        "add one, so strangers cannot lock the owner out (0 = no cap)",
+    )
+    max_open_orders_per_payer: int = setting(
+        10,
+        env="RECHARGE_MAX_OPEN_ORDERS_PER_PAYER",
+        flag="max_open_orders_per_payer",
+        help="unpaid orders one payer (openid) may have within a merchant (0 = no cap)",
+    )
+
+    def validate(self) -> None:
+        for name in (
+            "max_concurrent_calls",
+            "max_queued_calls",
+            "max_open_orders_per_card",
+            "max_open_orders_per_payer",
+        ):
+            if getattr(self, name) < 0:
+                raise InvalidSetting(name, "must not be negative")
+        if self.max_queue_wait < 0:
+            raise InvalidSetting("max_queue_wait", "must not be negative")
+        parse_overrides(self.admission_overrides)
 
 
 @dataclass(frozen=True)
@@ -284,6 +371,7 @@ class RechargeSettings:
     notify: NotifySettings = group(NotifySettings, prefix="notify", title="payment notifications")
     outbox: OutboxSettings = group(OutboxSettings, prefix="outbox", title="follow-ups (outbox)")
     sentinel: SentinelSettings = group(SentinelSettings, prefix="sentinel", title="sentinel")
+    limits: LimitSettings = group(LimitSettings, title="overload and open-order caps")
 
     def validate(self) -> None:
         parse_listen(self.listen)

@@ -13,6 +13,7 @@ import grpc
 from protos.wechatpay.v1 import wechatpay_pb2, wechatpay_pb2_grpc
 from rc_common import page_tokens
 from rc_common.access import ServerSecurity
+from rc_common.admission import AdmissionInterceptor, AdmissionPolicy
 from rc_common.channels import ClientAuth
 from rc_common.db import Database
 from rc_common.faults import FaultEngine, FaultInterceptor
@@ -142,7 +143,16 @@ async def build(settings: WechatSettings) -> WechatSimulator:
     server = create_server(
         settings.listen,
         _registrars(ctx),
-        interceptors=[RequestContextInterceptor(), faults],
+        interceptors=[
+            RequestContextInterceptor(),
+            AdmissionInterceptor(
+                AdmissionPolicy.of(
+                    settings.max_concurrent_calls, settings.max_queued_calls, settings.max_queue_wait
+                ),
+                drop_gone=False,  # a simulated system processes late calls too (late success)
+            ),
+            faults,
+        ],
         security=security,
     )
 

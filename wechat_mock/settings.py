@@ -120,6 +120,21 @@ class WechatSettings:
         "behind one address need one key)",
     )
     grace: float = setting(5.0, env="WECHAT_GRACE", help="seconds to finish in-flight RPCs on shutdown")
+    max_concurrent_calls: int = setting(
+        256,
+        env="WECHAT_MAX_CONCURRENT_CALLS",
+        help="calls of one method served at once (0 = no admission control)",
+    )
+    max_queued_calls: int = setting(
+        1024,
+        env="WECHAT_MAX_QUEUED_CALLS",
+        help="calls of one method waiting for a slot; more are answered RESOURCE_EXHAUSTED OVERLOADED",
+    )
+    max_queue_wait: float = setting(
+        2.0,
+        env="WECHAT_MAX_QUEUE_WAIT",
+        help="seconds a call waits for a slot (less when its deadline is sooner)",
+    )
     log_level: str = setting("info", env="WECHAT_LOG_LEVEL", help="debug, info, warning, error")
     log_format: str = setting("console", env="WECHAT_LOG_FORMAT", help="console or json")
 

@@ -70,6 +70,28 @@ def _due(
     return and_(wanted, _free(lease_now))
 
 
+def _due_early(
+    now: datetime,
+    lease_now: datetime,
+    at_once: Sequence[OrderStatus],
+    left: Sequence[OrderStatus],
+    left_before: datetime | None,
+    visited_before: datetime | None,
+) -> ColumnElement[bool]:
+    """Due whatever the hold: in ``at_once``, past expiry and unchanged since (a visit that leaves
+    it undecided puts it back on the hold's schedule), or in ``left`` and unchanged since
+    ``left_before``."""
+    wanted: ColumnElement[bool] = false()
+    if at_once:
+        expired = and_(orders.expires_at <= now, orders.updated_at <= orders.expires_at)
+        wanted = or_(wanted, and_(orders.status.in_([s.name for s in at_once]), expired))
+    if left and left_before is not None:
+        wanted = or_(wanted, and_(orders.status.in_([s.name for s in left]), orders.updated_at < left_before))
+    if visited_before is not None:
+        wanted = and_(wanted, or_(orders.lease_until.is_(None), orders.lease_until < visited_before))
+    return and_(wanted, _free(lease_now))
+
+
 class OrderLeases:
     def __init__(self, db: Database, staged: Staged, *, database_clock: bool = False) -> None:
         self._db = db
@@ -100,17 +122,22 @@ class OrderLeases:
         changed_before: datetime | None = None,
         visited_before: datetime | None = None,
         limit: int = 500,
+        at_once: Sequence[OrderStatus] = (),
+        left: Sequence[OrderStatus] = (),
+        left_before: datetime | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due orders to ``owner`` until ``until`` (its own write, at once).
 
         Due: status in ``statuses`` (those in ``only_expired`` only once past their expiry), last
-        changed before ``changed_before`` and not visited since ``visited_before`` (None = any
-        time), and no live lease. Returns them merchants taking turns, each one's least recently
-        visited first, each with its fencing token."""
+        changed before ``changed_before`` — or in ``at_once``, past their expiry and unchanged
+        since, or in ``left`` and unchanged since ``left_before`` — and not visited since
+        ``visited_before`` (None = any time), and no live lease. Returns them merchants taking
+        turns, each one's least recently visited first, each with its fencing token."""
         oldest_first = (func.coalesce(orders.lease_until, NEVER), orders.updated_at, orders.order_no)
 
         def _picked(lease_now: datetime) -> Select[Any]:
             due = _due(now, lease_now, statuses, only_expired, changed_before, visited_before)
+            due = or_(due, _due_early(now, lease_now, at_once, left, left_before, visited_before))
             ranked = (
                 select(
                     orders.order_no,

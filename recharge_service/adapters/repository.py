@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -36,6 +36,7 @@ from recharge_service.domain.followups import followups_for
 from recharge_service.domain.order import OPEN_STATUSES, Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TRANSITION, TimelineEntry
 from recharge_service.service_layer import holding
+from recharge_service.service_layer.limits import OpenOrders
 from recharge_service.service_layer.storage import (
     DuplicateKey,
     OrderPage,
@@ -190,6 +191,14 @@ _COUNT_OPEN = select(func.count()).where(
     recharge_orders.c.merchant_id == bindparam("merchant_id"),
     recharge_orders.c.status.in_([s.name for s in OPEN_STATUSES]),
 )
+_OPEN = recharge_orders.c.status.in_([s.name for s in OPEN_STATUSES])
+_ON_CARD = recharge_orders.c.card_no == bindparam("card_no")
+_OF_PAYER = recharge_orders.c.payer_openid == bindparam("payer_openid")
+_COUNT_OPEN_FOR = select(
+    func.count().filter(_ON_CARD),
+    func.count().filter(and_(_ON_CARD, _OF_PAYER)),
+    func.count().filter(_OF_PAYER),
+).where(recharge_orders.c.merchant_id == bindparam("merchant_id"), _OPEN, or_(_ON_CARD, _OF_PAYER))
 _INSERT_ORDER = insert(recharge_orders)
 #: SET comes from the parameters' column names; the guard's parameters are named apart.
 _SAVE_ORDER = update(recharge_orders).where(
@@ -280,6 +289,11 @@ class OrdersRepository:
     async def count_open(self, merchant_id: str) -> int:
         params = {"merchant_id": merchant_id}
         return int(await read(self._db, lambda conn: conn.execute(_COUNT_OPEN, params).scalar_one()))
+
+    async def count_open_for(self, merchant_id: str, card_no: str, payer_openid: str) -> OpenOrders:
+        params = {"merchant_id": merchant_id, "card_no": card_no, "payer_openid": payer_openid}
+        row = await read(self._db, lambda conn: conn.execute(_COUNT_OPEN_FOR, params).one())
+        return OpenOrders(on_card=int(row[0]), payer_on_card=int(row[1]), of_payer=int(row[2]))
 
     async def add(self, order: RechargeOrder, *, actor: str = "system", detail: str = "") -> None:
         """Stage a new order (the commit raises IntegrityError when the idempotency key exists),

@@ -4,6 +4,11 @@ A definitive answer (done or refused) ends the loop at once. An unknown one (tim
 ...) is retried after ``backoff * 2**(n-1)`` seconds (capped, with "equal jitter": ``rc_common.clock.
 backoff``), with a fresh deadline per attempt.
 
+While serving a request, an attempt's deadline is ``min(policy.deadline, the caller's remaining
+time - policy.margin)`` (``rc_common.admission.budget``): a call whose answer would come after the
+caller gave up is not started (nor put on the timeline) and ends *unknown* (``CALLER_GONE``) — the
+outcome of an attempt never sent; no retry waits longer than the caller does.
+
 Calls that change something elsewhere (``announce=True``: pre-recharge, confirm, void, prepay,
 close, refund) are also recorded *before* each attempt (outcome ``sent``), so a process killed
 while waiting for the answer still leaves the attempt on the order's timeline — and are made only
@@ -24,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from rc_common.admission import budget
 from rc_common.clock import backoff, utc_now
 from rc_common.logs import get_logger
 from rc_common.outcomes import Done, Rejected, Unknown, call
@@ -35,7 +41,9 @@ from recharge_service.service_layer.ports import Timeline
 from recharge_service.settings import ConfirmSettings, RemoteSettings
 
 T = TypeVar("T")
-__all__ = ["SENT", "RetryPolicy", "with_retries"]
+__all__ = ["CALLER_GONE", "SENT", "RetryPolicy", "with_retries"]
+#: The ``Unknown`` code of an attempt not started because its caller will be gone before it ends.
+CALLER_GONE = "CALLER_GONE"
 log = get_logger("remote")
 
 
@@ -45,11 +53,19 @@ class RetryPolicy:
     deadline: float
     backoff: float
     backoff_max: float
+    #: Seconds kept for ourselves out of a caller's remaining time (to record and answer).
+    margin: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: RemoteSettings | ConfirmSettings) -> RetryPolicy:
         """The remote-call policy, or the confirm-after-payment one (defaults: ``settings.py``)."""
-        return cls(settings.attempts, settings.deadline, settings.backoff, settings.backoff_max)
+        return cls(
+            settings.attempts,
+            settings.deadline,
+            settings.backoff,
+            settings.backoff_max,
+            settings.deadline_margin,
+        )
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -71,7 +87,13 @@ async def with_retries(
     ``describe`` says what a done answer was (e.g. ``VOIDED``), for the timeline row."""
     outcome: Done[T] | Rejected | Unknown = Unknown("UNKNOWN", "not attempted", 0.0)
     flow = call_log.current()
+    made = 0
     for number in range(1, policy.attempts + 1):
+        deadline = budget(policy.deadline, policy.margin)
+        if deadline <= 0:  # the caller will be gone before an answer: do not start
+            if number == 1:
+                return _not_started(method, order_no, policy, flow, announce=announce)
+            break
         if announce:  # a call that changes something elsewhere: only while the order is still ours
             holding.check(order_no)
         if announce and not (number == 1 and flow is not None and flow.take_announced(method)):
@@ -90,7 +112,8 @@ async def with_retries(
                     flow.put_back(pending)
                 log.warning("remote_attempt_not_recorded", order_no=order_no, method=method, error=str(exc))
                 return Unknown("UNAVAILABLE", "the attempt could not be put on the timeline; not sent", 0.0)
-        outcome = await call(attempt(policy.deadline))
+        outcome = await call(attempt(deadline))
+        made = number
         error, said = "", ""
         if isinstance(outcome, Done) and describe is not None:
             said = f": {describe(outcome.value)}"
@@ -127,6 +150,32 @@ async def with_retries(
         if not isinstance(outcome, Unknown):
             return outcome
         if number < policy.attempts:
-            await sleep(policy.delay(number))
+            pause = policy.delay(number)
+            if budget(pause + policy.deadline, policy.margin) <= pause:
+                break  # the caller would be gone before another attempt could answer
+            await sleep(pause)
     assert isinstance(outcome, Unknown)
-    return Unknown(outcome.code, f"{outcome.detail} (after {policy.attempts} attempts)", outcome.latency_ms)
+    return Unknown(outcome.code, f"{outcome.detail} (after {made} attempts)", outcome.latency_ms)
+
+
+def _not_started(
+    method: str, order_no: str, policy: RetryPolicy, flow: call_log.CallLog | None, *, announce: bool
+) -> Unknown:
+    """The outcome of a call not started because its caller gives up first; a ``sent`` row the
+    flow announced for it gets its answer (not sent) with the flow's next commit."""
+    gone = Unknown(CALLER_GONE, "the caller gave up before this call could end; not sent", 0.0)
+    if announce and flow is not None and flow.take_announced(method):
+        flow.pending.append(
+            TimelineEntry(
+                order_no,
+                utc_now(),
+                REMOTE_CALL,
+                method=method,
+                outcome=gone.outcome,
+                latency_ms=0,
+                error=f"{gone.code}: {gone.detail}",
+                actor=actor(),
+                detail=f"attempt 1/{policy.attempts}: not sent",
+            )
+        )
+    return gone

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from rc_common.admission import detach
 from rc_common.logs import get_logger
 
 log = get_logger("background")
@@ -20,6 +21,7 @@ class BackgroundTasks:
     def __init__(self) -> None:
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._closed = False
+        self._stopping = asyncio.Event()
 
     def spawn(self, key: str, work: Callable[[], Awaitable[Any]]) -> bool:
         """Start ``work()`` unless a task with ``key`` is still running; False when not started."""
@@ -27,6 +29,7 @@ class BackgroundTasks:
             return False
 
         async def run() -> None:
+            detach()  # goes on after the answer: under its own settings, not the caller's deadline
             try:
                 await work()
             except asyncio.CancelledError:
@@ -42,6 +45,18 @@ class BackgroundTasks:
         )
         return True
 
+    def spawn_later(self, key: str, delay: float, work: Callable[[], Awaitable[Any]]) -> bool:
+        """``spawn`` work that starts after ``delay`` seconds, or never if the service stops first
+        (work of this kind is the sentinel's to finish)."""
+
+        async def later() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+                return
+            await work()
+
+        return self.spawn(key, later)
+
     def running(self, key: str) -> bool:
         task = self._tasks.get(key)
         return task is not None and not task.done()
@@ -54,6 +69,7 @@ class BackgroundTasks:
     async def close(self, grace: float) -> None:
         """Refuse new work, wait up to ``grace`` seconds, then cancel what is still running."""
         self._closed = True
+        self._stopping.set()
         pending = [task for task in self._tasks.values() if not task.done()]
         if not pending:
             return

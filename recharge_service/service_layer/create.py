@@ -4,7 +4,8 @@
    and sell through the channel; the order keeps the merchant's current configuration version
    (its payment window, WeChat account, callback targets). Find the order by the merchant's
    idempotency key, or — within the merchant's limits on open orders and on the rate of new
-   orders (``limits.py``; RESOURCE_EXHAUSTED, nothing written) — insert it
+   orders, and the caps on unpaid orders per card and per payer (``limits.py``;
+   RESOURCE_EXHAUSTED, nothing written) — insert it
    CREATED — in the same transaction as the ``sent`` rows of the two calls that follow — and commit.
    The same key with other parameters is refused (IDEMPOTENCY_KEY_REUSED).
 2. CREATED without a recorded pre-recharge: ``CardSystem.PreRecharge`` naming the merchant (retried
@@ -18,6 +19,13 @@
    recorded with it). A crash before that transaction loses nothing: the retry asks the card
    system again with the same order number and gets the same record back.
 
+Every outgoing call takes at most what its caller still waits (``adapters/retrying.py``); a
+request whose caller already gave up writes nothing. An order its request leaves CREATED (caller
+gone, pre-recharge or prepay unknown or refused, expired) is given ``void_delay`` for a retry with
+the same key; then it is closed as the sentinel closes an unpaid order — at WeChat first, then its
+pre-recharge voided (``sentinel.close_left``) — so no pre-recharge stays pending for a hold window
+with nobody to finish it.
+
 The happy path costs two write transactions; the customer can pay only after the second (the
 prepay id is returned only then), so the card system knows every top-up before money is taken.
 """
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import time
 
+from rc_common.admission import remaining
 from rc_common.clock import rfc3339_china
 from rc_common.errors import Refused, Unavailable
 from rc_common.logs import get_logger
@@ -46,10 +55,11 @@ from recharge_service.service_layer.holding import (
     release,
 )
 from recharge_service.service_layer.holding import check as check_lease
-from recharge_service.service_layer.limits import check_open_orders, check_rate
+from recharge_service.service_layer.limits import check_open_for, check_open_orders, check_rate
 from recharge_service.service_layer.merchants import merchant_for_new_order, merchant_of
 from recharge_service.service_layer.orders import change_order, flow
 from recharge_service.service_layer.ports import CREATE_PREPAY, PRE_RECHARGE, VOIDED, CardRecharge
+from recharge_service.service_layer.sentinel import close_left
 from recharge_service.service_layer.storage import DuplicateKey
 
 log = get_logger("create")
@@ -58,6 +68,9 @@ log = get_logger("create")
 async def create_recharge_order(command: CreateRechargeOrder, deps: Deps) -> RechargeOrder:
     card_no, pay_amount_fen, channel, key, openid = command.validated()
     merchant = await merchant_for_new_order(deps.merchants, command.merchant_id, channel)
+    left = remaining()
+    if left is not None and left <= 0:  # nobody waits for the answer: start nothing
+        raise Unavailable("CALLER_GONE", "the caller gave up before the order was created")
     async with flow(deps):
         order, lease = await _find_or_insert(deps, merchant, card_no, pay_amount_fen, channel, key, openid)
         if order.status is OrderStatus.CREATED:
@@ -90,6 +103,11 @@ async def _work_on(deps: Deps, order: RechargeOrder, lease: OrderLease | None) -
     finally:
         if order.status not in RELEASED_AT:  # still CREATED: the retry resumes at once
             await release(deps, lease)
+            if order.status is OrderStatus.CREATED:  # left: closed after void_delay unless resumed
+                order_no = order.order_no
+                deps.background.spawn_later(
+                    f"left:{order_no}", deps.void_delay.total_seconds(), lambda: close_left(deps, order_no)
+                )
     return order
 
 
@@ -117,6 +135,9 @@ async def _find_or_insert(
             # Limits apply to new orders only (a replay above returns what is recorded).
             if merchant.max_open_orders:
                 check_open_orders(merchant, await uow.orders.count_open(merchant.merchant_id))
+            if deps.caps.per_card or deps.caps.per_payer:
+                open_orders = await uow.orders.count_open_for(merchant.merchant_id, card_no, openid)
+                check_open_for(deps.caps, card_no, open_orders)
             check_rate(deps.create_rates, merchant)
             now = deps.clock()
             order = RechargeOrder(
@@ -215,7 +236,7 @@ async def _create_prepay(deps: Deps, order: RechargeOrder, record: CardRecharge 
 
         return await change_order(deps, order.order_no, awaiting, known=order)
     if isinstance(outcome, Rejected):
-        # Nobody can pay this order; it stays CREATED and is closed (void first) at its expiry.
+        # Nobody can pay this order; it stays CREATED and is closed (void first) after void_delay.
         await _note_undecided(deps, order.order_no, f"CreatePrepay refused: {outcome.reason}", record)
         raise Refused(
             "PREPAY_REFUSED",

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from rc_common.clock import utc_now
 from recharge_service.service_layer.background import BackgroundTasks
-from recharge_service.service_layer.limits import CreateRates
+from recharge_service.service_layer.limits import CreateRates, OpenOrderCaps
 from recharge_service.service_layer.merchants import MerchantDirectory
 from recharge_service.service_layer.ports import CardSystem, PaymentGateway
 from recharge_service.service_layer.unit_of_work import UowFactory
@@ -31,3 +31,9 @@ class Deps:
     node: str = "local"
     #: How long a lease on an order lasts before it is renewed (``--lease``).
     lease: timedelta = field(default_factory=lambda: timedelta(seconds=SentinelSettings().lease))
+    #: Caps on unpaid orders per card and per payer (``--max-open-orders-per-card``/``-payer``;
+    #: none unless the composition root sets them).
+    caps: OpenOrderCaps = field(default_factory=lambda: OpenOrderCaps(0, 0))
+    #: How long a CREATED order left by its request waits for a retry before it is closed and its
+    #: pre-recharge voided (``--void-delay``).
+    void_delay: timedelta = field(default_factory=lambda: timedelta(seconds=SentinelSettings().void_delay))

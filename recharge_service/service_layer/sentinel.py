@@ -8,6 +8,11 @@ order's state
 MANUAL_REVIEW after ``max_attempts`` attempts or ``max_age``, writes one ``sentinel_visit`` row on
 the timeline and releases the lease. Due: last changed more than ``hold`` ago (unless the run
 ignores the hold) and in a sentinel state (CREATED only past its expiry); MANUAL_REVIEW never.
+Unpaid orders (CREATED, AWAITING_PAYMENT) past their expiry are due at once, whatever the hold, and
+so are CREATED orders their request left ``void_delay`` ago: closing them (at WeChat first, then the
+void) is safe at any time and releases their pre-recharges, which count against the card's balance
+cap — a hold window of them would let strangers' unpaid orders block a card.
+``close_left`` does the same for one order its request left, ``void_delay`` after it left.
 
 Safe to cancel at any await: every step records before and after its remote call, so the next
 visit resumes; a cancelled run's leases simply expire.
@@ -20,13 +25,22 @@ import time
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
+from rc_common.admission import detach
 from rc_common.logs import get_logger
 from recharge_service.domain.order import SENTINEL_STATES, UNDECIDED, OrderStatus, RechargeOrder
 from recharge_service.domain.review import review_reason
 from recharge_service.service_layer import settle
 from recharge_service.service_layer.actor import acting_as
 from recharge_service.service_layer.deps import Deps
-from recharge_service.service_layer.holding import LeaseLost, OrderLease, holding, lease_of
+from recharge_service.service_layer.holding import (
+    RELEASED_AT,
+    LeaseLost,
+    OrderLease,
+    acquire,
+    holding,
+    lease_of,
+    release,
+)
 from recharge_service.service_layer.orders import flow, load_order
 from recharge_service.service_layer.steps import Step, credit_step, refund_step
 from recharge_service.service_layer.storage import Claimed
@@ -150,6 +164,7 @@ async def visit(deps: Deps, policy: SentinelPolicy, order_no: str, visits: Visit
 async def run_sentinel(deps: Deps, policy: SentinelPolicy, *, ignore_hold: bool = False) -> SentinelReport:
     """Visit every due order once: claim ``batch`` at a time, again while batches come back full
     (orders visited in this run are not claimed again by it)."""
+    detach()  # a run works for every due order, not for whoever asked for it: its own deadlines
     started = time.perf_counter()
     report = SentinelReport()
     async with deps.uow(readonly=True) as uow:  # visits are remembered on the leases' clock
@@ -182,6 +197,9 @@ async def _claim(
             changed_before=None if ignore_hold else now - policy.hold,
             visited_before=run_started,
             limit=policy.batch,
+            at_once=[S.CREATED, S.AWAITING_PAYMENT],
+            left=[S.CREATED],
+            left_before=now - deps.void_delay,
         )
 
 
@@ -234,3 +252,30 @@ class Sentinel:
     async def run(self, *, ignore_hold: bool = False) -> SentinelReport:
         async with self._lock:
             return await run_sentinel(self.deps, self.policy, ignore_hold=ignore_hold)
+
+
+async def close_left(deps: Deps, order_no: str) -> None:
+    """A CREATED order its request left (caller gone, pre-recharge or prepay unknown or refused),
+    unchanged for ``deps.void_delay`` (no retry resumed it): the sentinel's step for it now
+    (``unpaid.created_step``) — close at WeChat first, then void the pre-recharge -> CLOSED; an order
+    WeChat says is paid takes the paid path, never a void. Undecided, or someone else holds the
+    order: left to the sentinel's runs (due at each run, whatever the hold)."""
+    order = await load_order(deps, order_no)
+    if order.status is not S.CREATED or deps.clock() - order.updated_at < deps.void_delay:
+        return  # finished, or a retry resumed it (and leaves its own timer if it leaves it again)
+    lease = await acquire(deps, order_no, f"{deps.node}/sentinel", deps.lease)
+    if lease is None:
+        return
+    ended = order
+    with acting_as("sentinel"):
+        try:
+            async with holding(deps, lease), flow(deps):
+                order = await load_order(deps, order_no)
+                step = await created_step(deps, order)
+                ended = step.order
+            log.info("left_order_visited", order_no=order_no, status=ended.status.name, detail=step.detail)
+        except LeaseLost as exc:
+            log.warning("left_order_lease_lost", order_no=order_no, why=exc.message)
+        finally:
+            if ended.status not in RELEASED_AT:
+                await release(deps, lease)

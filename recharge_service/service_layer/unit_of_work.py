@@ -27,6 +27,7 @@ from typing import Any, Protocol, Self
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TimelineEntry
 from recharge_service.service_layer import call_log
+from recharge_service.service_layer.limits import OpenOrders
 from recharge_service.service_layer.storage import (
     AnomalyPage,
     Claimed,
@@ -42,6 +43,9 @@ class Orders(Protocol):
     async def get_by_idempotency_key(self, merchant_id: str, key: str) -> RechargeOrder | None: ...
     async def count_open(self, merchant_id: str) -> int:
         """The merchant's orders still waiting for payment (CREATED, AWAITING_PAYMENT)."""
+        ...
+    async def count_open_for(self, merchant_id: str, card_no: str, payer_openid: str) -> OpenOrders:
+        """The merchant's orders waiting for payment on ``card_no`` and of ``payer_openid``."""
         ...
     async def add(self, order: RechargeOrder, *, actor: str = "system", detail: str = "") -> None: ...
     async def save(self, order: RechargeOrder) -> None: ...
@@ -103,6 +107,9 @@ class Leases(Protocol):
         changed_before: datetime | None = None,
         visited_before: datetime | None = None,
         limit: int = 500,
+        at_once: Sequence[OrderStatus] = (),
+        left: Sequence[OrderStatus] = (),
+        left_before: datetime | None = None,
     ) -> list[Claimed]: ...
     async def claim_one(self, order_no: str, owner: str, now: datetime, until: datetime) -> int | None:
         """The fencing token of the lease taken, or None when someone holds the order."""

@@ -7,8 +7,11 @@
   expired -> leave it for a later visit.
 - CREATED past its expiry (the pre-recharge's outcome may be unknown): when a prepay may have
   reached WeChat (the pre-recharge was recorded), close it there first; then void (which leaves a
-  tombstone if the pre-recharge never arrived) -> CLOSED. A void answered SUCCEEDED would mean a
-  credit without a payment -> MANUAL_REVIEW.
+  tombstone if the pre-recharge never arrived) -> CLOSED. CREATED and left by its request
+  (unchanged for ``void_delay``, not expired): the same, always closing at WeChat first (a prepay
+  sent whose answer was lost would be payable until its expiry); an undecided try is not counted
+  as an attempt (it is tried again at each run until the order expires). A void answered
+  SUCCEEDED would mean a credit without a payment -> MANUAL_REVIEW.
 
 Each remote call is on the timeline before anything is recorded; a cancelled step resumes at the
 next visit (WeChat says CLOSED -> void again; voids are idempotent).
@@ -58,8 +61,14 @@ async def awaiting_payment_step(deps: Deps, order: RechargeOrder) -> Step:
 
 
 async def created_step(deps: Deps, order: RechargeOrder) -> Step:
-    if deps.clock() < order.expires_at:
-        return Step(order, "not expired yet", waiting=True)
+    now = deps.clock()
+    if now < order.expires_at:
+        if now - order.updated_at < deps.void_delay:
+            return Step(order, "not expired yet", waiting=True)
+        step = await close_then_void(deps, order)  # left by its request: no retry came
+        # Undecided (WeChat or the card system did not answer): tried again at each run, not
+        # counted, until it expires — then the expiry's visits count as usual.
+        return step if step.order.status is not S.CREATED else Step(step.order, step.detail, waiting=True)
     if order.pre_recharge_recorded:  # CreatePrepay may have reached WeChat
         return await close_then_void(deps, order)
     return await void_and_close(deps, order, "expired before the pre-recharge was recorded")

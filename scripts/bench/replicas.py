@@ -39,6 +39,16 @@ def replica_names(replicas: int) -> list[str]:
     return ["recharge"] if replicas == 1 else [f"recharge-{i}" for i in range(1, replicas + 1)]
 
 
+#: The bench's customers are one payer (``load.OPENID``) in a closed loop of up to 128: no caps on
+#: unpaid orders, and a call waits for an admission slot as long as its own deadline allows.
+BENCH_RECHARGE_FLAGS = {
+    "max-open-orders-per-card": "0",
+    "max-open-orders-per-payer": "0",
+    "max-queued-calls": "1024",
+    "max-queue-wait": "30",
+}
+
+
 @dataclass
 class BenchServices:
     stack: Stack
@@ -125,7 +135,7 @@ def start_services(
     built = build_stack(
         workdir,
         card_args=flag_args("card_service", flags, missing),
-        recharge_args=flag_args("recharge_service", flags, missing),
+        recharge_args=flag_args("recharge_service", {**flags, **BENCH_RECHARGE_FLAGS}, missing),
         wechat_args=flag_args("wechat_mock", flags, missing) + direct_merchants_flag(BENCH_MERCHANTS),
         db_url_for=databases.urls,
         node_ids=names if replicas > 1 else (),

@@ -61,6 +61,9 @@ CHAOS_RECHARGE_FLAGS: dict[str, str] = {
     # (remote-deadline x attempts + backoff ~ 3.5 s) and far below the quiet timeout.
     "lease": "5",
     "outbox-lease": "5",
+    # Chaos puts many unpaid orders of one payer on a few cards on purpose: no caps on them.
+    "max-open-orders-per-card": "0",
+    "max-open-orders-per-payer": "0",
 }
 CHAOS_WECHAT_FLAGS: dict[str, str] = {
     "notify-schedule": "0.3,0.5,1,1,2,2,3,3,5,5,8,8",

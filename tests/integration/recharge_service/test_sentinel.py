@@ -291,6 +291,7 @@ async def test_a_created_order_past_expiry_is_voided_leaving_a_tombstone_and_clo
     with pytest.raises(Unavailable) as unavailable:  # the pre-recharge's outcome is unknown
         await create_recharge_order(command, timed)
     order_no = unavailable.value.metadata["order_no"]
+    timed.void_delay = 2 * EXPIRY  # the expiry, not the void delay, closes it here
     expiry = (await reload(timed, order_no)).expires_at - clock.now
     assert expiry == EXPIRY  # the merchant's payment window
     clock.advance(EXPIRY - timedelta(minutes=1))

@@ -21,6 +21,7 @@ from recharge_service.migrations import SCHEMA
 from recharge_service.settings import (
     ConfirmSettings,
     DatabaseSettings,
+    LimitSettings,
     NotifySettings,
     OutboxSettings,
     RechargeSettings,
@@ -77,6 +78,7 @@ async def running(tmp_path: Path, platform_keys: tuple[Path, PlatformKeys]) -> A
             confirm=ConfirmSettings(backoff=0.01, deadline=0.5),
             notify=NotifySettings(wechat_keys_dir=str(platform_keys[0]), wechat_mchid=MCHID),
             outbox=OutboxSettings(interval=0.05, backoff=0.01, backoff_max=0.05),
+            limits=LimitSettings(max_open_orders_per_card=0),  # many unpaid orders on one card here
         )
         await migrate(settings.database.url, SCHEMA)  # the step before every start
         app = await build_app(settings)

@@ -116,6 +116,9 @@ class FakeLeases:
         changed_before: datetime | None = None,
         visited_before: datetime | None = None,
         limit: int = 500,
+        at_once: Sequence[OrderStatus] = (),
+        left: Sequence[OrderStatus] = (),
+        left_before: datetime | None = None,
     ) -> list[Claimed]:
         def due(row: OrderRow) -> bool:
             order = row.order
@@ -124,6 +127,11 @@ class FakeLeases:
             )
             if changed_before is not None:
                 wanted = wanted and order.updated_at < changed_before
+            wanted = wanted or (
+                order.status in at_once and order.updated_at <= order.expires_at <= now
+            )
+            if left_before is not None:
+                wanted = wanted or (order.status in left and order.updated_at < left_before)
             if visited_before is not None:
                 wanted = wanted and (row.lease_until is None or row.lease_until < visited_before)
             return wanted and _free(row, now)

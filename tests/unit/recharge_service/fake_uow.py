@@ -29,6 +29,7 @@ from recharge_service.domain.followups import followups_for
 from recharge_service.domain.order import OPEN_STATUSES, Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TRANSITION, TimelineEntry
 from recharge_service.service_layer import holding
+from recharge_service.service_layer.limits import OpenOrders
 from recharge_service.service_layer.storage import (
     DuplicateKey,
     OrderPage,
@@ -114,6 +115,22 @@ class FakeOrders:
     async def get(self, order_no: str) -> RechargeOrder | None:
         row = self._store.read(lambda t: t.orders.get(order_no))
         return copy_order(row.order) if row else None
+
+    async def count_open_for(self, merchant_id: str, card_no: str, payer_openid: str) -> OpenOrders:
+        def counted(t: Any) -> OpenOrders:
+            mine = [
+                r.order
+                for r in t.orders.values()
+                if r.order.merchant_id == merchant_id and r.order.status in OPEN_STATUSES
+            ]
+            on_card = [o for o in mine if o.card_no == card_no]
+            return OpenOrders(
+                on_card=len(on_card),
+                payer_on_card=sum(1 for o in on_card if o.payer_openid == payer_openid),
+                of_payer=sum(1 for o in mine if o.payer_openid == payer_openid),
+            )
+
+        return self._store.read(counted)
 
     async def count_open(self, merchant_id: str) -> int:
         return self._store.read(
