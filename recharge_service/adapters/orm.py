@@ -80,6 +80,7 @@ recharge_orders = Table(
     Column("lease_token", BigInteger, nullable=False, default=0, server_default="0"),
     Index("ix_recharge_orders_status_updated", "status", "updated_at"),
     Index("ix_recharge_orders_card_no", "card_no"),
+    Index("ix_recharge_orders_payer_openid", "payer_openid"),
     # Idempotency keys are the merchant's: unique per merchant.
     Index("ux_recharge_orders_merchant_key", "merchant_id", "idempotency_key", unique=True),
     Index("ix_recharge_orders_merchant_status", "merchant_id", "status"),

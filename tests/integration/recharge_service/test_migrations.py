@@ -125,8 +125,10 @@ async def write(db: Database, unit: Any) -> Any:
 
 
 def previous_release_schema(conn: Connection) -> None:
-    """What the previous release's ``create_all`` made: today's tables without 0002's columns."""
+    """What the previous release's ``create_all`` made: today's tables without 0002's columns and
+    0003's index."""
     metadata.create_all(conn)
+    conn.execute(text("DROP INDEX ix_recharge_orders_payer_openid"))
     for table, column in sorted(ADDED):
         conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
 
@@ -155,7 +157,7 @@ async def test_a_database_at_revision_0001_with_orders_is_upgraded_with_its_data
 
         migrated = await migrate(url, SCHEMA)
 
-        assert (migrated.before, migrated.adopted, migrated.after) == ("0001", None, "0002")
+        assert (migrated.before, migrated.adopted, migrated.after) == ("0001", None, SCHEMA.head)
         await require_current(db, SCHEMA)
         await assert_upgraded_with_data_intact(db)
     finally:
@@ -169,12 +171,13 @@ async def test_a_database_of_the_release_before_migrations_is_adopted_and_upgrad
     try:
         await write(db, previous_release_schema)
         await write(db, fill)
-        with pytest.raises(SchemaBehind, match=r"made before migrations .*revision 0001's.*needs 0002"):
+        behind = rf"made before migrations .*revision 0001's.*needs {SCHEMA.head}"
+        with pytest.raises(SchemaBehind, match=behind):
             await require_current(db, SCHEMA)
 
         migrated = await migrate(url, SCHEMA)
 
-        assert (migrated.before, migrated.adopted, migrated.after) == (None, "0001", "0002")
+        assert (migrated.before, migrated.adopted, migrated.after) == (None, "0001", SCHEMA.head)
         await require_current(db, SCHEMA)
         await assert_upgraded_with_data_intact(db)
     finally:
@@ -238,7 +241,7 @@ async def test_the_center_refuses_to_start_on_a_schema_behind_head_naming_the_mi
     lines = [json.loads(line) for line in refused.stderr.splitlines() if line.startswith("{")]
     errors = [line["error"] for line in lines if line["event"] == "schema_refused"]
     assert errors == [
-        f"The recharge center's database {url} is at revision 0001, this version needs 0002: "
+        f"The recharge center's database {url} is at revision 0001, this version needs {SCHEMA.head}: "
         f"run `python -m recharge_service migrate --db {url}`"
     ]
     assert not any(line["event"] == "server_started" for line in lines)
