@@ -13,7 +13,8 @@ Calls that change something elsewhere (``announce=True``: pre-recharge, confirm,
 close, refund) are also recorded *before* each attempt (outcome ``sent``), so a process killed
 while waiting for the answer still leaves the attempt on the order's timeline — and are made only
 while this flow still holds the order's lease, when it holds one (``service_layer/holding.py``:
-``LeaseLost`` otherwise, before anything is recorded or sent).
+``LeaseLost`` otherwise, before anything is recorded or sent), with a deadline that ends before
+the lease could run out.
 
 Inside a flow (``service_layer/call_log.py``) the rows ride in the flow's own commits: the first
 attempt's sent row is skipped when the flow announced it in the unit of work before the call, a
@@ -96,6 +97,9 @@ async def with_retries(
             break
         if announce:  # a call that changes something elsewhere: only while the order is still ours
             holding.check(order_no)
+            lease_left = holding.time_left(order_no)
+            if lease_left is not None:  # and over before the lease could be another's
+                deadline = min(deadline, lease_left)
         if announce and not (number == 1 and flow is not None and flow.take_announced(method)):
             sent = sent_entry(
                 order_no,

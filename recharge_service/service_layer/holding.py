@@ -7,7 +7,8 @@ conditional ``UPDATE``, ``adapters/leases.py``) and get a *fencing token*; while
 - the lease is renewed every third of its length (a background task; its end counts from when the
   renewal was *sent*, so the local view of it is never longer than the database's);
 - before each outgoing call that changes something elsewhere (pre-recharge, confirm, void, prepay,
-  close, refund: ``adapters/retrying.py``) the lease must still be alive by that local view;
+  close, refund: ``adapters/retrying.py``) the lease must still be alive by that local view, and
+  the call's deadline ends before the lease would (``time_left``);
 - each write of the order is fenced in the database by owner and token
   (``OrdersRepository.save``): a replica whose lease ran out and was taken over writes nothing.
 
@@ -87,6 +88,15 @@ def check(order_no: str) -> None:
     lease = held(order_no)
     if lease is not None:
         lease.check()
+
+
+def time_left(order_no: str) -> float | None:
+    """Seconds this flow's lease on ``order_no`` is surely still ours (None: it holds none). An
+    outgoing call made under the lease must end by then (``adapters/retrying.py`` caps its
+    deadline): were the renewals late — a starved process, a slow database — the call is over
+    before another replica can take the order, never in flight beside the new holder's."""
+    lease = held(order_no)
+    return None if lease is None else lease.alive_until - lease.monotonic()
 
 
 def lease_of(order_no: str, owner: str, token: int, length: timedelta, started: float) -> OrderLease:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import grpc
 import pytest
 
 from recharge_service.adapters.retrying import RetryPolicy, with_retries
 from recharge_service.adapters.timeline import MemoryTimeline
+from recharge_service.service_layer import holding
 from recharge_service.settings import RemoteSettings
 
 
@@ -148,3 +152,35 @@ async def test_a_call_whose_sent_row_cannot_be_recorded_is_not_sent_and_stays_un
     )
     assert outcome.outcome == "unknown"  # never a refusal: nothing was decided
     assert deadlines == []  # and nothing left without being on the order's timeline (I6)
+
+
+async def test_a_call_under_an_order_s_lease_ends_before_the_lease_could_run_out() -> None:
+    """Late renewals (a starved process) must not leave a call in flight when the order can be
+    another replica's: each attempt's deadline is capped by what is left of the lease."""
+    now = [100.0]
+    lease = holding.OrderLease("R1", "a/credit", 1, timedelta(seconds=5), 100.4, monotonic=lambda: now[0])
+    deadlines, attempt = script(Failure(grpc.StatusCode.UNAVAILABLE), "CONFIRMED")
+
+    async def time_passes(seconds: float) -> None:
+        now[0] += 0.1 + seconds
+
+    async with _holding_only(lease):
+        outcome = await with_retries(
+            "/x/Confirm", "R1", attempt, remote(attempts=3, deadline=5.0), MemoryTimeline(),
+            announce=True, sleep=time_passes,
+        )  # type: ignore[arg-type]
+    assert outcome.outcome == "done"
+    assert deadlines[0] == pytest.approx(0.4)  # not the policy's 5 s
+    assert 0 < deadlines[1] < 0.4
+    # A call that changes nothing is not under the lease's bound.
+    deadlines, attempt = script("ok")
+    async with _holding_only(lease):
+        await with_retries("/x/Get", "R1", attempt, remote(deadline=5.0), MemoryTimeline())  # type: ignore[arg-type]
+    assert deadlines == [5.0]
+
+
+@contextlib.asynccontextmanager
+async def _holding_only(lease: holding.OrderLease) -> AsyncIterator[None]:
+    """The flow holds ``lease`` (as ``holding.holding`` does), without its renewer."""
+    with holding.holding_for_insert(lease):
+        yield
