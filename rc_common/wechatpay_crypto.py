@@ -1,5 +1,6 @@
-"""WeChat Pay APIv3 notification cryptography, shared by the simulator (signs, encrypts) and the
-recharge center (verifies, decrypts). Pure functions over ``cryptography``; no gRPC, no I/O.
+"""WeChat Pay APIv3 cryptography, shared by the simulator (signs, encrypts; verifies merchants'
+requests) and the recharge center (verifies, decrypts; signs its requests). Pure functions over
+``cryptography``; no gRPC, no I/O.
 
 - Signature: SHA256withRSA, PKCS#1 v1.5, base64, over ``f"{timestamp}\\n{nonce}\\n{body}\\n"``
   (``Wechatpay-Signature``; the platform private key signs, the platform public key verifies).
@@ -23,8 +24,10 @@ import json
 import secrets
 import string
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -244,3 +247,107 @@ def open_notification(apiv3_key: Text, body: Text) -> tuple[dict[str, Any], dict
     if not isinstance(plain, dict):
         raise ValueError("the resource is not a JSON object")
     return envelope, plain
+
+
+# --- Merchant request signatures (APIv3 ``Authorization``) ---------------------------------------
+#
+# A merchant signs each request to WeChat with its own key (``apiclient_key.pem``) over
+# ``METHOD\nPATH?QUERY\ntimestamp\nnonce\nbody\n`` (body empty for GET) and sends
+# ``Authorization: WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",signature="…",timestamp="…",
+# serial_no="…"`` (serial_no: its certificate's serial, upper-case hex). WeChat verifies it with the
+# merchant's certificate; the response comes back signed like a notification (``verify_headers``).
+
+AUTHORIZATION_FIELDS = ("mchid", "nonce_str", "signature", "timestamp", "serial_no")
+
+
+def request_message(method: str, path_with_query: str, timestamp: str | int, nonce: str, body: Text) -> bytes:
+    """The exact bytes a merchant signs for one request:
+    ``METHOD\\nPATH?QUERY\\ntimestamp\\nnonce\\nbody\\n``."""
+    return f"{method.upper()}\n{path_with_query}\n{timestamp}\n{nonce}\n".encode() + _as_bytes(body) + b"\n"
+
+
+def authorization(
+    private_key_pem: PemLike,
+    mchid: str,
+    serial_no: str,
+    method: str,
+    path_with_query: str,
+    body: Text = b"",
+    *,
+    timestamp: int,
+    nonce: str | None = None,
+) -> str:
+    """The ``Authorization`` header value of one merchant request."""
+    nonce = nonce or new_nonce()
+    key = _private_key(_as_bytes(private_key_pem))
+    raw = key.sign(
+        request_message(method, path_with_query, timestamp, nonce, body), padding.PKCS1v15(), hashes.SHA256()
+    )
+    signature = base64.b64encode(raw).decode("ascii")
+    fields = {
+        "mchid": mchid,
+        "nonce_str": nonce,
+        "signature": signature,
+        "timestamp": str(timestamp),
+        "serial_no": serial_no,
+    }
+    return f"{SIGNATURE_TYPE} " + ",".join(f'{name}="{fields[name]}"' for name in AUTHORIZATION_FIELDS)
+
+
+@dataclass(frozen=True)
+class RequestSignature:
+    """A parsed ``Authorization`` header."""
+
+    mchid: str
+    nonce_str: str
+    signature: str
+    timestamp: str
+    serial_no: str
+
+
+def parse_authorization(value: str) -> RequestSignature | None:
+    """The fields of an ``Authorization`` header; None when it is not a complete
+    ``WECHATPAY2-SHA256-RSA2048`` one (values quoted or not, in any order)."""
+    schema, _, rest = value.strip().partition(" ")
+    if schema != SIGNATURE_TYPE or len(rest) > 4096:
+        return None
+    fields: dict[str, str] = {}
+    for part in rest.split(","):
+        name, sep, raw = part.strip().partition("=")
+        if not sep or name not in AUTHORIZATION_FIELDS or name in fields:
+            return None
+        fields[name] = raw.strip().removeprefix('"').removesuffix('"')
+    if set(fields) != set(AUTHORIZATION_FIELDS) or not all(fields.values()):
+        return None
+    return RequestSignature(**fields)
+
+
+def verify_request(
+    merchant_public_key_pem: PemLike, signed: RequestSignature, method: str, path_with_query: str, body: Text
+) -> bool:
+    """True when ``signed`` is the merchant's signature of this request (its public key or
+    certificate PEM). Does not look at the clock: see :func:`timestamp_is_fresh`."""
+    try:
+        raw = base64.b64decode(signed.signature, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    key = _merchant_public_key(_as_bytes(merchant_public_key_pem))
+    message = request_message(method, path_with_query, signed.timestamp, signed.nonce_str, body)
+    try:
+        key.verify(raw, message, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _merchant_public_key(pem: bytes) -> rsa.RSAPublicKey:
+    """A merchant's RSA public key from its certificate or a bare public key PEM."""
+    key: object = (
+        x509.load_pem_x509_certificate(pem).public_key()
+        if b"BEGIN CERTIFICATE" in pem
+        else serialization.load_pem_public_key(pem)
+    )
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("the merchant's key must be an RSA key")
+    return key
