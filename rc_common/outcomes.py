@@ -68,6 +68,15 @@ class Unknown:
 Outcome = Done[T] | Rejected | Unknown
 
 
+class RemoteFailure(Exception):
+    """Raised by a call that is not a gRPC one (an HTTP adapter) to end as ``outcome``: a refusal
+    or an unknown outcome it classified itself; :func:`call` returns it with the call's latency."""
+
+    def __init__(self, outcome: Rejected | Unknown) -> None:
+        super().__init__(f"{outcome.code}: {outcome.detail}")
+        self.outcome = outcome
+
+
 def classify(error: grpc.aio.AioRpcError, latency_ms: float) -> Rejected | Unknown:
     code = error.code()
     name = code.name if code is not None else "UNKNOWN"
@@ -85,6 +94,12 @@ async def call(awaitable: Awaitable[T]) -> Done[T] | Rejected | Unknown:
         value = await awaitable
     except grpc.aio.AioRpcError as error:
         return classify(error, (time.perf_counter() - started) * 1000)
+    except RemoteFailure as failure:
+        latency_ms = (time.perf_counter() - started) * 1000
+        if isinstance(failure.outcome, Rejected):
+            found = failure.outcome
+            return Rejected(found.code, found.reason, found.detail, latency_ms)
+        return Unknown(failure.outcome.code, failure.outcome.detail, latency_ms)
     except TimeoutError:
         return Unknown("DEADLINE_EXCEEDED", "client timeout", (time.perf_counter() - started) * 1000)
     return Done(value, (time.perf_counter() - started) * 1000)

@@ -14,6 +14,8 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
+import grpc
+
 from rc_common import page_tokens
 from rc_common.access import ServerSecurity
 from rc_common.admission import AdmissionInterceptor, AdmissionPolicy
@@ -30,16 +32,19 @@ from recharge_service.adapters.payment_client import PaymentClient
 from recharge_service.adapters.retrying import RetryPolicy
 from recharge_service.adapters.unit_of_work import uow_factory
 from recharge_service.adapters.wechat_notifications import NotificationOpener
+from recharge_service.adapters.wechatpay_v3 import WechatPayV3Client
 from recharge_service.entrypoints import center, notifications, ops
 from recharge_service.entrypoints.dispatcher import OutboxDispatcher
+from recharge_service.entrypoints.notify_http import NotifyHttpPolicy, NotifyHttpServer
 from recharge_service.entrypoints.sentinel_job import SentinelJob
 from recharge_service.migrations import SCHEMA
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.dispatch import OutboxPolicy
 from recharge_service.service_layer.limits import OpenOrderCaps
+from recharge_service.service_layer.ports import PaymentGateway
 from recharge_service.service_layer.sentinel import Sentinel, SentinelPolicy
 from recharge_service.service_layer.timeline_notes import TimelineNotes
-from recharge_service.settings import RechargeSettings
+from recharge_service.settings import PaymentBackend, RechargeSettings
 
 
 @dataclass
@@ -52,11 +57,19 @@ class App:
     dispatcher: OutboxDispatcher
     sentinel: Sentinel
     sentinel_job: SentinelJob
+    #: The HTTP notification endpoint (``--notify-http-listen``), started by ``start_http``.
+    notify_http: NotifyHttpServer | None = None
 
     def start_background(self) -> None:
         """The outbox dispatcher and the sentinel's schedule (``serve`` calls this after start)."""
         self.dispatcher.start()
         self.sentinel_job.start()
+
+    async def start_http(self) -> None:
+        """The HTTP notification endpoint, when configured (``serve`` calls this after start;
+        ``server.stop`` stops it first)."""
+        if self.notify_http is not None:
+            await self.notify_http.start()
 
 
 async def create_schema(db: Database) -> None:
@@ -74,16 +87,18 @@ def sentinel_policy(settings: RechargeSettings) -> SentinelPolicy:
     return SentinelPolicy.from_settings(settings.sentinel, node_name(settings))
 
 
-def admission(settings: RechargeSettings) -> AdmissionInterceptor:
+def admission_policy(settings: RechargeSettings) -> AdmissionPolicy:
     limits = settings.limits
-    return AdmissionInterceptor(
-        AdmissionPolicy.of(
-            limits.max_concurrent_calls,
-            limits.max_queued_calls,
-            limits.max_queue_wait,
-            limits.admission_overrides,
-        )
+    return AdmissionPolicy.of(
+        limits.max_concurrent_calls,
+        limits.max_queued_calls,
+        limits.max_queue_wait,
+        limits.admission_overrides,
     )
+
+
+def admission(settings: RechargeSettings) -> AdmissionInterceptor:
+    return AdmissionInterceptor(admission_policy(settings))
 
 
 async def build_app(settings: RechargeSettings) -> App:
@@ -104,10 +119,11 @@ async def build_app(settings: RechargeSettings) -> App:
     payment_channel = aio_channel(settings.remote.payment_target, client_auth)
     remote = RetryPolicy.from_settings(settings.remote)
     confirm = RetryPolicy.from_settings(settings.confirm)
+    payments = payment_gateway(settings, payment_channel, timeline, remote)
     deps = Deps(
         uow=uow,
         card=CardClient(card_channel, timeline, remote, confirm),
-        payments=PaymentClient(payment_channel, timeline, remote, settings.notify.wechat_mchid),
+        payments=payments,
         merchants=SqlMerchantDirectory(db, settings.merchant_cache_ttl),
         sp_mchid=settings.notify.wechat_mchid,
         node=node_name(settings),
@@ -132,17 +148,57 @@ async def build_app(settings: RechargeSettings) -> App:
         security=security,
     )
 
+    notify_http = None
+    if settings.notify.http_listen:
+        gate = admission_policy(settings).limit_for("Notify")  # the gRPC Notify's limits, its own gate
+        policy = NotifyHttpPolicy(
+            settings.notify.http_path,
+            settings.notify.http_max_body,
+            settings.notify.http_read_timeout,
+            gate.concurrent if gate else 0,
+            gate.queued if gate else 0,
+            settings.limits.max_queue_wait,
+        )
+        notify_http = NotifyHttpServer(
+            deps, opener, settings.notify.http_listen, policy, settings.notify.http_tls_dir, settings.grace
+        )
+
     async def shutdown() -> None:
+        if notify_http is not None:
+            await notify_http.stop()
         await sentinel_job.stop()
         await dispatcher.stop()
         await deps.background.close(settings.grace)
         await callbacks.close()
         await card_channel.close()
         await payment_channel.close()
+        if isinstance(payments, WechatPayV3Client):
+            await payments.close()
         await db.dispose()
 
     server.on_stop.append(shutdown)
-    return App(server, deps, db, dispatcher, sentinel, sentinel_job)
+    return App(server, deps, db, dispatcher, sentinel, sentinel_job, notify_http)
+
+
+def payment_gateway(
+    settings: RechargeSettings, channel: grpc.aio.Channel, timeline: TimelineNotes, remote: RetryPolicy
+) -> PaymentGateway:
+    """``--payment-backend``: the simulator's gRPC contract, or WeChat Pay APIv3 over HTTPS (keys
+    from ``--wechat-keys-dir`` and each direct merchant's ``keys_dir``)."""
+    if settings.wechatpay.backend is PaymentBackend.WECHATPAY_V3:
+        return WechatPayV3Client(
+            timeline,
+            remote,
+            sp_mchid=settings.notify.wechat_mchid,
+            keys_dir=settings.notify.wechat_keys_dir,
+            base_url=settings.wechatpay.base_url,
+            ca_file=settings.wechatpay.ca_file,
+            appid=settings.wechatpay.appid,
+            sp_appid=settings.wechatpay.sp_appid,
+            notify_url=settings.wechatpay.notify_url,
+            max_skew_s=settings.notify.max_skew,
+        )
+    return PaymentClient(channel, timeline, remote, settings.notify.wechat_mchid)
 
 
 async def build(settings: RechargeSettings) -> GrpcServer:
@@ -152,6 +208,7 @@ async def build(settings: RechargeSettings) -> GrpcServer:
 async def serve(settings: RechargeSettings) -> None:
     app = await build_app(settings)
     await app.server.start()
+    await app.start_http()
     app.start_background()
     await wait_for_signal()
     await app.server.stop(settings.grace)

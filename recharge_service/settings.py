@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from rc_common.admission import parse_overrides
 from rc_common.db import MAX_OVERFLOW, POOL_SIZE
@@ -20,7 +22,14 @@ from rc_common.settings import (
     require_positive,
     setting,
 )
-from rc_common.tls import check_listen_setting
+from rc_common.tls import check_listen_setting, plaintext_refusal
+
+
+class PaymentBackend(enum.StrEnum):
+    """How the recharge center talks to WeChat Pay."""
+
+    GRPC = "grpc"  # our gRPC contract (the simulator's PaymentGateway)
+    WECHATPAY_V3 = "wechatpay-v3"  # WeChat Pay APIv3 over HTTPS (WeChat itself, or the simulator's facade)
 
 
 class OnPending(enum.StrEnum):
@@ -160,11 +169,109 @@ class NotifySettings:
     max_skew: float = setting(
         300.0,
         env="RECHARGE_NOTIFY_MAX_SKEW",
-        help="seconds a notification's Wechatpay-Timestamp may differ from our clock",
+        help="seconds a notification's (or an APIv3 answer's) Wechatpay-Timestamp may differ from our clock",
+    )
+    http_listen: str = setting(
+        "",
+        env="RECHARGE_NOTIFY_HTTP_LISTEN",
+        help="host:port to receive WeChat Pay's HTTP notifications on (POST --notify-http-path); "
+        "empty = none (the gRPC Notify stays); plaintext only on a loopback address",
+    )
+    http_tls_dir: str = setting(
+        "",
+        env="RECHARGE_NOTIFY_HTTP_TLS_DIR",
+        help="directory with tls.crt (the certificate chain WeChat sees) and tls.key: serve the "
+        "notification endpoint over HTTPS; empty = plaintext, loopback addresses only",
+    )
+    http_path: str = setting(
+        "/wechatpay/notify",
+        env="RECHARGE_NOTIFY_HTTP_PATH",
+        help="the path notifications are POSTed to (the path of --wechatpay-notify-url)",
+    )
+    http_max_body: int = setting(
+        65536,
+        env="RECHARGE_NOTIFY_HTTP_MAX_BODY",
+        help="bytes a notification body may have; a larger one is answered 413 FAIL unread",
+    )
+    http_read_timeout: float = setting(
+        10.0,
+        env="RECHARGE_NOTIFY_HTTP_READ_TIMEOUT",
+        help="seconds a notification's body may take to arrive before it is answered 408 FAIL",
     )
 
     def validate(self) -> None:
-        require_positive(self, "max_skew")
+        require_positive(self, "max_skew", "http_read_timeout")
+        require_at_least_one(self, "http_max_body")
+        if not self.http_path.startswith("/"):
+            raise InvalidSetting("http_path", "must start with /")
+        if self.http_listen:
+            parse_listen(self.http_listen)
+            refusal = "" if self.http_tls_dir else plaintext_refusal(self.http_listen)
+            if refusal:
+                raise InvalidSetting("http_tls_dir", refusal.replace("--tls-dir", "--notify-http-tls-dir"))
+
+
+@dataclass(frozen=True)
+class WechatPaySettings:
+    """Which wire carries the payment calls, and WeChat Pay APIv3's endpoint and ids when it is
+    HTTPS (the keys are the merchant bundle's: --wechat-keys-dir, a direct merchant's keys_dir)."""
+
+    backend: PaymentBackend = setting(
+        PaymentBackend.GRPC,
+        env="RECHARGE_PAYMENT_BACKEND",
+        flag="payment_backend",
+        help="'grpc' (the simulator's gRPC contract at --payment-target) or 'wechatpay-v3' (APIv3 "
+        "over HTTPS at --wechatpay-base-url)",
+    )
+    base_url: str = setting(
+        "https://api.mch.weixin.qq.com",
+        env="RECHARGE_WECHATPAY_BASE_URL",
+        help="APIv3 endpoint (https://host[:port]; http:// to a loopback host only, for the simulator)",
+    )
+    ca_file: str = setting(
+        "",
+        env="RECHARGE_WECHATPAY_CA_FILE",
+        help="PEM file of the CAs the APIv3 endpoint's certificate must chain to; empty = the "
+        "system's trust store (verification is always on)",
+    )
+    appid: str = setting(
+        "",
+        env="RECHARGE_WECHATPAY_APPID",
+        help="appid for direct-mode merchants whose configuration names none",
+    )
+    sp_appid: str = setting(
+        "",
+        env="RECHARGE_WECHATPAY_SP_APPID",
+        help="the provider's appid (sp_appid) in partner-mode prepay requests",
+    )
+    notify_url: str = setting(
+        "",
+        env="RECHARGE_WECHATPAY_NOTIFY_URL",
+        help="the public HTTPS URL WeChat posts payment and refund notifications to (ours, served "
+        "by --notify-http-listen behind TLS); required with --payment-backend wechatpay-v3",
+    )
+
+    def validate(self) -> None:
+        if self.backend is not PaymentBackend.WECHATPAY_V3:
+            return
+        for name, url in (("base_url", self.base_url), ("notify_url", self.notify_url)):
+            refusal = _url_refusal(url)
+            if refusal:
+                raise InvalidSetting(name, refusal)
+        if urlsplit(self.base_url).path not in ("", "/"):
+            raise InvalidSetting("base_url", f"{self.base_url!r}: expected https://host[:port], no path")
+        if self.ca_file and not Path(self.ca_file).is_file():
+            raise InvalidSetting("ca_file", f"{self.ca_file}: no such file")
+
+
+def _url_refusal(url: str) -> str:
+    """Why ``url`` cannot name an APIv3 endpoint or our notification URL ("" when it can)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"{url!r}: expected an https:// URL"
+    if parts.scheme == "http" and plaintext_refusal(f"{parts.hostname}:0"):
+        return f"{url!r}: plain http is for loopback hosts only; use https"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -369,6 +476,7 @@ class RechargeSettings:
     remote: RemoteSettings = group(RemoteSettings, prefix="remote", title="remote calls")
     confirm: ConfirmSettings = group(ConfirmSettings, prefix="confirm", title="confirm after payment")
     notify: NotifySettings = group(NotifySettings, prefix="notify", title="payment notifications")
+    wechatpay: WechatPaySettings = group(WechatPaySettings, prefix="wechatpay", title="WeChat Pay APIv3")
     outbox: OutboxSettings = group(OutboxSettings, prefix="outbox", title="follow-ups (outbox)")
     sentinel: SentinelSettings = group(SentinelSettings, prefix="sentinel", title="sentinel")
     limits: LimitSettings = group(LimitSettings, title="overload and open-order caps")
