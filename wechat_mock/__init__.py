@@ -11,5 +11,5 @@ Layers: ``domain`` (payments, refunds, notifications; pure), ``service_layer`` (
 and the unit of work they use, notifier, refund settler; no adapter, no SQLAlchemy), ``adapters``
 (keys, tables, repositories, SQL unit of work, notification client; the crypto itself is
 ``rc_common.wechatpay_crypto``, shared with the recharge center),
-``entrypoints`` (gRPC servicers), ``bootstrap`` (wiring).
+``entrypoints`` (gRPC servicers; the APIv3 HTTP facade), ``bootstrap`` (wiring).
 """

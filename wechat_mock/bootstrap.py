@@ -21,10 +21,15 @@ from rc_common.faults.servicer import load_plan_file, register_fault_control
 from rc_common.logs import RequestContextInterceptor, get_logger
 from rc_common.migrations import require_current
 from rc_common.server import GrpcServer, Registrar, create_server, wait_for_signal
+from rc_common.settings import parse_listen
+from wechat_mock.adapters import http_tls
+from wechat_mock.adapters.http_notification_client import HttpNotificationClient
 from wechat_mock.adapters.keys import PlatformKeys, ensure_direct_keys, ensure_keys, merchant_bundle_dir
 from wechat_mock.adapters.notification_client import GrpcNotificationClient
 from wechat_mock.adapters.unit_of_work import SqlUnitOfWorkFactory
 from wechat_mock.domain.merchants import Accounts
+from wechat_mock.entrypoints.http_api import ApiV3, MerchantAccount
+from wechat_mock.entrypoints.http_server import HttpServer
 from wechat_mock.entrypoints.servicers import (
     MessageSimulatorServicer,
     PayerSimulatorServicer,
@@ -76,6 +81,10 @@ class WechatSimulator:
     settler: RefundSettler
     #: Each direct merchant's own keys, by mchid.
     direct_keys: dict[str, PlatformKeys] = field(default_factory=dict)
+    #: The APIv3 HTTP facade (``--http-listen``), or None.
+    http: HttpServer | None = None
+    #: Its TLS certificate (a throwaway one when ``--http-tls-dir`` is empty), or None (plain HTTP).
+    http_tls: http_tls.HttpTls | None = None
     _stopped: bool = False
 
     @property
@@ -88,6 +97,8 @@ class WechatSimulator:
 
     async def start(self) -> None:
         await self.grpc.start()
+        if self.http is not None:
+            await self.http.start()
         self.notifier.start()
         self.settler.start()
 
@@ -105,6 +116,44 @@ def _waker(notifier: Notifier, settler: RefundSettler) -> OnCommit:
             settler.wake()
 
     return on_commit
+
+
+def _account(keys: PlatformKeys) -> MerchantAccount:
+    return MerchantAccount(
+        mchid=keys.mchid,
+        cert_pem=keys.merchant_cert_pem,
+        serial_no=keys.merchant_serial,
+        private_key_pem=keys.private_key_pem,
+        public_key_id=keys.public_key_id,
+    )
+
+
+def _http_server(
+    settings: WechatSettings, ctx: Context, keys: PlatformKeys, direct_keys: Mapping[str, PlatformKeys]
+) -> tuple[HttpServer | None, http_tls.HttpTls | None]:
+    """The APIv3 facade of ``--http-listen`` (None when off) and its TLS files (None: plain HTTP,
+    loopback only, checked by the settings)."""
+    if not settings.http_listen:
+        return None, None
+    host, port = parse_listen(settings.http_listen)
+    tls: http_tls.HttpTls | None = None
+    if not settings.http_plaintext:
+        tls = (
+            http_tls.from_dir(settings.http_tls_dir)
+            if settings.http_tls_dir
+            else http_tls.throwaway(settings.keys_dir, host)
+        )
+    api = ApiV3(
+        ctx,
+        _account(keys),
+        {mchid: _account(k) for mchid, k in direct_keys.items()},
+        max_clock_skew_s=settings.http_max_clock_skew,
+        max_concurrent=settings.max_concurrent_calls,
+        max_queued=settings.max_queued_calls,
+        max_queue_wait_s=settings.max_queue_wait,
+    )
+    server = HttpServer(api, host.strip("[]"), port, None if tls is None else tls.server_context())
+    return server, tls
 
 
 async def build(settings: WechatSettings) -> WechatSimulator:
@@ -128,6 +177,7 @@ async def build(settings: WechatSettings) -> WechatSimulator:
     targets = settings.notify_targets
     security = ServerSecurity.from_settings(settings.tls_dir, settings.auth_key_file)
     clients = [GrpcNotificationClient(target, ClientAuth(security.tls)) for target in targets]
+    url_client = HttpNotificationClient(settings.notify_ca_file)
     notifier = Notifier(
         ctx,
         ReplicaSet(clients),
@@ -136,6 +186,7 @@ async def build(settings: WechatSettings) -> WechatSimulator:
         idle_s=settings.idle_poll,
         sign_probe_rate=settings.sign_probe_rate,
         lease_s=settings.notify_timeout * max(1, len(targets)),  # every target may time out in turn
+        url_client=url_client,
     )
     settler = RefundSettler(ctx, idle_s=settings.idle_poll)
     uow.on_commit = _waker(notifier, settler)
@@ -161,8 +212,10 @@ async def build(settings: WechatSettings) -> WechatSimulator:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(faults.drain(), settings.grace)
 
-    closes = [client.close for client in clients]
-    server.on_stop.extend([drain_late_work, notifier.stop, settler.stop, *closes, db.dispose])
+    http, tls = _http_server(settings, ctx, keys, direct_keys)
+    closes = [client.close for client in clients] + [url_client.close]
+    first = [] if http is None else [http.stop]  # no new HTTP request once the gRPC server stops
+    server.on_stop.extend([*first, drain_late_work, notifier.stop, settler.stop, *closes, db.dispose])
     log.info(
         "wechat_configured",
         keys_dir=settings.keys_dir,
@@ -173,8 +226,11 @@ async def build(settings: WechatSettings) -> WechatSimulator:
         notify_targets=list(targets),
         notify_schedule=list(settings.notify_schedule),
         refund_delay_s=settings.refund_delay,
+        http_listen=settings.http_listen or None,
+        http_tls=None if tls is None else ("throwaway " if tls.throwaway else "") + str(tls.cert_file),
+        notify_ca_file=settings.notify_ca_file or None,
     )
-    return WechatSimulator(server, ctx, engine, keys, notifier, settler, direct_keys)
+    return WechatSimulator(server, ctx, engine, keys, notifier, settler, direct_keys, http, tls)
 
 
 async def serve(settings: WechatSettings) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from rc_common.db import MAX_OVERFLOW, POOL_SIZE
 from rc_common.settings import parse_listen, setting
-from rc_common.tls import check_listen_setting
+from rc_common.tls import check_listen_setting, is_loopback
 from wechat_mock.domain.merchants import MCHID
 
 #: WeChat's notification retry schedule, in seconds (15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h).
@@ -135,6 +135,37 @@ class WechatSettings:
         env="WECHAT_MAX_QUEUE_WAIT",
         help="seconds a call waits for a slot (less when its deadline is sooner)",
     )
+    http_listen: str = setting(
+        "",
+        env="WECHAT_HTTP_LISTEN",
+        help="host:port to serve WeChat Pay APIv3 over HTTPS on (the HTTP facade: the same service "
+        "layer as the gRPC PaymentGateway; merchants' requests must be signed); empty = off",
+    )
+    http_tls_dir: str = setting(
+        "",
+        env="WECHAT_HTTP_TLS_DIR",
+        help="directory with tls.crt and tls.key for the HTTP facade; empty = a throwaway "
+        "self-signed certificate made at start (for 127.0.0.1, ::1, localhost and the listen host; "
+        "kept across restarts while it still fits), written to <keys-dir>/http-tls/tls.crt for "
+        "test clients to trust",
+    )
+    http_plaintext: bool = setting(
+        False,
+        env="WECHAT_HTTP_PLAINTEXT",
+        help="serve the HTTP facade as plain http:// (loopback --http-listen only)",
+    )
+    http_max_clock_skew: float = setting(
+        300.0,
+        env="WECHAT_HTTP_MAX_CLOCK_SKEW",
+        help="seconds a merchant request's signature timestamp may differ from the simulator's "
+        "clock (WeChat: 5 minutes); older or newer is 401 SIGN_ERROR",
+    )
+    notify_ca_file: str = setting(
+        "",
+        env="WECHAT_NOTIFY_CA_FILE",
+        help="CA certificates (PEM) trusted for HTTPS notification delivery to a notify_url; empty = "
+        "the system's trust store (verification is never off)",
+    )
     log_level: str = setting("info", env="WECHAT_LOG_LEVEL", help="debug, info, warning, error")
     log_format: str = setting("console", env="WECHAT_LOG_FORMAT", help="console or json")
 
@@ -188,8 +219,30 @@ class WechatSettings:
                 raise ValueError(f"--notify-target: {entry} is listed twice")
             seen.add(entry)
 
+    def _validate_http(self) -> None:
+        if not self.http_listen:
+            if self.http_plaintext or self.http_tls_dir:
+                raise ValueError("--http-plaintext / --http-tls-dir: need --http-listen")
+            return
+        try:
+            host, port = parse_listen(self.http_listen)
+        except ValueError:
+            raise ValueError(f"--http-listen: {self.http_listen!r} is not host:port") from None
+        if not 0 <= port < 65536:
+            raise ValueError(f"--http-listen: {self.http_listen!r}: port must be 0-65535")
+        if self.http_plaintext and self.http_tls_dir:
+            raise ValueError("--http-plaintext and --http-tls-dir: choose one")
+        if self.http_plaintext and not is_loopback(host):
+            raise ValueError(
+                f"--http-plaintext: refusing plain HTTP on {self.http_listen}: loopback addresses only "
+                "(127.0.0.1, ::1, localhost); serve HTTPS (--http-tls-dir)"
+            )
+        if self.http_max_clock_skew <= 0:
+            raise ValueError("--http-max-clock-skew: must be positive")
+
     def validate(self) -> None:
         parse_listen(self.listen)
+        self._validate_http()
         check_listen_setting(self.listen, self.tls_dir)
         if self.db_pool_size < 1 or self.db_max_overflow < 0:
             raise ValueError("--db-pool-size must be at least 1, --db-max-overflow not negative")

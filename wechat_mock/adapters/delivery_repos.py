@@ -191,6 +191,7 @@ def _notification_values(n: Notification) -> dict[str, Any]:
         "delivered_at": to_db(n.delivered_at),
         "version": n.version,
         "signer": n.signer,
+        "notify_url": n.notify_url,
     }
 
 
@@ -219,6 +220,7 @@ def _notification(row: Any) -> Notification:
         last_error=row["last_error"],
         delivered_at=from_db(row["delivered_at"]),
         signer=row["signer"],
+        notify_url=row["notify_url"],
         version=int(row["version"]),
     )
 

@@ -258,6 +258,7 @@ def _order_values(order: PaymentOrder) -> dict[str, Any]:
         "version": order.version,
         **_merchant_values(order.merchant),
         "appid": order.appid,
+        "notify_url": order.notify_url,
     }
 
 
@@ -282,6 +283,7 @@ def _order(row: Any) -> PaymentOrder:
         version=int(row["version"]),
         merchant=_merchant(row),
         appid=row["appid"],
+        notify_url=row["notify_url"],
     )
 
 
@@ -302,6 +304,7 @@ def _refund_values(refund: Refund) -> dict[str, Any]:
         "settled_at": to_db(refund.settled_at),
         "version": refund.version,
         **_merchant_values(refund.merchant),
+        "notify_url": refund.notify_url,
     }
 
 
@@ -320,4 +323,5 @@ def _refund(row: Any) -> Refund:
         settled_at=from_db(row["settled_at"]),
         version=int(row["version"]),
         merchant=_merchant(row),
+        notify_url=row["notify_url"],
     )

@@ -44,6 +44,8 @@ payment_orders = Table(
     Column("sp_mchid", String(32), nullable=False),
     Column("sub_mchid", String(32), nullable=False),
     Column("appid", String(32), nullable=False),
+    # Where WeChat posts its notifications (the prepay's notify_url); '' = --notify-target (gRPC).
+    Column("notify_url", String(256), nullable=False, server_default=""),
 )
 
 refunds = Table(
@@ -68,6 +70,8 @@ refunds = Table(
     Column("mchid", String(32), nullable=False),
     Column("sp_mchid", String(32), nullable=False),
     Column("sub_mchid", String(32), nullable=False),
+    # The refund request's notify_url ('' = the trade's).
+    Column("notify_url", String(256), nullable=False, server_default=""),
 )
 
 notifications = Table(
@@ -87,6 +91,8 @@ notifications = Table(
     Column("version", Integer, nullable=False),
     # Whose keys sign it: '' = the service provider's, else the direct merchant's mchid.
     Column("signer", String(32), nullable=False),
+    # Where it is posted: an https:// (or loopback http://) URL; '' = --notify-target (gRPC).
+    Column("notify_url", String(256), nullable=False, server_default=""),
 )
 
 template_messages = Table(

@@ -42,6 +42,8 @@ class NotificationDraft:
     out_refund_no: str = ""
     #: Whose keys sign and encrypt it: '' = the service provider's, else a direct merchant's mchid.
     signer: str = ""
+    #: Where it is posted ('' = --notify-target).
+    notify_url: str = ""
 
     @property
     def associated_data(self) -> str:
@@ -64,6 +66,8 @@ class Notification:
     #: Whose keys signed (encrypted) it and sign every attempt: '' = the service provider's, else
     #: a direct merchant's mchid.
     signer: str = ""
+    #: Where it is posted: an HTTP(S) URL, or '' = the gRPC ``--notify-target``.
+    notify_url: str = ""
     version: int = field(default=0, compare=False)
 
     def _move(self, target: DeliveryStatus) -> None:
@@ -127,6 +131,7 @@ def transaction_draft(order: PaymentOrder) -> NotificationDraft:
         resource,
         order.out_trade_no,
         signer=merchant.signer,
+        notify_url=order.notify_url,
     )
 
 
@@ -159,4 +164,5 @@ def refund_draft(refund: Refund, order: PaymentOrder) -> NotificationDraft:
         refund.out_trade_no,
         refund.out_refund_no,
         signer=refund.merchant.signer,
+        notify_url=refund.notify_url or order.notify_url,
     )

@@ -76,6 +76,9 @@ class PaymentOrder:
     merchant: Merchant = field(kw_only=True)
     #: The app id of the trade: the direct merchant's, or the service provider's (sp_appid).
     appid: str = field(kw_only=True)
+    #: Where WeChat posts this trade's notifications (the prepay request's ``notify_url``);
+    #: '' = the simulator's ``--notify-target`` (the gRPC world).
+    notify_url: str = field(default="", kw_only=True)
 
     @property
     def amount_total_fen(self) -> int:

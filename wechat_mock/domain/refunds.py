@@ -77,6 +77,8 @@ class Refund:
     version: int = 0
     #: The merchant of the refunded trade (only its requests find the refund).
     merchant: Merchant = field(kw_only=True)
+    #: The refund request's ``notify_url``; '' = the trade's.
+    notify_url: str = field(default="", kw_only=True)
 
     @property
     def out_trade_no(self) -> str:

@@ -17,6 +17,8 @@ class CreatePrepay:
     time_expire: str = ""
     attach: str = ""
     merchant: MerchantRef = field(default_factory=MerchantRef)
+    #: Where to post the notifications (HTTP facade); '' = --notify-target.
+    notify_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class CreateRefund:
     total_fen: int
     reason: str = ""
     merchant: MerchantRef = field(default_factory=MerchantRef)
+    #: Where to post the refund's notification; '' = the trade's.
+    notify_url: str = ""
 
 
 @dataclass(frozen=True)

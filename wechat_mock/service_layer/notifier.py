@@ -32,7 +32,13 @@ from wechat_mock.domain.notifications import DeliveryStatus, Notification
 from wechat_mock.service_layer.context import Context
 from wechat_mock.service_layer.due_loop import DueLoop
 from wechat_mock.service_layer.due_times import DueTimes
-from wechat_mock.service_layer.ports import DeliveryOutcome, DeliveryResult, Due, NotificationClient
+from wechat_mock.service_layer.ports import (
+    DeliveryOutcome,
+    DeliveryResult,
+    Due,
+    NotificationClient,
+    UrlNotificationClient,
+)
 from wechat_mock.service_layer.wire import UnknownSigner
 
 log = get_logger("wechat.notifier")
@@ -55,11 +61,15 @@ class Notifier:
         sign_probe_rate: float = 0.0,
         batch: int = 100,
         lease_s: float | None = None,
+        url_client: UrlNotificationClient | None = None,
     ) -> None:
         """``lease_s``: how long a claimed attempt may take before it is due again (default
-        ``timeout_s``; with several targets, ``timeout_s`` each)."""
+        ``timeout_s``; with several targets, ``timeout_s`` each). ``client`` delivers the
+        notifications without a ``notify_url`` (gRPC, ``--notify-target``), ``url_client`` those
+        with one (HTTP POST to it)."""
         self._ctx = ctx
         self._client = client
+        self._url_client = url_client
         self._schedule = tuple(schedule)
         self._timeout_s = timeout_s
         self._probe_rate = sign_probe_rate
@@ -207,16 +217,14 @@ class Notifier:
         if rule is not None and rule.kind is FaultKind.DROP:
             return DeliveryResult(DeliveryOutcome.NO_ANSWER, "dropped on the way (injected DROP)")
         if rule is None or rule.kind is not FaultKind.DUPLICATE:
-            return await self._client.deliver(headers, notification.body, self._timeout_s)
-        results = await asyncio.gather(
-            *(self._client.deliver(headers, notification.body, self._timeout_s) for _ in range(2))
-        )
+            return await self._post(notification, headers)
+        results = await asyncio.gather(*(self._post(notification, headers) for _ in range(2)))
         acknowledged = [r for r in results if r.acknowledged]
         return acknowledged[0] if acknowledged else results[0]
 
     async def _probe(self, notification: Notification) -> None:
         headers = self._ctx.wire.probe_headers(notification.body, self._ctx.clock(), notification.signer)
-        result = await self._client.deliver(headers, notification.body, self._timeout_s)
+        result = await self._post(notification, headers)
         if result.acknowledged:
             log.warning(
                 "sign_probe_accepted",
@@ -225,6 +233,15 @@ class Notifier:
             )
         else:
             log.info("sign_probe_refused", notification_id=notification.id, detail=result.detail)
+
+    async def _post(self, notification: Notification, headers: dict[str, str]) -> DeliveryResult:
+        """One POST: to the notification's ``notify_url`` (HTTP) or else to ``--notify-target``."""
+        url = notification.notify_url
+        if not url:
+            return await self._client.deliver(headers, notification.body, self._timeout_s)
+        if self._url_client is None:
+            return DeliveryResult(DeliveryOutcome.NO_ANSWER, f"no HTTP notification client for {url}", url)
+        return await self._url_client.deliver_to(url, headers, notification.body, self._timeout_s)
 
     async def _record(self, batch: list[tuple[Notification, DeliveryResult]]) -> None:
         """Record a batch of attempts in one commit."""

@@ -39,6 +39,7 @@ async def create_prepay(cmd: commands.CreatePrepay, ctx: Context) -> PaymentOrde
     appid = ctx.accounts.appid(merchant)
     validation.out_trade_no(cmd.out_trade_no)
     validation.positive_fen(cmd.amount_total_fen, "amount_total_fen")
+    validation.notify_url(cmd.notify_url)
     terms = PrepayTerms(
         description=cmd.description,
         amount_total_fen=cmd.amount_total_fen,
@@ -50,7 +51,13 @@ async def create_prepay(cmd: commands.CreatePrepay, ctx: Context) -> PaymentOrde
     async def attempt() -> PaymentOrder:
         now = ctx.clock()
         order = PaymentOrder(
-            cmd.out_trade_no, ids.prepay_id(now), terms, created_at=now, merchant=merchant, appid=appid
+            cmd.out_trade_no,
+            ids.prepay_id(now),
+            terms,
+            created_at=now,
+            merchant=merchant,
+            appid=appid,
+            notify_url=cmd.notify_url,
         )
         async with ctx.uow() as uow:
             uow.orders.add(order)

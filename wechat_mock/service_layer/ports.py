@@ -156,3 +156,12 @@ class NotificationClient(Protocol):
     comes back REFUSED, an RPC error or a timeout NO_ANSWER (never raised)."""
 
     async def deliver(self, headers: Mapping[str, str], body: bytes, timeout_s: float) -> DeliveryResult: ...
+
+
+class UrlNotificationClient(Protocol):
+    """Posts one attempt to a notification's own ``notify_url`` (WeChat's HTTPS POST): a 2xx is
+    an acknowledgement, another status REFUSED, no answer NO_ANSWER (never raised)."""
+
+    async def deliver_to(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeout_s: float
+    ) -> DeliveryResult: ...

@@ -30,6 +30,7 @@ def _validate(cmd: commands.CreateRefund) -> RefundTerms:
     validation.out_refund_no(cmd.out_refund_no)
     validation.positive_fen(cmd.refund_fen, "refund_fen")
     validation.positive_fen(cmd.total_fen, "total_fen")
+    validation.notify_url(cmd.notify_url)
     return RefundTerms(cmd.out_trade_no, cmd.refund_fen, cmd.total_fen)
 
 
@@ -82,6 +83,7 @@ async def create_refund(cmd: commands.CreateRefund, ctx: Context) -> Refund:
                 due_at=now + timedelta(seconds=delay_s),
                 outcome=outcome,
                 merchant=order.merchant,
+                notify_url=cmd.notify_url,
             )
             uow.refunds.add(refund)
             await uow.commit()

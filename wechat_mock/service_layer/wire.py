@@ -67,6 +67,7 @@ class WireFormat:
             created_at=now,
             next_attempt_at=now,
             signer=draft.signer,
+            notify_url=draft.notify_url,
         )
 
     def headers(self, body: bytes, now: datetime, signer: str = "") -> dict[str, str]:
