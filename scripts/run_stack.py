@@ -7,7 +7,9 @@ and two demo cards: "teahouse" paid in WeChat Pay's direct mode (its own mchid a
 Ports: recharge center 50051, card system 50052, WeChat Pay simulator 50053.
 Plaintext on 127.0.0.1 by default; ``--tls`` makes a development CA and certificates under
 var/tls/ and runs every service with mutual TLS. Either way an operator token (every role) is
-written to var/ops.token; the banner shows how to pass it.
+written to var/ops.token; the banner shows how to pass it. ``--wire http``: the recharge center
+pays through WeChat Pay APIv3 over HTTPS (the simulator's facade) and takes notifications on its
+HTTPS endpoint (``scripts.stack``: wire "http"); the banner shows both URLs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scripts.merchants import DEMO_MERCHANTS, direct_merchants_flag, open_merchants
-from scripts.stack import ROOT, Stack, build_stack, start_stack
+from scripts.stack import ROOT, WIRES, Stack, build_stack, start_stack
 
 #: Where `make run` listens, and where ``scripts.pos_demo`` looks by default.
 DEFAULT_PORTS = (50051, 50052, 50053)  # recharge center, card system, WeChat Pay simulator
@@ -75,6 +77,17 @@ def banner(notes: list[str], stack: Stack) -> str:
     return "\n".join(lines)
 
 
+def wire_notes(stack: Stack) -> list[str]:
+    """The HTTP wire's addresses (none on the gRPC wire)."""
+    if stack.wire != "http":
+        return []
+    facade_ca = stack.keys_dir / "http-tls" / "tls.crt"
+    return [
+        f"payment wire: WeChat Pay APIv3 over HTTPS at {stack.wechatpay_base_url}/v3/… (CA: {facade_ca})",
+        f"notifications: POSTed to {stack.notify_url} (the first replica's endpoint)",
+    ]
+
+
 def ports(text: str) -> tuple[int, int, int]:
     try:
         recharge, card, wechat = (int(part) for part in text.split(","))
@@ -94,8 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="RECHARGE,CARD,WECHAT ports; 0 = any free one (default: 50051,50052,50053)",
     )
     parser.add_argument("--tls", action="store_true", help="mutual TLS between everything (certs in VAR/tls)")
+    parser.add_argument(
+        "--wire",
+        choices=WIRES,
+        default="grpc",
+        help="the payment wire: grpc (the simulator's gRPC contract) or http (WeChat Pay APIv3 over HTTPS)",
+    )
     args = parser.parse_args(argv)
-    stack = build_stack(Path(args.var), wechat_args=direct_merchants_flag(DEMO_MERCHANTS), tls=args.tls)
+    stack = build_stack(
+        Path(args.var), wechat_args=direct_merchants_flag(DEMO_MERCHANTS), tls=args.tls, wire=args.wire
+    )
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -112,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stack.recharge.address, stack.card.address, stack.keys_dir, DEMO_MERCHANTS, stack.client_auth()
             )
         )
-        print(banner(notes, stack), flush=True)
+        print(banner([*notes, *wire_notes(stack)], stack), flush=True)
         while not stopping:
             for service in stack.services:
                 if service.process is not None and service.process.poll() is not None:

@@ -18,6 +18,17 @@ and fixtures call RechargeOps, CardAdmin and FaultControl with ``stack.client_au
 ``build_stack(..., tls=True)`` a development CA and one certificate per service are made under
 ``tls/`` (``scripts.certs``) and every service serves and calls with mutual TLS;
 ``stack.client_auth("pos")`` presents the POS certificate, ``"ops"`` (the default) the ops one.
+
+The payment wire: ``build_stack(..., wire="http")`` runs the recharge center against WeChat Pay
+APIv3 over HTTPS instead of the simulator's gRPC contract: the simulator also serves its APIv3
+facade (``--http-listen``, with a self-signed certificate the stack makes under
+``<keys>/http-tls/`` and every replica trusts by ``--wechatpay-ca-file``), and every replica
+runs ``--payment-backend wechatpay-v3`` with an HTTPS notification endpoint
+(``--notify-http-listen``, a second self-signed certificate under ``notify-tls/http-tls/`` that
+the simulator trusts by ``--notify-ca-file``). WeChat posts to the ONE ``notify_url`` of a prepay:
+the stack gives every replica the first replica's URL (a notification sent while that replica is
+down is retried on the simulator's schedule; the sentinel's query recovers the rest). The gRPC
+wire (``"grpc"``) stays the default.
 """
 
 from __future__ import annotations
@@ -51,6 +62,15 @@ STACK_ROLES = (VIEWER, OPERATOR, APPROVER, TEST)
 TOKEN_TTL = 30 * 24 * 3600.0
 #: Under a stack's workdir: the one key every process (every replica) MACs its page tokens with.
 PAGE_TOKEN_KEY = "page-token.key"
+#: The payment wires between the recharge center and WeChat Pay (``build_stack(wire=...)``).
+WIRES = ("grpc", "http")
+#: Under a stack's workdir (wire "http"): where the notification endpoint's certificate is made
+#: (``<NOTIFY_TLS>/http-tls/tls.crt`` and ``tls.key``).
+NOTIFY_TLS = "notify-tls"
+#: The path of the recharge center's notification endpoint (its ``--notify-http-path`` default).
+NOTIFY_PATH = "/wechatpay/notify"
+#: Seconds the stack waits for the simulator's APIv3 facade to accept connections after start.
+HTTP_READY_TIMEOUT = 30.0
 
 
 @dataclass
@@ -178,6 +198,12 @@ class Stack:
     replicas: list[ServiceProcess] = field(default_factory=list)
     #: Mutual TLS between every service (``build_stack(tls=True)``).
     tls: bool = False
+    #: The payment wire: "grpc" (the simulator's gRPC contract) or "http" (WeChat Pay APIv3).
+    wire: str = "grpc"
+    #: Wire "http", once started: the simulator's APIv3 base URL and the notify URL of every
+    #: prepay and refund (the first replica's endpoint).
+    wechatpay_base_url: str = ""
+    notify_url: str = ""
 
     @property
     def recharges(self) -> tuple[ServiceProcess, ...]:
@@ -238,10 +264,15 @@ def build_stack(
     db_url_for: dict[str, str] | None = None,
     node_ids: Sequence[str] = (),
     tls: bool = False,
+    wire: str = "grpc",
 ) -> Stack:
     """``node_ids``: one recharge-center replica per name (``--node-id``), all on its database;
-    none (the default): one recharge center that names itself. ``tls``: mutual TLS everywhere."""
+    none (the default): one recharge center that names itself. ``tls``: mutual TLS everywhere.
+    ``wire``: "grpc" (default) or "http" (WeChat Pay APIv3 over HTTPS; see the module's doc)."""
     from wechat_mock.adapters.keys import merchant_bundle_dir
+
+    if wire not in WIRES:
+        raise ValueError(f"wire must be one of {WIRES}, not {wire!r}")
 
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -286,7 +317,7 @@ def build_stack(
         ["--db", dbs["wechat"], "--keys-dir", str(keys_dir), *token_key, *secured("wechat"), *wechat_args],
         workdir / "logs" / "wechat.log",
     )
-    return Stack(workdir, card, recharges[0], wechat, recharges[1:], tls)
+    return Stack(workdir, card, recharges[0], wechat, recharges[1:], tls, wire)
 
 
 def write_credentials(folder: Path, token_ttl: float = TOKEN_TTL) -> ClientAuth:
@@ -351,15 +382,68 @@ def start_stack(
             wechat_port = _free_port(host)
         for replica in stack.recharges:
             replica.args += ["--card-target", stack.card.address, "--payment-target", f"{host}:{wechat_port}"]
+        http_port = _wire_http(stack, host) if stack.wire == "http" else 0
         listens = [f"{host}:{recharge_port}"] + [f"{host}:0"] * len(stack.replicas)
         start_side_by_side(stack.recharges, listens)
         targets = [r.address for r in stack.recharges]
         stack.wechat.args += ["--notify-target", ",".join([*targets, *notify_targets])]
         stack.wechat.start(f"{host}:{wechat_port}")
+        if http_port:
+            wait_listening(host, http_port, HTTP_READY_TIMEOUT, stack.wechat)
     except BaseException:
         stack.stop()
         raise
     return stack
+
+
+def _wire_http(stack: Stack, host: str) -> int:
+    """Configure ``stack`` for the HTTP wire (before anything starts): the simulator's APIv3
+    facade on a free port with a certificate made now (so the replicas can trust it at start),
+    each replica's HTTPS notification endpoint on a free port, all of them naming the first
+    replica's as ``notify_url``. Returns the facade's port."""
+    from scripts.merchants import PROVIDER_APPID
+    from wechat_mock.adapters import http_tls
+
+    facade = http_tls.throwaway(stack.keys_dir, host)
+    notify_tls = http_tls.throwaway(stack.workdir / NOTIFY_TLS, host)
+    http_port = _free_port(host)
+    notify_ports = [_free_port(host) for _ in stack.recharges]
+    url_host = f"[{host}]" if ":" in host else host
+    stack.wechatpay_base_url = f"https://{url_host}:{http_port}"
+    stack.notify_url = f"https://{url_host}:{notify_ports[0]}{NOTIFY_PATH}"
+    for replica, notify_port in zip(stack.recharges, notify_ports, strict=True):
+        replica.args += [
+            *("--payment-backend", "wechatpay-v3", "--wechatpay-base-url", stack.wechatpay_base_url),
+            *("--wechatpay-ca-file", str(facade.cert_file), "--wechatpay-sp-appid", PROVIDER_APPID),
+            *("--notify-http-listen", f"{host}:{notify_port}"),
+            *("--notify-http-tls-dir", str(notify_tls.cert_file.parent)),
+            *("--wechatpay-notify-url", stack.notify_url),
+        ]
+    stack.wechat.args += [
+        *("--http-listen", f"{host}:{http_port}", "--http-tls-dir", str(facade.cert_file.parent)),
+        *("--notify-ca-file", str(notify_tls.cert_file)),
+    ]
+    return http_port
+
+
+def wait_listening(host: str, port: int, timeout: float, service: ServiceProcess) -> None:
+    """Wait until ``host:port`` accepts a TCP connection (a listener ``service`` starts after
+    its ``server_started``); raises when the service exits or ``timeout`` passes."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError:
+            if service.process is not None and service.process.poll() is not None:
+                why = f"{service.name} exited; see {service.log_path}:\n{service.tail()}"
+                raise RuntimeError(why) from None
+            if time.monotonic() > deadline:
+                why = f"{service.name} not listening on {host}:{port} within {timeout}s"
+                raise TimeoutError(why) from None
+            time.sleep(0.05)
 
 
 def start_side_by_side(services: Sequence[ServiceProcess], listens: Sequence[str]) -> None:

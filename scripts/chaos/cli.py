@@ -29,8 +29,15 @@ makes a replay exact up to timing.
 
   .venv/bin/python -m scripts.chaos --profile refund-chaos --seed 7 --orders 200
   .venv/bin/python -m scripts.chaos --replicas 2 --db postgresql --profile crash --seed 1
+  .venv/bin/python -m scripts.chaos --wire http --profile all --seed 1 --seeds 3
   .venv/bin/python -m scripts.chaos --long            # every profile x 20 seeds x 200 orders, on
-                                                      # 1 replica, then 2 and 3 on PostgreSQL
+                                                      # 1 replica, then 2 and 3 on PostgreSQL, then
+                                                      # the HTTP wire (1 replica; 2 on PostgreSQL)
+
+The HTTP wire (--wire http): the recharge center pays through WeChat Pay APIv3 over HTTPS (the
+simulator's facade) and takes notifications on its own HTTPS endpoint (scripts/stack.py, wire
+"http"); the simulator's faults apply there under the gRPC method names. With replicas WeChat posts
+to the first replica's endpoint only (its one notify_url); the sentinel recovers the rest.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from scripts.chaos.profiles import PROFILES
 from scripts.chaos.run import DEFAULT_KEYS_DIR, RunConfig, RunResult, execute
 from scripts.chaos.services import DATABASES, Services, attach, start_fresh
 from scripts.merchants import PROVIDER_MCHID
+from scripts.stack import WIRES
 
 if TYPE_CHECKING:
     from tests.postgres import PostgresServer
@@ -60,6 +68,8 @@ if TYPE_CHECKING:
 END_STATES = ("CREDITED", "REFUNDED", "CLOSED", "REJECTED", "MANUAL_REVIEW")
 #: What --long adds after the pass it was asked for: replicas on PostgreSQL.
 LONG_REPLICA_PASSES = ((2, "postgresql"), (3, "postgresql"))
+#: What --long adds last (when run on the gRPC wire): the HTTP wire, on 1 replica and on 2 on PostgreSQL.
+LONG_HTTP_PASSES = ((1, "sqlite", "http"), (2, "postgresql", "http"))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,6 +89,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "replicas on PostgreSQL")
     parser.add_argument("--replicas", type=int, default=None,
                         help="recharge-center replicas r1..rN on one database (default 1)")
+    parser.add_argument("--wire", choices=WIRES, default="grpc",
+                        help="payment wire of the started stack: grpc, or http (WeChat Pay APIv3 over HTTPS)")
     parser.add_argument("--db", choices=DATABASES, default="sqlite",
                         help="what the started services keep their data in: SQLite files, or a "
                              "throwaway PostgreSQL server (tests/postgres.py) with a database per service")
@@ -124,11 +136,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--replicas must be at least 1")
     if args.targets and (args.replicas or 1) > 1:
         parser.error("--replicas starts its own stack; it does not combine with --targets")
-    #: (replicas, db) per pass, in order.
-    args.passes = [(args.replicas or 1, args.db)]
+    if args.targets and args.wire != "grpc":
+        parser.error("--wire starts its own stack; it does not combine with --targets")
+    #: (replicas, db, wire) per pass, in order.
+    args.passes = [(args.replicas or 1, args.db, args.wire)]
     if args.long and args.replicas is None and not args.targets:
-        args.passes += list(LONG_REPLICA_PASSES)
+        args.passes += [(n, db, args.wire) for n, db in LONG_REPLICA_PASSES]
+        if args.wire == "grpc":
+            args.passes += list(LONG_HTTP_PASSES)
     return args
+
+
+def wire_note(wire: str) -> str:
+    """``, http wire`` (nothing for the default gRPC wire)."""
+    return "" if wire == "grpc" else f", {wire} wire"
 
 
 def replay_command(result: RunResult) -> str:
@@ -137,16 +158,19 @@ def replay_command(result: RunResult) -> str:
                f"--orders {c.orders} --concurrency {c.concurrency}")
     if result.replicas > 1 or result.db != "sqlite":
         command += f" --replicas {result.replicas} --db {result.db}"
+    if result.wire != "grpc":
+        command += f" --wire {result.wire}"
     return command
 
 
 def where(result: RunResult) -> str:
-    """``1/sqlite``, ``2/pg``: replicas and database of a run."""
-    return f"{result.replicas}/{'pg' if result.db == 'postgresql' else result.db}"
+    """``1/sqlite``, ``2/pg``, ``1/sqlite/http``: replicas, database and (if not gRPC) wire of a run."""
+    wire = "" if result.wire == "grpc" else f"/{result.wire}"
+    return f"{result.replicas}/{'pg' if result.db == 'postgresql' else result.db}{wire}"
 
 
 def print_table(results: list[RunResult]) -> None:
-    head = f"{'profile':<14}{'repl/db':>9}{'seed':>6}{'orders':>7}"
+    head = f"{'profile':<14}{'repl/db':>14}{'seed':>6}{'orders':>7}"
     head += "".join(f"{s[:9]:>10}" for s in END_STATES)
     head += f"{'other':>7}{'faults':>8}{'kills':>6}{'viol':>6}{'secs':>7}"
     print(head)
@@ -154,7 +178,7 @@ def print_table(results: list[RunResult]) -> None:
     for r in results:
         states = r.end_states
         other = sum(n for s, n in states.items() if s not in END_STATES)
-        row = f"{r.config.profile.name:<14}{where(r):>9}{r.config.seed:>6}{len(r.observation.orders):>7}"
+        row = f"{r.config.profile.name:<14}{where(r):>14}{r.config.seed:>6}{len(r.observation.orders):>7}"
         row += "".join(f"{states.get(s, 0):>10}" for s in END_STATES)
         kills = r.tally.by_kind().get("KILL9", 0)
         row += f"{other:>7}{r.tally.total - kills:>8}{kills:>6}"
@@ -214,7 +238,7 @@ def report_json(
         "seed": args.seed,
         "seeds": args.seeds,
         "profiles": args.profiles,
-        "passes": [{"replicas": n, "db": db} for n, db in args.passes],
+        "passes": [{"replicas": n, "db": db, "wire": wire} for n, db, wire in args.passes],
         "violations_by_invariant": violations_by_invariant(results),
         "runs": [dict(r.to_json(), replay=replay_command(r)) for r in results],
         "errors": errors,
@@ -238,13 +262,16 @@ class Pass:
     replicas: int
     db: str
     postgres: PostgresServer | None = None
+    wire: str = "grpc"
 
     def start(self, workdir: Path) -> Services:
         if self.db == "postgresql" and self.postgres is None:
             from tests.postgres import start_postgres
 
             self.postgres = start_postgres()
-        return start_fresh(workdir, replicas=self.replicas, db=self.db, postgres=self.postgres)
+        return start_fresh(
+            workdir, replicas=self.replicas, db=self.db, postgres=self.postgres, wire=self.wire
+        )
 
     def stop(self) -> None:
         if self.postgres is not None:
@@ -252,9 +279,10 @@ class Pass:
             self.postgres = None
 
     def dirname(self, name: str, seed: int) -> str:
+        wire = "" if self.wire == "grpc" else f"{self.wire}-"
         if self.replicas == 1 and self.db == "sqlite":
-            return f"{name}-{seed}"
-        return f"r{self.replicas}-{self.db}-{name}-{seed}"
+            return f"{wire}{name}-{seed}"
+        return f"{wire}r{self.replicas}-{self.db}-{name}-{seed}"
 
 
 async def run_one(
@@ -283,8 +311,8 @@ async def run_all(args: argparse.Namespace, errors: list[dict[str, Any]]) -> lis
     base = Path(args.workdir or tempfile.mkdtemp(prefix="chaos-")) if not args.targets else None
     failed = False
     try:
-        for replicas, db in args.passes:
-            shape = Pass(replicas, db)
+        for replicas, db, wire in args.passes:
+            shape = Pass(replicas, db, wire=wire)
             try:
                 failed = await _run_pass(args, shape, base, results, errors) or failed
             finally:
@@ -308,7 +336,7 @@ async def _run_pass(
     """Every (profile, seed) on one stack shape; True when a run failed or could not run."""
     shared: Services | None = None
     failed = False
-    label = f"{shape.replicas} replica(s) on {shape.db}"
+    label = f"{shape.replicas} replica(s) on {shape.db}{wire_note(shape.wire)}"
     try:
         if args.targets:
             shared = attach(args.targets, args.keys_dir, args.sp_mchid)
@@ -351,7 +379,7 @@ async def _run_pass(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    shapes = ", ".join(f"{n} replica(s) on {db}" for n, db in args.passes)
+    shapes = ", ".join(f"{n} replica(s) on {db}{wire_note(w)}" for n, db, w in args.passes)
     print(f"chaos: seed {args.seed} (x{args.seeds}), profiles {', '.join(args.profiles)}, "
           f"{args.orders} orders, concurrency {args.concurrency}; {shapes}", flush=True)
     errors: list[dict[str, Any]] = []

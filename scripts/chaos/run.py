@@ -83,6 +83,8 @@ class RunResult:
     #: Recharge-center replicas the run drove (one round_robin target), and their database.
     replicas: int = 1
     db: str = "sqlite"
+    #: The payment wire: "grpc" or "http" (WeChat Pay APIv3 over HTTPS; scripts/stack.py).
+    wire: str = "grpc"
 
     @property
     def end_states(self) -> dict[str, int]:
@@ -97,6 +99,7 @@ class RunResult:
             "concurrency": c.concurrency,
             "replicas": self.replicas,
             "db": self.db,
+            "wire": self.wire,
             "kills_by_node": {node: len(times) for node, times in sorted(self.observation.kills.items())},
             "tag": self.tag,
             "merchants": [
@@ -344,5 +347,5 @@ async def execute(config: RunConfig, services: Services) -> RunResult:
     notes += [f"driver: {e}" for e in driver.progress.errors[:20]]
     return RunResult(
         config, tag, sorted(cards), plans, driver.progress, tally, observation, result, quiet, timings, notes,
-        config.accounts, services.replicas, services.db,
+        config.accounts, services.replicas, services.db, services.wire,
     )

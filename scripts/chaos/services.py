@@ -128,6 +128,11 @@ class Services:
         return [_node_id(r) for r in self.stack.recharges]
 
     @property
+    def wire(self) -> str:
+        """The payment wire of the started stack (``grpc`` or ``http``; attached: ``grpc``)."""
+        return self.stack.wire if self.stack is not None else "grpc"
+
+    @property
     def replicas(self) -> int:
         return len(self.stack.recharges) if self.stack is not None else 1
 
@@ -219,8 +224,11 @@ def start_fresh(
     replicas: int = 1,
     db: str = "sqlite",
     postgres: PostgresServer | None = None,
+    wire: str = "grpc",
 ) -> Services:
-    """``profile=(name, stats_file)`` runs that service under cProfile (scripts/bench/profiled.py);
+    """``wire``: the payment wire of the stack (``"http"``: WeChat Pay APIv3 over HTTPS, see
+    ``scripts.stack``; the simulator's faults apply there under the gRPC method names).
+    ``profile=(name, stats_file)`` runs that service under cProfile (scripts/bench/profiled.py);
     the simulator serves ``merchants``' direct-mode ones (partner mode needs nothing).
 
     ``replicas``: recharge centers ``r1..rN`` on one database. ``db="postgresql"``: a database per
@@ -239,7 +247,7 @@ def start_fresh(
     try:
         urls = create_databases(postgres) if postgres is not None and db == "postgresql" else None
         services = _start(workdir, recharge_flags, wechat_flags, card_flags, extra, profile, merchants,
-                          replicas, urls)
+                          replicas, urls, wire)
     except BaseException:
         if own_server is not None:
             own_server.stop()
@@ -262,6 +270,7 @@ def _start(
     merchants: Sequence[DemoMerchant],
     replicas: int,
     urls: dict[str, str] | None,
+    wire: str = "grpc",
 ) -> Services:
     missing: list[str] = []
     extra = extra or {}
@@ -274,7 +283,7 @@ def _start(
     )
     built = build_stack(
         workdir, card_args=card_args, recharge_args=recharge_args, wechat_args=wechat_args, db_url_for=urls,
-        node_ids=[f"r{n}" for n in range(1, replicas + 1)],
+        node_ids=[f"r{n}" for n in range(1, replicas + 1)], wire=wire,
     )
     if profile is not None:
         name, stats_file = profile

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from scripts.chaos.cli import parse_args
 from scripts.chaos.driver import Shares, plan_orders, run_tag
 from scripts.chaos.invariants import Observation, check
@@ -69,8 +71,30 @@ def test_plans_spread_over_the_merchants_and_each_card_belongs_to_one() -> None:
 
 def test_the_long_run_adds_two_and_three_replicas_on_postgresql_unless_told_the_replicas() -> None:
     long = parse_args(["--long"])
-    assert long.passes == [(1, "sqlite"), (2, "postgresql"), (3, "postgresql")]
+    assert long.passes == [
+        (1, "sqlite", "grpc"),
+        (2, "postgresql", "grpc"),
+        (3, "postgresql", "grpc"),
+        (1, "sqlite", "http"),  # then the HTTP wire (WeChat Pay APIv3 over HTTPS)
+        (2, "postgresql", "http"),
+    ]
     assert long.seeds == 20 and long.orders == 200 and long.profiles == list(PROFILES)
-    assert parse_args(["--long", "--replicas", "3", "--db", "postgresql"]).passes == [(3, "postgresql")]
-    assert parse_args(["--replicas", "2", "--db", "postgresql", "--seed", "1"]).passes == [(2, "postgresql")]
-    assert parse_args(["--seed", "1"]).passes == [(1, "sqlite")]  # the default: as before
+    long_three = parse_args(["--long", "--replicas", "3", "--db", "postgresql"])
+    assert long_three.passes == [(3, "postgresql", "grpc")]
+    assert parse_args(["--replicas", "2", "--db", "postgresql", "--seed", "1"]).passes == [
+        (2, "postgresql", "grpc")
+    ]
+    assert parse_args(["--seed", "1"]).passes == [(1, "sqlite", "grpc")]  # the default: as before
+    assert parse_args(["--wire", "http", "--seed", "1"]).passes == [(1, "sqlite", "http")]
+    assert parse_args(["--long", "--wire", "http"]).passes == [
+        (1, "sqlite", "http"),
+        (2, "postgresql", "http"),
+        (3, "postgresql", "http"),
+    ]
+
+
+def test_the_http_wire_starts_its_own_stack_so_it_does_not_combine_with_targets() -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--wire", "http", "--targets", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3"])
+    with pytest.raises(SystemExit):
+        parse_args(["--wire", "smoke-signals"])
