@@ -41,8 +41,8 @@ lint: $(STAMP) ## ruff on the whole tree, strict mypy on the services and script
 bench-card: $(STAMP) ## card system alone: PreRecharge/s and ConfirmRecharge/s
 	$(BIN)/python -m scripts.bench.card
 
-bench: $(STAMP) ## bare chain vs real services, per-service DB work per top-up, goals table (BENCH_ARGS="--db postgresql")
-	$(BIN)/python -m scripts.bench --backlog 10000 $(BENCH_ARGS)
+bench: $(STAMP) ## bare chain vs real services, per-service DB work per top-up, goals table, metrics on vs off (BENCH_ARGS="--db postgresql")
+	$(BIN)/python -m scripts.bench --backlog 10000 --metrics both $(BENCH_ARGS)
 
 .PHONY: bench-replicas
 bench-replicas: $(STAMP) ## one run, side by side: SQLite, PostgreSQL with 1 and with 2 recharge-center replicas (~3 min)

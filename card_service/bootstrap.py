@@ -22,6 +22,7 @@ from rc_common.db import Database
 from rc_common.faults import FaultEngine, FaultInterceptor, hold_if_delayed
 from rc_common.faults.servicer import load_plan_file, register_fault_control
 from rc_common.logs import RequestContextInterceptor, get_logger
+from rc_common.metrics import server_interceptors, start_metrics
 from rc_common.migrations import require_current
 from rc_common.server import GrpcServer, create_server, wait_for_signal
 
@@ -73,6 +74,7 @@ async def build_app(settings: CardSettings) -> CardApp:
         settings.listen,
         [_register_system(ctx), _register_admin(ctx), register_fault_control(engine)],
         interceptors=[
+            *server_interceptors(),
             RequestContextInterceptor(),
             AdmissionInterceptor(
                 AdmissionPolicy.of(
@@ -97,5 +99,8 @@ async def build(settings: CardSettings) -> GrpcServer:
 async def serve(settings: CardSettings) -> None:
     grpc_server = await build(settings)
     await grpc_server.start()
+    metrics = await start_metrics(settings.metrics_listen)
+    if metrics is not None:
+        grpc_server.on_stop.insert(0, metrics.stop)
     await wait_for_signal()
     await grpc_server.stop(settings.grace)

@@ -79,12 +79,20 @@ class CardSettings:
         env="CARD_MAX_QUEUE_WAIT",
         help="seconds a call waits for a slot (less when its deadline is sooner)",
     )
+    metrics_listen: str = setting(
+        "",
+        env="CARD_METRICS_LISTEN",
+        help="host:port to serve Prometheus metrics on (GET /metrics); empty = none; plaintext, so "
+        "keep it on loopback or a private network",
+    )
     log_level: str = setting("info", env="CARD_LOG_LEVEL", help="debug, info, warning, error")
     log_format: str = setting("console", env="CARD_LOG_FORMAT", help="console or json")
 
     def validate(self) -> None:
         parse_listen(self.listen)
         check_listen_setting(self.listen, self.tls_dir)
+        if self.metrics_listen:
+            parse_listen(self.metrics_listen)
         if self.db_pool_size < 1 or self.db_max_overflow < 0:
             raise ValueError("--db-pool-size must be at least 1, --db-max-overflow not negative")
         if not 0 < self.min_pay_fen <= self.max_pay_fen:

@@ -32,6 +32,7 @@ from rc_common.auth import (
 )
 from rc_common.grpc_status import ERROR_DOMAIN
 from rc_common.logs import get_logger
+from rc_common.metrics import count_refusal
 from rc_common.policy import POLICY, Decision, Rule, decide, rule_for
 from rc_common.tls import TlsFiles, is_loopback, load_optional
 
@@ -154,6 +155,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         code = code_pb2.UNAUTHENTICATED if decision.unauthenticated else code_pb2.PERMISSION_DENIED
         name = "UNAUTHENTICATED" if decision.unauthenticated else "PERMISSION_DENIED"
         self.refusals[(method, name, decision.reason)] += 1
+        count_refusal(method, name, decision.reason)
         log.warning(
             "call_refused",
             method=method,

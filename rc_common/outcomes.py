@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 import grpc
 
 from rc_common.grpc_status import error_reason
+from rc_common.metrics import observe_outgoing
 
 T = TypeVar("T")
 
@@ -87,8 +88,16 @@ def classify(error: grpc.aio.AioRpcError, latency_ms: float) -> Rejected | Unkno
     return Unknown(name, error.details() or "", latency_ms)
 
 
-async def call(awaitable: Awaitable[T]) -> Done[T] | Rejected | Unknown:
-    """Await one RPC and return its three-valued outcome (never raises for RPC errors)."""
+async def call(awaitable: Awaitable[T], *, method: str = "") -> Done[T] | Rejected | Unknown:
+    """Await one RPC and return its three-valued outcome (never raises for RPC errors).
+    ``method`` (``/package.Service/Method``): count it in ``rc_outgoing_calls_total`` by outcome."""
+    outcome = await _call(awaitable)
+    if method:
+        observe_outgoing(method, outcome.outcome, outcome.latency_ms / 1000)
+    return outcome
+
+
+async def _call(awaitable: Awaitable[T]) -> Done[T] | Rejected | Unknown:
     started = time.perf_counter()
     try:
         value = await awaitable

@@ -23,11 +23,13 @@ from rc_common.channels import ClientAuth, aio_channel
 from rc_common.completion import RunToCompletionInterceptor
 from rc_common.db import Database
 from rc_common.logs import RequestContextInterceptor
+from rc_common.metrics import MetricsServer, server_interceptors
 from rc_common.migrations import require_current, upgrade
 from rc_common.server import GrpcServer, create_server, wait_for_signal
 from recharge_service.adapters.card_client import CardClient
 from recharge_service.adapters.followup_clients import CallbackClient, NoticeClient
 from recharge_service.adapters.merchants import SqlMerchantDirectory
+from recharge_service.adapters.order_gauges import OrderGauges
 from recharge_service.adapters.payment_client import PaymentClient
 from recharge_service.adapters.retrying import RetryPolicy
 from recharge_service.adapters.unit_of_work import uow_factory
@@ -59,6 +61,8 @@ class App:
     sentinel_job: SentinelJob
     #: The HTTP notification endpoint (``--notify-http-listen``), started by ``start_http``.
     notify_http: NotifyHttpServer | None = None
+    #: ``/metrics`` (``--metrics-listen``), started by ``start_http``.
+    metrics: MetricsServer | None = None
 
     def start_background(self) -> None:
         """The outbox dispatcher and the sentinel's schedule (``serve`` calls this after start)."""
@@ -66,10 +70,12 @@ class App:
         self.sentinel_job.start()
 
     async def start_http(self) -> None:
-        """The HTTP notification endpoint, when configured (``serve`` calls this after start;
-        ``server.stop`` stops it first)."""
+        """The HTTP notification endpoint and ``/metrics``, each when configured (``serve`` calls
+        this after start; ``server.stop`` stops them first)."""
         if self.notify_http is not None:
             await self.notify_http.start()
+        if self.metrics is not None:
+            await self.metrics.start()
 
 
 async def create_schema(db: Database) -> None:
@@ -144,7 +150,12 @@ async def build_app(settings: RechargeSettings) -> App:
     server = create_server(
         settings.listen,
         [center.registrar(deps), ops.registrar(deps, sentinel), notifications.registrar(deps, opener)],
-        interceptors=[RequestContextInterceptor(), RunToCompletionInterceptor(), admission(settings)],
+        interceptors=[
+            *server_interceptors(),
+            RequestContextInterceptor(),
+            RunToCompletionInterceptor(),
+            admission(settings),
+        ],
         security=security,
     )
 
@@ -163,7 +174,14 @@ async def build_app(settings: RechargeSettings) -> App:
             deps, opener, settings.notify.http_listen, policy, settings.notify.http_tls_dir, settings.grace
         )
 
+    metrics = None
+    if settings.metrics_listen:
+        gauges = OrderGauges(db, settings.metrics_cache, deps.clock)
+        metrics = MetricsServer(settings.metrics_listen, [gauges])
+
     async def shutdown() -> None:
+        if metrics is not None:
+            await metrics.stop()
         if notify_http is not None:
             await notify_http.stop()
         await sentinel_job.stop()
@@ -177,7 +195,7 @@ async def build_app(settings: RechargeSettings) -> App:
         await db.dispose()
 
     server.on_stop.append(shutdown)
-    return App(server, deps, db, dispatcher, sentinel, sentinel_job, notify_http)
+    return App(server, deps, db, dispatcher, sentinel, sentinel_job, notify_http, metrics)
 
 
 def payment_gateway(

@@ -470,6 +470,18 @@ class RechargeSettings:
         "RC_PAGE_TOKEN_KEY environment variable, else a random key per process (replicas "
         "behind one address need one key)",
     )
+    metrics_listen: str = setting(
+        "",
+        env="RECHARGE_METRICS_LISTEN",
+        help="host:port to serve Prometheus metrics on (GET /metrics); empty = none; plaintext, so "
+        "keep it on loopback or a private network",
+    )
+    metrics_cache: float = setting(
+        5.0,
+        env="RECHARGE_METRICS_CACHE",
+        help="seconds the gauges read from the database (orders by status, oldest ages, outbox "
+        "backlog) are reused between scrapes: at most one query per period",
+    )
     log_level: str = setting("info", env="RECHARGE_LOG_LEVEL", help="debug, info, warning, error")
     log_format: str = setting("console", env="RECHARGE_LOG_FORMAT", help="console or json")
     database: DatabaseSettings = group(DatabaseSettings, title="database")
@@ -486,3 +498,7 @@ class RechargeSettings:
         check_listen_setting(self.listen, self.tls_dir)
         if self.merchant_cache_ttl < 0:
             raise InvalidSetting("merchant_cache_ttl", "must not be negative")
+        if self.metrics_listen:
+            parse_listen(self.metrics_listen)
+        if self.metrics_cache < 0:
+            raise InvalidSetting("metrics_cache", "must not be negative")

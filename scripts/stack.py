@@ -83,10 +83,16 @@ class ServiceProcess:
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
     host: str = "127.0.0.1"
+    #: Its ``--metrics-listen`` port (loopback, free at start); 0 before the start.
+    metrics_port: int = 0
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self, listen: str, timeout: float = 30.0) -> None:
         self.host = listen.rpartition(":")[0]
@@ -94,8 +100,11 @@ class ServiceProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
+        self.metrics_port = _free_port("127.0.0.1")
+        metrics = ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
+        argv = [sys.executable, "-m", self.module, "--listen", listen, "--log-format", "json", *metrics]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, "--listen", listen, "--log-format", "json", *self.args],
+            [*argv, *self.args],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,

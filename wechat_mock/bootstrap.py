@@ -19,6 +19,7 @@ from rc_common.db import Database
 from rc_common.faults import FaultEngine, FaultInterceptor
 from rc_common.faults.servicer import load_plan_file, register_fault_control
 from rc_common.logs import RequestContextInterceptor, get_logger
+from rc_common.metrics import server_interceptors, start_metrics
 from rc_common.migrations import require_current
 from rc_common.server import GrpcServer, Registrar, create_server, wait_for_signal
 from rc_common.settings import parse_listen
@@ -195,6 +196,7 @@ async def build(settings: WechatSettings) -> WechatSimulator:
         settings.listen,
         _registrars(ctx),
         interceptors=[
+            *server_interceptors(),
             RequestContextInterceptor(),
             AdmissionInterceptor(
                 AdmissionPolicy.of(
@@ -236,5 +238,8 @@ async def build(settings: WechatSettings) -> WechatSimulator:
 async def serve(settings: WechatSettings) -> None:
     simulator = await build(settings)
     await simulator.start()
+    metrics = await start_metrics(settings.metrics_listen)
+    if metrics is not None:
+        simulator.grpc.on_stop.insert(0, metrics.stop)
     await wait_for_signal()
     await simulator.stop(settings.grace)

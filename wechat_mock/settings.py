@@ -166,6 +166,12 @@ class WechatSettings:
         help="CA certificates (PEM) trusted for HTTPS notification delivery to a notify_url; empty = "
         "the system's trust store (verification is never off)",
     )
+    metrics_listen: str = setting(
+        "",
+        env="WECHAT_METRICS_LISTEN",
+        help="host:port to serve Prometheus metrics on (GET /metrics); empty = none; plaintext, so "
+        "keep it on loopback or a private network",
+    )
     log_level: str = setting("info", env="WECHAT_LOG_LEVEL", help="debug, info, warning, error")
     log_format: str = setting("console", env="WECHAT_LOG_FORMAT", help="console or json")
 
@@ -242,6 +248,8 @@ class WechatSettings:
 
     def validate(self) -> None:
         parse_listen(self.listen)
+        if self.metrics_listen:
+            parse_listen(self.metrics_listen)
         self._validate_http()
         check_listen_setting(self.listen, self.tls_dir)
         if self.db_pool_size < 1 or self.db_max_overflow < 0:

@@ -28,7 +28,10 @@ class NoticeClient:
         request = wechatpay_pb2.SendTemplateMessageRequest(
             openid=openid, template_id=template_id, data=dict(data), idempotency_key=idempotency_key
         )
-        outcome = await call(self._stub.SendTemplateMessage(request, timeout=self._deadline))
+        outcome = await call(
+            self._stub.SendTemplateMessage(request, timeout=self._deadline),
+            method="/wechatpay.v1.MessageSimulator/SendTemplateMessage",
+        )
         return Done(outcome.value.msgid, outcome.latency_ms) if isinstance(outcome, Done) else outcome
 
 
@@ -47,7 +50,10 @@ class CallbackClient:
             self._channels[target] = aio_channel(target, self._auth)
             stub = self._stubs[target] = recharge_pb2_grpc.RechargeCallbacksStub(self._channels[target])
         request = recharge_pb2.RechargeFinished(event_id=event_id, order=order_to_proto(order))
-        outcome = await call(stub.OnRechargeFinished(request, timeout=self._deadline))
+        outcome = await call(
+            stub.OnRechargeFinished(request, timeout=self._deadline),
+            method="/recharge.v1.RechargeCallbacks/OnRechargeFinished",
+        )
         return Done(None, outcome.latency_ms) if isinstance(outcome, Done) else outcome
 
     async def close(self) -> None:

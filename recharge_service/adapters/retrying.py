@@ -116,7 +116,7 @@ async def with_retries(
                     flow.put_back(pending)
                 log.warning("remote_attempt_not_recorded", order_no=order_no, method=method, error=str(exc))
                 return Unknown("UNAVAILABLE", "the attempt could not be put on the timeline; not sent", 0.0)
-        outcome = await call(attempt(deadline))
+        outcome = await call(attempt(deadline), method=method)
         made = number
         error, said = "", ""
         if isinstance(outcome, Done) and describe is not None:

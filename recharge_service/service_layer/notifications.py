@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rc_common.logs import get_logger
+from rc_common.metrics import count_refused_notification
 from recharge_service.domain.answers import RefundState
 from recharge_service.domain.merchant import WechatMode
 from recharge_service.domain.order import OrderStatus
@@ -38,6 +39,9 @@ from recharge_service.service_layer.timeline_notes import TimelineNotes
 log = get_logger("notify")
 
 SUCCESS, FAIL = "SUCCESS", "FAIL"
+#: Refusal reasons (metrics): a notification that does not open (signature, timestamp, serial,
+#: decryption) — someone forging, or keys out of step — and a refund that contradicts the order.
+VERIFICATION_FAILED, REFUND_MISMATCH = "VERIFICATION_FAILED", "REFUND_MISMATCH"
 TRANSACTION_SUCCESS = "TRANSACTION.SUCCESS"
 REFUND_EVENTS = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"})
 
@@ -81,12 +85,12 @@ async def handle_notification(
     try:
         notice = await _open(deps, opener, headers, body)
     except BadNotification as exc:
-        return await _refuse(deps, {"out_trade_no": exc.order_no}, str(exc))
+        return await _refuse(deps, {"out_trade_no": exc.order_no}, str(exc), VERIFICATION_FAILED)
     resource = notice.resource
     try:
         mix_up = await _not_the_orders_merchant(deps, notice)
         if mix_up:
-            return await _refuse(deps, resource, mix_up)
+            return await _refuse(deps, resource, mix_up, "MERCHANT_MISMATCH")
         if notice.event_type == TRANSACTION_SUCCESS:
             return await _payment(deps, resource)
         if notice.event_type in REFUND_EVENTS:
@@ -94,7 +98,7 @@ async def handle_notification(
     except StorageError:
         log.exception("notification_not_recorded", event_type=notice.event_type)
         return Ack(FAIL, "could not record the notification; retry later")
-    return await _refuse(deps, resource, f"unsupported event_type {notice.event_type!r}")
+    return await _refuse(deps, resource, f"unsupported event_type {notice.event_type!r}", "UNSUPPORTED_EVENT")
 
 
 async def _open(
@@ -147,7 +151,7 @@ async def _payment(deps: Deps, resource: dict[str, Any]) -> Ack:
     try:
         order, announced, lease = await record_payment_then_confirm(deps, transaction, source="notification")
     except PaymentRejected as exc:
-        return await _refuse(deps, resource, str(exc))
+        return await _refuse(deps, resource, str(exc), "PAYMENT_REJECTED")
     if order.status is OrderStatus.PAID:
         start_credit(deps, order.order_no, announced=announced, lease=lease)
     return Ack(SUCCESS, "")
@@ -188,14 +192,18 @@ async def _refund(deps: Deps, event_type: str, resource: dict[str, Any]) -> Ack:
     async with deps.uow(readonly=True) as uow:
         order = await uow.orders.get(order_no)
     if order is None:
-        return await _refuse(deps, resource, f"unknown order {order_no!r}")
+        return await _refuse(deps, resource, f"unknown order {order_no!r}", "UNKNOWN_ORDER")
     if not order.out_refund_no or out_refund_no != order.out_refund_no:
-        return await _refuse(deps, resource, f"refund {out_refund_no!r} is not this order's refund")
+        return await _refuse(
+            deps, resource, f"refund {out_refund_no!r} is not this order's refund", REFUND_MISMATCH
+        )
     if _int(amount.get("refund") if amount else None) != order.pay_amount_fen:
-        return await _refuse(deps, resource, "refund amount does not match the pay amount")
+        return await _refuse(deps, resource, "refund amount does not match the pay amount", REFUND_MISMATCH)
     expected = event_type.removeprefix("REFUND.")
     if status != expected:
-        return await _refuse(deps, resource, f"refund_status {status!r} contradicts {event_type}")
+        return await _refuse(
+            deps, resource, f"refund_status {status!r} contradicts {event_type}", REFUND_MISMATCH
+        )
     detail = f"{event_type} {out_refund_no} (refund {resource.get('refund_id', '')})"
     await _note(deps, order_no, "accepted", detail)
     if status == RefundState.SUCCESS:
@@ -205,9 +213,11 @@ async def _refund(deps: Deps, event_type: str, resource: dict[str, Any]) -> Ack:
     return Ack(SUCCESS, "")
 
 
-async def _refuse(deps: Deps, resource: dict[str, Any], why: str) -> Ack:
+async def _refuse(deps: Deps, resource: dict[str, Any], why: str, reason: str) -> Ack:
+    """Answer FAIL; ``reason`` (a short constant) labels ``rc_notifications_refused_total``."""
     order_no = str(resource.get("out_trade_no", ""))
-    log.warning("notification_refused", order_no=order_no, why=why)
+    log.warning("notification_refused", order_no=order_no, why=why, reason=reason)
+    count_refused_notification(reason)
     if order_no:
         try:
             async with deps.uow(readonly=True) as uow:

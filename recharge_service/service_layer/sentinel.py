@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from rc_common.admission import detach
 from rc_common.logs import get_logger
+from rc_common.metrics import count_sentinel_run
 from recharge_service.domain.order import SENTINEL_STATES, UNDECIDED, OrderStatus, RechargeOrder
 from recharge_service.domain.review import review_reason
 from recharge_service.service_layer import settle
@@ -178,6 +179,8 @@ async def run_sentinel(deps: Deps, policy: SentinelPolicy, *, ignore_hold: bool 
             if len(claimed) < policy.batch:
                 break
     report.duration_ms = round((time.perf_counter() - started) * 1000)
+    results = report.as_dict()
+    count_sentinel_run(results.pop("examined"), {k: v for k, v in results.items() if k != "duration_ms"})
     if claimed:
         log.info("sentinel_run", ignore_hold=ignore_hold, **report.as_dict())
     return report

@@ -17,6 +17,8 @@ sub_mchid), so both WeChat signing paths are measured; every request names its m
 4. The sentinel resolving a backlog of N orders stuck in CREDIT_UNKNOWN (skipped with a note while
    RechargeOps.RunSentinel is UNIMPLEMENTED).
 5. Peak RSS of each service process (VmHWM).
+6. With --metrics both (`make bench`): the levels again with every process's metrics off
+   (RC_METRICS=off), and the throughput difference per level (goal < 5 %; reported, not asserted).
 Prints a table and the goals of issue 10 (met / NOT met / not measured), writes bench.json and
 bench.png (throughput and p99 against concurrency) to --out. Timings are never asserted anywhere.
 
@@ -146,12 +148,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="do not run the bare chain (no ratio, that goal not measured)",
     )
     parser.add_argument(
+        "--metrics",
+        choices=("on", "off", "both"),
+        default="on",
+        help="the services' Prometheus metrics: on (default), off (RC_METRICS=off), or both: the "
+        "levels once more with them off, and the throughput difference (not with --compare)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="tiny run for the test: levels 1,4, 1 s each, backlog <= 10, cards <= 10",
     )
     args = parser.parse_args(argv)
     check_replicas(parser, args)
+    if args.compare and args.metrics == "both":
+        parser.error("--metrics both compares one run: drop it with --compare")
+    args.levels_only = False
     if args.backlog is None:
         args.backlog = 0 if args.compare else 10_000
     if args.quick:
@@ -268,6 +280,8 @@ async def bench_service(
             try:
                 levels = await run_levels(topups, args, "service", meter, probe)
                 out["levels"] = levels
+                if args.levels_only:  # the metrics-off run: throughput only
+                    return out
                 peak = max(levels, key=lambda r: r.sustained_tps)
                 rate = max(1.0, peak.sustained_tps / 2)
                 half = await measured(
@@ -289,6 +303,7 @@ async def bench_service(
         sampler.stop()
         services.stop()
         out["log_problems"] = services.log_problems()
+        out.setdefault("rss_mb", sampler.peak_mb())
     if args.profile:
         out["profile"] = write_profile(stats_file, Path(args.out) / f"profile-{args.profile}.txt")
     return out
@@ -345,6 +360,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             run_started = time.time()
             service = await bench_on(args, workdir / f"stack-{kind}-{replicas}", kind, replicas)
             reports.append(build_report(args, kind, replicas, bare, bare_rss, service, run_started))
+        if args.metrics == "both":
+            kind, replicas = runs_of(args)[0]
+            say("the levels again with metrics off (RC_METRICS=off)")
+            off_args = argparse.Namespace(**{**vars(args), "metrics": "off", "levels_only": True})
+            off = await bench_on(off_args, workdir / "stack-metrics-off", kind, replicas)
+            reports[0]["metrics_cost"] = metrics_cost(service["levels"], off["levels"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if not args.compare:
@@ -436,6 +457,50 @@ def build_report(
     return report
 
 
+def metrics_cost(on: list[LoadResult], off: list[LoadResult]) -> dict[str, Any]:
+    """Sustained top-ups/s per level with metrics on and off; difference = (off - on) / off."""
+    rows = []
+    for with_metrics, without in zip(on, off, strict=True):
+        difference = (
+            (without.sustained_tps - with_metrics.sustained_tps) / without.sustained_tps * 100
+            if without.sustained_tps
+            else None
+        )
+        rows.append(
+            {
+                "concurrency": with_metrics.concurrency,
+                "on_topups_per_s": round(with_metrics.sustained_tps, 1),
+                "off_topups_per_s": round(without.sustained_tps, 1),
+                "difference_pct": round(difference, 1) if difference is not None else None,
+            }
+        )
+    on_peak = max(r.sustained_tps for r in on)
+    off_peak = max(r.sustained_tps for r in off)
+    return {
+        "levels": rows,
+        "peak_on_topups_per_s": round(on_peak, 1),
+        "peak_off_topups_per_s": round(off_peak, 1),
+        "peak_difference_pct": round((off_peak - on_peak) / off_peak * 100, 1) if off_peak else None,
+        "goal": "< 5 % (a shared machine drifts more than that between runs: compare several)",
+    }
+
+
+def print_metrics_cost(report: dict[str, Any]) -> None:
+    cost = report.get("metrics_cost")
+    if not cost:
+        return
+    print("\nmetrics cost (sustained top-ups/s, metrics on vs off; goal < 5 %):")
+    for row in cost["levels"]:
+        print(
+            f"  c={row['concurrency']:<4} on {row['on_topups_per_s']:>8.1f}  "
+            f"off {row['off_topups_per_s']:>8.1f}  difference {row['difference_pct']} %"
+        )
+    print(
+        f"  peak   on {cost['peak_on_topups_per_s']:>8.1f}  off {cost['peak_off_topups_per_s']:>8.1f}"
+        f"  difference {cost['peak_difference_pct']} %"
+    )
+
+
 def db_notes(service: dict[str, Any], db_note: str) -> list[str]:
     notes = [db_note] if db_note else []
     rows = [(name, row) for result in service["levels"] for name, row in result.db.items()]
@@ -481,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_compare(report, out / "bench.png")
     else:
         print_table(report)
+        print_metrics_cost(report)
         plot(report, out / "bench.png")
     (out / "bench.json").write_text(json.dumps(report, indent=2))
     print(f"\nwrote {out / 'bench.json'} and {out / 'bench.png'}")

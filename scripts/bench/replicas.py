@@ -143,8 +143,9 @@ def start_services(
     for process, name in zip(built.recharges, names, strict=True):
         process.name = name  # the bench's name for it: its counters file, CPU and RSS figures
     env = stats_env(workdir, [service.name for service in built.services])
+    metrics = {"RC_METRICS": "off"} if getattr(args, "metrics", "on") == "off" else {}
     for service in built.services:
-        service.env = {**service.env, **env[service.name]}
+        service.env = {**service.env, **env[service.name], **metrics}
     if args.profile:
         service = getattr(built, args.profile)
         service.env = {**service.env, "PROFILE_MODULE": service.module, "PROFILE_OUT": str(stats_file)}
