@@ -136,20 +136,24 @@ def test_a_quick_bench_spreads_the_load_over_two_replicas_and_sums_their_counter
     assert report["groups"] == {"recharge": sorted(REPLICAS)}
     assert_report(stdout, report, bare=False, processes={"card", "wechat"} | REPLICAS)
     assert "recharge center: 2 replicas" in stdout and "- recharge-2" in stdout
+    written = dict.fromkeys(REPLICAS, 0)
     for level in report["levels"]:
         service = level["service"]
         recharge = service["db"]["recharge"]
         replicas = recharge["replicas"]
         assert set(replicas) == REPLICAS
         for name, own in replicas.items():
-            # round_robin sends every other CreateRechargeOrder to each replica: each one writes.
-            assert own["counted"] and own["units"] > 0, f"c={level['concurrency']}: {name} wrote nothing"
+            assert own["counted"], f"c={level['concurrency']}: {name} not counted"
+            written[name] += own["units"]
         for counter in ("units", "commits", "statements", "reads"):
             assert recharge[counter] == sum(own[counter] for own in replicas.values()), counter
         cpu = service["cpu_ms_per_topup"]
-        assert cpu["recharge-1"] > 0 and cpu["recharge-2"] > 0
         assert cpu["recharge"] == pytest.approx(cpu["recharge-1"] + cpu["recharge-2"], abs=0.02)
         assert cpu["postgres"] > 0, "the database server's CPU is charged to the load too"
+    # round_robin spreads the CreateRechargeOrder calls over both replicas: each one writes. (Not
+    # per level: round_robin uses the replicas whose connection is READY, and at the first level of
+    # a loaded machine the second may still be connecting.)
+    assert all(written.values()), written
     goals = {goal["goal"]: goal for goal in report["goals"]}
     rss = goals["peak RSS recharge (MB)"]
     assert rss["measured"] == max(report["rss_mb"][name] for name in REPLICAS)
