@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import grpc
 
@@ -13,13 +15,14 @@ from card_service.entrypoints.card_admin import CardAdminServicer
 from card_service.entrypoints.card_system import LOCK_AWARE_METHODS, CardSystemServicer
 from card_service.migrations import SCHEMA
 from card_service.service_layer.context import CardContext
+from card_service.service_layer.export import ExportPage, plant_extra_entry
 from card_service.settings import CardSettings
 from protos.card.v1 import card_pb2, card_pb2_grpc
 from rc_common import page_tokens
 from rc_common.access import ServerSecurity
 from rc_common.admission import AdmissionInterceptor, AdmissionPolicy
 from rc_common.db import Database
-from rc_common.faults import FaultEngine, FaultInterceptor, hold_if_delayed
+from rc_common.faults import FaultEngine, FaultInterceptor, FaultKind, hold_if_delayed
 from rc_common.faults.servicer import load_plan_file, register_fault_control
 from rc_common.logs import RequestContextInterceptor, get_logger
 from rc_common.metrics import server_interceptors, start_metrics
@@ -56,6 +59,23 @@ def _register_admin(ctx: CardContext) -> Callable[[grpc.aio.Server], str]:
     return register
 
 
+EXPORT_METHOD = "/card.v1.CardAdmin/ExportJournal"
+
+
+def export_faults(engine: FaultEngine, clock: Callable[[], datetime]) -> Callable[[ExportPage], ExportPage]:
+    """The JOURNAL_EXTRA_ENTRY fault: each firing adds one planted credit to the exported page."""
+    serial = itertools.count(1)
+
+    def alter(page: ExportPage) -> ExportPage:
+        if engine.draw(EXPORT_METHOD, (FaultKind.JOURNAL_EXTRA_ENTRY,)) is None:
+            return page
+        merchant = page.entries[0].merchant_id if page.entries else ""
+        log.info("fault_injected", method=EXPORT_METHOD, kind="JOURNAL_EXTRA_ENTRY")
+        return plant_extra_entry(page, merchant, clock(), next(serial))
+
+    return alter
+
+
 async def build_app(settings: CardSettings) -> CardApp:
     db = Database(settings.db, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     await require_current(db, SCHEMA)  # refuses a schema that is behind: `migrate` is a step of its own
@@ -69,6 +89,7 @@ async def build_app(settings: CardSettings) -> CardApp:
     if settings.faults:
         engine.set_plan(load_plan_file(settings.faults))
         log.info("fault_profile_loaded", path=settings.faults, rules=len(engine.stats().rules))
+    ctx.alter_export = export_faults(engine, ctx.clock)
     interceptor = FaultInterceptor(engine, lock_aware_methods=LOCK_AWARE_METHODS)
     server = create_server(
         settings.listen,

@@ -61,6 +61,8 @@ POLICY: dict[str, Rule] = {
     "/recharge.v1.RechargeOps/ResolveAnomaly": _rule(roles=WRITERS),
     "/recharge.v1.RechargeOps/RunSentinel": _rule(roles=WRITERS),
     "/recharge.v1.RechargeOps/PutMerchant": _rule(roles=WRITERS),
+    "/recharge.v1.RechargeOps/RunReconciliation": _rule(roles=WRITERS),
+    "/recharge.v1.RechargeOps/GetReconciliation": _rule(roles=READERS),
     # What merchants serve for our follow-ups (their POS callback servers).
     "/recharge.v1.RechargeCallbacks/": _rule(RECHARGE, anonymous_on_loopback=True),
     # The card system: the recharge center credits; the shop's POS reads and spends.
@@ -69,6 +71,8 @@ POLICY: dict[str, Rule] = {
     "/card.v1.CardSystem/Consume": _rule(RECHARGE, POS, anonymous_on_loopback=True),
     "/card.v1.CardSystem/ReverseConsume": _rule(RECHARGE, POS, anonymous_on_loopback=True),
     "/card.v1.CardAdmin/": _rule(roles=WRITERS),
+    # Reconciliation reads the day's journal: the recharge center, and people who may read.
+    "/card.v1.CardAdmin/ExportJournal": _rule(RECHARGE, roles=READERS, anonymous_on_loopback=True),
     # WeChat Pay (simulator): the recharge center pays and refunds; the payer's side is a harness.
     "/wechatpay.v1.PaymentGateway/": _rule(RECHARGE, anonymous_on_loopback=True),
     "/wechatpay.v1.PayerSimulator/": _rule(POS, roles=frozenset({TEST}), anonymous_on_loopback=True),

@@ -31,6 +31,8 @@ from recharge_service.adapters.followup_clients import CallbackClient, NoticeCli
 from recharge_service.adapters.merchants import SqlMerchantDirectory
 from recharge_service.adapters.order_gauges import OrderGauges
 from recharge_service.adapters.payment_client import PaymentClient
+from recharge_service.adapters.reconcile_sides import GrpcSides
+from recharge_service.adapters.reconciliation import SqlReconciliationStore
 from recharge_service.adapters.retrying import RetryPolicy
 from recharge_service.adapters.unit_of_work import uow_factory
 from recharge_service.adapters.wechat_notifications import NotificationOpener
@@ -38,15 +40,17 @@ from recharge_service.adapters.wechatpay_v3 import WechatPayV3Client
 from recharge_service.entrypoints import center, notifications, ops
 from recharge_service.entrypoints.dispatcher import OutboxDispatcher
 from recharge_service.entrypoints.notify_http import NotifyHttpPolicy, NotifyHttpServer
+from recharge_service.entrypoints.reconcile_job import ReconcileJob
 from recharge_service.entrypoints.sentinel_job import SentinelJob
 from recharge_service.migrations import SCHEMA
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.dispatch import OutboxPolicy
 from recharge_service.service_layer.limits import OpenOrderCaps
 from recharge_service.service_layer.ports import PaymentGateway
+from recharge_service.service_layer.reconcile import Reconciler
 from recharge_service.service_layer.sentinel import Sentinel, SentinelPolicy
 from recharge_service.service_layer.timeline_notes import TimelineNotes
-from recharge_service.settings import PaymentBackend, RechargeSettings
+from recharge_service.settings import PaymentBackend, RechargeSettings, reconcile_time
 
 
 @dataclass
@@ -63,11 +67,18 @@ class App:
     notify_http: NotifyHttpServer | None = None
     #: ``/metrics`` (``--metrics-listen``), started by ``start_http``.
     metrics: MetricsServer | None = None
+    #: The daily three-way reconciliation (``RechargeOps.RunReconciliation`` and the job).
+    reconciler: Reconciler | None = None
+    #: Its daily schedule, when ``--reconcile-enabled``.
+    reconcile_job: ReconcileJob | None = None
 
     def start_background(self) -> None:
-        """The outbox dispatcher and the sentinel's schedule (``serve`` calls this after start)."""
+        """The outbox dispatcher, the sentinel's schedule and, when enabled, the daily
+        reconciliation's (``serve`` calls this after start)."""
         self.dispatcher.start()
         self.sentinel_job.start()
+        if self.reconcile_job is not None:
+            self.reconcile_job.start()
 
     async def start_http(self) -> None:
         """The HTTP notification endpoint and ``/metrics``, each when configured (``serve`` calls
@@ -147,9 +158,15 @@ async def build_app(settings: RechargeSettings) -> App:
     )
     sentinel = Sentinel(deps, sentinel_policy(settings))
     sentinel_job = SentinelJob(sentinel, settings.sentinel.interval)
+    reconciler = build_reconciler(settings, db, deps, card_channel, payment_channel, payments)
+    reconcile_job = ReconcileJob(reconciler, *reconcile_time(settings.reconcile.at))
     server = create_server(
         settings.listen,
-        [center.registrar(deps), ops.registrar(deps, sentinel), notifications.registrar(deps, opener)],
+        [
+            center.registrar(deps),
+            ops.registrar(deps, sentinel, reconciler),
+            notifications.registrar(deps, opener),
+        ],
         interceptors=[
             *server_interceptors(),
             RequestContextInterceptor(),
@@ -185,6 +202,7 @@ async def build_app(settings: RechargeSettings) -> App:
         if notify_http is not None:
             await notify_http.stop()
         await sentinel_job.stop()
+        await reconcile_job.stop()
         await dispatcher.stop()
         await deps.background.close(settings.grace)
         await callbacks.close()
@@ -195,7 +213,26 @@ async def build_app(settings: RechargeSettings) -> App:
         await db.dispose()
 
     server.on_stop.append(shutdown)
-    return App(server, deps, db, dispatcher, sentinel, sentinel_job, notify_http, metrics)
+    app = App(server, deps, db, dispatcher, sentinel, sentinel_job, notify_http, metrics)
+    app.reconciler = reconciler
+    app.reconcile_job = reconcile_job if settings.reconcile.enabled else None
+    return app
+
+
+def build_reconciler(
+    settings: RechargeSettings,
+    db: Database,
+    deps: Deps,
+    card_channel: grpc.aio.Channel,
+    payment_channel: grpc.aio.Channel,
+    payments: PaymentGateway,
+) -> Reconciler:
+    v3 = payments if isinstance(payments, WechatPayV3Client) else None
+    sides = GrpcSides(
+        card_channel, payment_channel, settings.notify.wechat_mchid, settings.reconcile.deadline, v3
+    )
+    hold = timedelta(seconds=settings.sentinel.hold)
+    return Reconciler(SqlReconciliationStore(db), sides, deps.merchants, hold, deps.clock)
 
 
 def payment_gateway(

@@ -436,6 +436,45 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class ReconcileSettings:
+    """The daily three-way reconciliation (WeChat's bill, our orders, the card journal)."""
+
+    enabled: bool = setting(
+        False,
+        env="RECHARGE_RECONCILE_ENABLED",
+        flag="reconcile_enabled",
+        help="run the daily reconciliation of the previous business day (+08:00) at --reconcile-at",
+    )
+    at: str = setting(
+        "10:00",
+        env="RECHARGE_RECONCILE_AT",
+        flag="reconcile_at",
+        help="HH:MM in +08:00 when the daily job runs (after WeChat's bill of the previous day is ready)",
+    )
+    deadline: float = setting(
+        30.0,
+        env="RECHARGE_RECONCILE_DEADLINE",
+        flag="reconcile_deadline",
+        help="seconds each call reading a side (one bill, one journal page, one pre-recharge) may take",
+    )
+
+    def validate(self) -> None:
+        require_positive(self, "deadline")
+        try:
+            reconcile_time(self.at)
+        except ValueError as exc:
+            raise InvalidSetting("at", str(exc)) from None
+
+
+def reconcile_time(text: str) -> tuple[int, int]:
+    """``HH:MM`` as (hour, minute); ValueError otherwise."""
+    hour, sep, minute = text.partition(":")
+    if not (sep and hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+        raise ValueError("must be HH:MM (24-hour clock)")
+    return int(hour), int(minute)
+
+
+@dataclass(frozen=True)
 class RechargeSettings:
     listen: str = setting("127.0.0.1:50051", env="RECHARGE_LISTEN", help="host:port to serve gRPC on")
     tls_dir: str = setting(
@@ -491,6 +530,7 @@ class RechargeSettings:
     wechatpay: WechatPaySettings = group(WechatPaySettings, prefix="wechatpay", title="WeChat Pay APIv3")
     outbox: OutboxSettings = group(OutboxSettings, prefix="outbox", title="follow-ups (outbox)")
     sentinel: SentinelSettings = group(SentinelSettings, prefix="sentinel", title="sentinel")
+    reconcile: ReconcileSettings = group(ReconcileSettings, prefix="reconcile", title="daily reconciliation")
     limits: LimitSettings = group(LimitSettings, title="overload and open-order caps")
 
     def validate(self) -> None:

@@ -200,6 +200,19 @@ _JOURNAL_PAGE = (
 )
 _JOURNAL_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(_J.amount_fen), 0)).where(_J.card_no == KEY)
 _APPEND_JOURNAL = sa.insert(t.journal_entries)
+_C = t.cards.c
+_DAY_PAGE = (
+    sa.select(t.journal_entries, _C.merchant_id)
+    .join(t.cards, _C.card_no == _J.card_no)
+    .where(
+        _J.created_at >= sa.bindparam("start", type_=t.Timestamp),
+        _J.created_at < sa.bindparam("end", type_=t.Timestamp),
+        _J.entry_id > sa.bindparam("after", type_=sa.BigInteger),
+    )
+    .order_by(_J.entry_id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_DAY_PAGE_OF_MERCHANT = _DAY_PAGE.where(_C.merchant_id == sa.bindparam("merchant", type_=sa.String))
 
 
 class SqlJournalRepository(_Repository):
@@ -223,6 +236,22 @@ class SqlJournalRepository(_Repository):
 
     async def total_fen(self, card_no: str) -> int:
         return int(await self._scalar(_JOURNAL_TOTAL, key=card_no))
+
+    async def day_page(
+        self, start: datetime, end: datetime, merchant_id: str, after_entry_id: int, limit: int
+    ) -> list[tuple[JournalEntry, str]]:
+        """Entries created in [start, end) of every card (or ``merchant_id``'s), in entry order."""
+        query = _DAY_PAGE_OF_MERCHANT if merchant_id else _DAY_PAGE
+        params = {
+            "start": start, "end": end, "after": after_entry_id, "limit": limit, "merchant": merchant_id
+        }  # fmt: skip
+        rows = await self._run(lambda conn: conn.execute(query, params).mappings().all())
+        return [
+            (JournalEntry(row["card_no"], JournalKind(row["kind"]), row["amount_fen"],
+                          row["balance_after_fen"], row["business_key"], utc(row["created_at"]),
+                          row["entry_id"]), row["merchant_id"])
+            for row in rows
+        ]  # fmt: skip
 
 
 _R = t.recharge_rules.c

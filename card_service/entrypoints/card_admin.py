@@ -6,7 +6,7 @@ import grpc
 
 from card_service.domain import commands
 from card_service.entrypoints import mappers
-from card_service.service_layer import cards, rules
+from card_service.service_layer import cards, export, rules
 from card_service.service_layer.context import CardContext
 from protos.card.v1 import card_pb2, card_pb2_grpc
 from rc_common.grpc_status import maps_errors
@@ -55,3 +55,16 @@ class CardAdminServicer(card_pb2_grpc.CardAdminServicer):
         self, request: card_pb2.GetRechargeRuleRequest, context: grpc.aio.ServicerContext
     ) -> card_pb2.RechargeRule:
         return mappers.rule_to_proto(await rules.get_recharge_rule(self._ctx, request.merchant_id))
+
+    @maps_errors
+    async def ExportJournal(
+        self, request: card_pb2.ExportJournalRequest, context: grpc.aio.ServicerContext
+    ) -> card_pb2.ExportJournalResponse:
+        after = mappers.export_after(request.date, request.merchant_id, request.page_token)
+        page = await export.export_journal(
+            self._ctx, request.date, request.merchant_id, after, request.page_size
+        )
+        return card_pb2.ExportJournalResponse(
+            entries=[mappers.exported_to_proto(item) for item in page.entries],
+            next_page_token=mappers.export_token(request.date, request.merchant_id, page.next_after_entry_id),
+        )

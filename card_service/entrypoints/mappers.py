@@ -8,6 +8,7 @@ from card_service.domain.journal import JournalEntry, JournalKind
 from card_service.domain.recharges import PreRecharge, PreRechargeStatus
 from card_service.domain.rules import BonusTier, Limits, RechargeRule
 from card_service.service_layer.cards import CardView
+from card_service.service_layer.export import ExportedEntry
 from protos.card.v1 import card_pb2
 from rc_common import page_tokens
 from rc_common.errors import InvalidArgument
@@ -113,3 +114,26 @@ def after_entry_id(card_no: str, token: str) -> int:
         return page_tokens.read_position(after)
     except ValueError as exc:
         raise InvalidArgument("page_token", "not a token this card's journal returned") from exc
+
+
+def export_token(date: str, merchant_id: str, after_entry_id: int) -> str:
+    """Bound to the day and merchant it pages through. '' when there is no next page."""
+    if not after_entry_id:
+        return ""
+    return page_tokens.make("journal-export", [date, merchant_id, str(after_entry_id)])
+
+
+def export_after(date: str, merchant_id: str, token: str) -> int:
+    if not token:
+        return 0
+    try:
+        day, merchant, after = page_tokens.read("journal-export", token, 3)
+        if (day, merchant) != (date, merchant_id):
+            raise ValueError("another export's token")
+        return page_tokens.read_position(after)
+    except ValueError as exc:
+        raise InvalidArgument("page_token", "not a token this export returned") from exc
+
+
+def exported_to_proto(item: ExportedEntry) -> card_pb2.ExportedJournalEntry:
+    return card_pb2.ExportedJournalEntry(entry=entry_to_proto(item.entry), merchant_id=item.merchant_id)

@@ -7,11 +7,14 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from card_service.domain.rules import Limits, RechargeRule
 from card_service.service_layer.locks import KeyedLocks, card_key
 from card_service.service_layer.ports import UnitOfWorkFactory
+
+if TYPE_CHECKING:
+    from card_service.service_layer.export import ExportPage
 from rc_common.clock import utc_now
 
 
@@ -74,6 +77,9 @@ class CardContext:
     #: Awaited right after the card's lock is taken and before the transaction opens; the
     #: server plugs the fault engine's lock-wait (DELAY) in here.
     after_lock: Callable[[], Awaitable[None]] = no_hold
+    #: Applied to each page of a journal export before it leaves; tests plant a fault here
+    #: (``JOURNAL_EXTRA_ENTRY``), production leaves it the identity.
+    alter_export: Callable[[ExportPage], ExportPage] = field(default=lambda page: page)  # unaltered
     #: Each merchant's recharge rule in force, cached after a read and replaced by every change.
     rules: RuleCache = field(default_factory=RuleCache)
 

@@ -11,6 +11,7 @@ still checks the version it read, as the last fence.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import NamedTuple, Protocol
 
@@ -60,6 +61,9 @@ class JournalRepository(Protocol):
     def append(self, entries: Sequence[JournalEntry]) -> None: ...
     async def page(self, card_no: str, after_entry_id: int, limit: int) -> list[JournalEntry]: ...
     async def total_fen(self, card_no: str) -> int: ...
+    async def day_page(
+        self, start: datetime, end: datetime, merchant_id: str, after_entry_id: int, limit: int
+    ) -> list[tuple[JournalEntry, str]]: ...
 
 
 class RuleRepository(Protocol):

@@ -84,6 +84,8 @@ recharge_orders = Table(
     # Idempotency keys are the merchant's: unique per merchant.
     Index("ux_recharge_orders_merchant_key", "merchant_id", "idempotency_key", unique=True),
     Index("ix_recharge_orders_merchant_status", "merchant_id", "status"),
+    # The reconciliation's "orders paid on the day" (issue 16).
+    Index("ix_recharge_orders_merchant_paid", "merchant_id", "paid_at"),
 )
 
 #: The current configuration of each merchant (``config`` is MerchantConfig as JSON).
@@ -158,4 +160,45 @@ outbox = Table(
     Column("lease_until", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+#: One reconciliation per business day (YYYY-MM-DD, +08:00) and merchant; a re-run replaces it.
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("business_date", String(10), primary_key=True),
+    Column("merchant_id", String(32), primary_key=True),
+    # COMPLETED | FAILED
+    Column("status", String(12), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=False),
+    # Items per category, as JSON.
+    Column("counts", Text, nullable=False),
+    Column("differences", Integer, nullable=False),
+    Column("pending", Integer, nullable=False),
+    Column("bill_rows", Integer, nullable=False),
+    Column("orders", Integer, nullable=False),
+    Column("journal_entries", Integer, nullable=False),
+    Column("actor", String(64), nullable=False),
+)
+
+#: What a run found: one row per order that differs or is pending.
+reconciliation_items = Table(
+    "reconciliation_items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("business_date", String(10), nullable=False),
+    Column("merchant_id", String(32), nullable=False),
+    Column("order_no", String(128), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("wechat", Text, nullable=False),
+    Column("ours", Text, nullable=False),
+    Column("card", Text, nullable=False),
+    Column("wechat_fen", BigInteger, nullable=False),
+    Column("ours_fen", BigInteger, nullable=False),
+    Column("card_fen", BigInteger, nullable=False),
+    Index("ix_reconciliation_items_run", "business_date", "merchant_id", "id"),
+    Index("ix_reconciliation_items_order", "order_no"),
 )

@@ -20,19 +20,51 @@ from recharge_service.entrypoints.merchant_messages import (
     merchant_to_proto,
     stale_status,
 )
+from recharge_service.entrypoints.reconcile_messages import item_to_proto, run_to_proto
 from recharge_service.service_layer import queries
 from recharge_service.service_layer.anomalies import list_anomalies
 from recharge_service.service_layer.commands import ResolveAnomaly
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.merchants import StaleMerchant, list_merchants, put_merchant
+from recharge_service.service_layer.reconcile import Reconciler
 from recharge_service.service_layer.resolve import resolve_anomaly
 from recharge_service.service_layer.sentinel import Sentinel
 
 
 class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
-    def __init__(self, deps: Deps, sentinel: Sentinel) -> None:
+    def __init__(self, deps: Deps, sentinel: Sentinel, reconciler: Reconciler | None = None) -> None:
         self._deps = deps
         self._sentinel = sentinel
+        self._reconciler = reconciler
+
+    async def _reconciler_or_abort(self, context: grpc.aio.ServicerContext) -> Reconciler:
+        if self._reconciler is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "reconciliation is not wired in this server")
+            raise AssertionError("unreachable: abort raises")
+        return self._reconciler
+
+    @maps_errors
+    async def RunReconciliation(
+        self, request: recharge_pb2.RunReconciliationRequest, context: grpc.aio.ServicerContext
+    ) -> recharge_pb2.RunReconciliationResponse:
+        reconciler = await self._reconciler_or_abort(context)
+        runs = await reconciler.run(request.date, request.merchant_id, acting_subject())
+        return recharge_pb2.RunReconciliationResponse(runs=[run_to_proto(run) for run in runs])
+
+    @maps_errors
+    async def GetReconciliation(
+        self, request: recharge_pb2.GetReconciliationRequest, context: grpc.aio.ServicerContext
+    ) -> recharge_pb2.GetReconciliationResponse:
+        reconciler = await self._reconciler_or_abort(context)
+        page = await reconciler.get(
+            request.date, request.merchant_id, list(request.categories),
+            request.page.page_size, request.page.page_token,
+        )  # fmt: skip
+        return recharge_pb2.GetReconciliationResponse(
+            runs=[run_to_proto(run) for run in page.runs],
+            items=[item_to_proto(item) for item in page.items],
+            next_page_token=page.next_page_token,
+        )
 
     @maps_errors
     async def GetOrderTimeline(
@@ -134,9 +166,10 @@ class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
         )
 
 
-def registrar(deps: Deps, sentinel: Sentinel) -> Registrar:
+def registrar(deps: Deps, sentinel: Sentinel, reconciler: Reconciler | None = None) -> Registrar:
     def register(server: grpc.aio.Server) -> str:
-        recharge_pb2_grpc.add_RechargeOpsServicer_to_server(RechargeOpsServicer(deps, sentinel), server)
+        servicer = RechargeOpsServicer(deps, sentinel, reconciler)
+        recharge_pb2_grpc.add_RechargeOpsServicer_to_server(servicer, server)
         return str(recharge_pb2.DESCRIPTOR.services_by_name["RechargeOps"].full_name)
 
     return register

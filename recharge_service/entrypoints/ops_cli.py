@@ -10,6 +10,7 @@
                                                       create a merchant, or change the flags given
     merchant-get MERCHANT_ID                          one merchant's configuration and history
     merchant-list                                     every merchant
+    reconcile run DATE | reconcile show DATE [--csv]  the daily reconciliation (see ops_reconcile)
 
 Every call carries an operator token (``--token-file FILE`` or ``$RC_OPS_TOKEN``; ``make run``
 writes one to var/ops.token, ``python -m scripts.tokens`` issues them): the operator recorded on a
@@ -34,6 +35,7 @@ from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from rc_common.channels import TOKEN_ENV, ClientAuth, sync_channel
 from rc_common.clock import CHINA, duration
 from rc_common.grpc_status import error_info
+from recharge_service.entrypoints.ops_reconcile import add_reconcile_commands, reconcile
 
 ACTIONS = {
     "retry-now": recharge_pb2.RESOLVE_ACTION_RETRY_NOW,
@@ -516,6 +518,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ignore-hold", action="store_true", help="also take orders changed within the hold")
     add_merchant_commands(sub)
+    add_reconcile_commands(sub)
     return top
 
 
@@ -528,6 +531,7 @@ COMMANDS: dict[str, Callable[[grpc.Channel, argparse.Namespace], str]] = {
     "merchant-put": lambda ch, a: put_merchant(recharge_pb2_grpc.RechargeOpsStub(ch), a),
     "merchant-get": lambda ch, a: get_merchant(recharge_pb2_grpc.RechargeOpsStub(ch), a),
     "merchant-list": lambda ch, a: list_merchants(recharge_pb2_grpc.RechargeOpsStub(ch), a),
+    "reconcile": reconcile,
 }
 
 

@@ -78,7 +78,8 @@ class PaymentGatewayServicer(wechatpay_pb2_grpc.PaymentGatewayServicer):
         self, request: wechatpay_pb2.DownloadTradeBillRequest, context: Ctx
     ) -> wechatpay_pb2.DownloadTradeBillResponse:
         merchant = converters.merchant_ref(request.merchant)
-        return converters.trade_bill(await bills.download_trade_bill(request.bill_date, merchant, self._ctx))
+        bill = await bills.download_trade_bill(request.bill_date, merchant, self._ctx, faults=True)
+        return converters.trade_bill(bill)
 
 
 class PayerSimulatorServicer(wechatpay_pb2_grpc.PayerSimulatorServicer):

@@ -8,14 +8,18 @@ merchant (``mchid``: the direct merchant's mchid, or the sub_mchid)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from rc_common.errors import InvalidArgument
-from wechat_mock.domain.merchants import MerchantRef
+from rc_common.faults import FaultKind
+from rc_common.logs import get_logger
+from wechat_mock.domain.merchants import Merchant, MerchantRef
 from wechat_mock.domain.refunds import RefundStatus
 from wechat_mock.domain.times import day_bounds, parse_bill_date
 from wechat_mock.service_layer.context import Context
+
+log = get_logger("wechat.bills")
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,15 @@ class TradeBill:
     total_refunded_fen: int
 
 
-async def download_trade_bill(bill_date: str, merchant_ref: MerchantRef, ctx: Context) -> TradeBill:
+BILL_METHOD = "/wechatpay.v1.PaymentGateway/DownloadTradeBill"
+#: Reconciliation tests: what the delivered bill may get wrong (the trades themselves stay right).
+BILL_FAULTS = (FaultKind.BILL_MISSING_LINE, FaultKind.BILL_CHANGED_AMOUNT, FaultKind.BILL_EXTRA_PAYMENT)
+
+
+async def download_trade_bill(
+    bill_date: str, merchant_ref: MerchantRef, ctx: Context, *, faults: bool = False
+) -> TradeBill:
+    """The day's bill; with ``faults`` (the gRPC answer), the active bill faults alter it."""
     merchant = ctx.accounts.optional(merchant_ref)
     try:
         day = parse_bill_date(bill_date)
@@ -83,9 +95,38 @@ async def download_trade_bill(bill_date: str, merchant_ref: MerchantRef, ctx: Co
             )
         )
     rows.sort(key=lambda row: (row.trade_time, row.out_trade_no, row.out_refund_no))
+    if faults:
+        rows = _with_faults(rows, ctx, start, merchant)
     return TradeBill(
         bill_date=day,
         rows=rows,
-        total_paid_fen=sum(o.amount_total_fen for o in paid),
+        total_paid_fen=sum(row.amount_total_fen for row in rows if row.trade_state == "SUCCESS"),
         total_refunded_fen=sum(r.refund_fen for r in refunds if r.status is RefundStatus.SUCCESS),
     )
+
+
+def _with_faults(
+    rows: list[BillRow], ctx: Context, start: datetime, merchant: Merchant | None
+) -> list[BillRow]:
+    """Each bill fault kind that fires (at most once per kind and download) alters one payment
+    line: the first one left out, the first remaining one a fen higher, or a payment nobody
+    ordered appended (1 fen, ``EXTRA<n>``)."""
+    result = list(rows)
+    for kind in BILL_FAULTS:
+        rule = ctx.faults.draw(BILL_METHOD, (kind,))
+        if rule is None:
+            continue
+        log.info("fault_injected", method=BILL_METHOD, kind=rule.kind.name)
+        payments = [i for i, row in enumerate(result) if row.trade_state == "SUCCESS"]
+        if rule.kind is FaultKind.BILL_EXTRA_PAYMENT:
+            serial = len(result) + 1
+            mchid = merchant.own_mchid if merchant else ""
+            result.append(
+                BillRow(start, f"EXTRA{serial:08d}", f"EXTRA-TX-{serial}", "SUCCESS", 1, "", mchid=mchid)
+            )
+        elif payments and rule.kind is FaultKind.BILL_MISSING_LINE:
+            del result[payments[0]]
+        elif payments:
+            row = result[payments[0]]
+            result[payments[0]] = replace(row, amount_total_fen=row.amount_total_fen + 1)
+    return result

@@ -451,6 +451,11 @@ class CardAdminStub:
                 request_serializer=protos_dot_card_dot_v1_dot_card__pb2.GetRechargeRuleRequest.SerializeToString,
                 response_deserializer=protos_dot_card_dot_v1_dot_card__pb2.RechargeRule.FromString,
                 _registered_method=True)
+        self.ExportJournal = channel.unary_unary(
+                '/card.v1.CardAdmin/ExportJournal',
+                request_serializer=protos_dot_card_dot_v1_dot_card__pb2.ExportJournalRequest.SerializeToString,
+                response_deserializer=protos_dot_card_dot_v1_dot_card__pb2.ExportJournalResponse.FromString,
+                _registered_method=True)
 
 
 class CardAdminServicer:
@@ -493,6 +498,14 @@ class CardAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportJournal(self, request, context):
+        """Reconciliation: every journal entry of one business day (+08:00), of every card of one
+        merchant (or all), in entry order; paged (capped page size, MAC'd page tokens).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CardAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -525,6 +538,11 @@ def add_CardAdminServicer_to_server(servicer, server):
                     servicer.GetRechargeRule,
                     request_deserializer=protos_dot_card_dot_v1_dot_card__pb2.GetRechargeRuleRequest.FromString,
                     response_serializer=protos_dot_card_dot_v1_dot_card__pb2.RechargeRule.SerializeToString,
+            ),
+            'ExportJournal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportJournal,
+                    request_deserializer=protos_dot_card_dot_v1_dot_card__pb2.ExportJournalRequest.FromString,
+                    response_serializer=protos_dot_card_dot_v1_dot_card__pb2.ExportJournalResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -690,6 +708,33 @@ class CardAdmin:
             '/card.v1.CardAdmin/GetRechargeRule',
             protos_dot_card_dot_v1_dot_card__pb2.GetRechargeRuleRequest.SerializeToString,
             protos_dot_card_dot_v1_dot_card__pb2.RechargeRule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportJournal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/card.v1.CardAdmin/ExportJournal',
+            protos_dot_card_dot_v1_dot_card__pb2.ExportJournalRequest.SerializeToString,
+            protos_dot_card_dot_v1_dot_card__pb2.ExportJournalResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -151,6 +151,10 @@ class CardAdminStub:
     CloseCard: _grpc.UnaryUnaryMultiCallable[_card_pb2.CloseCardRequest, _card_pb2.Card]
     SetRechargeRule: _grpc.UnaryUnaryMultiCallable[_card_pb2.SetRechargeRuleRequest, _card_pb2.RechargeRule]
     GetRechargeRule: _grpc.UnaryUnaryMultiCallable[_card_pb2.GetRechargeRuleRequest, _card_pb2.RechargeRule]
+    ExportJournal: _grpc.UnaryUnaryMultiCallable[_card_pb2.ExportJournalRequest, _card_pb2.ExportJournalResponse]
+    """Reconciliation: every journal entry of one business day (+08:00), of every card of one
+    merchant (or all), in entry order; paged (capped page size, MAC'd page tokens).
+    """
 
 @_typing.type_check_only
 class CardAdminAsyncStub(CardAdminStub):
@@ -163,6 +167,10 @@ class CardAdminAsyncStub(CardAdminStub):
     CloseCard: _aio.UnaryUnaryMultiCallable[_card_pb2.CloseCardRequest, _card_pb2.Card]  # type: ignore[assignment]
     SetRechargeRule: _aio.UnaryUnaryMultiCallable[_card_pb2.SetRechargeRuleRequest, _card_pb2.RechargeRule]  # type: ignore[assignment]
     GetRechargeRule: _aio.UnaryUnaryMultiCallable[_card_pb2.GetRechargeRuleRequest, _card_pb2.RechargeRule]  # type: ignore[assignment]
+    ExportJournal: _aio.UnaryUnaryMultiCallable[_card_pb2.ExportJournalRequest, _card_pb2.ExportJournalResponse]  # type: ignore[assignment]
+    """Reconciliation: every journal entry of one business day (+08:00), of every card of one
+    merchant (or all), in entry order; paged (capped page size, MAC'd page tokens).
+    """
 
 class CardAdminServicer(metaclass=_abc_1.ABCMeta):
     """CardAdmin is for the card system's own operators."""
@@ -208,5 +216,15 @@ class CardAdminServicer(metaclass=_abc_1.ABCMeta):
         request: _card_pb2.GetRechargeRuleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_card_pb2.RechargeRule, _abc.Awaitable[_card_pb2.RechargeRule]]: ...
+
+    @_abc_1.abstractmethod
+    def ExportJournal(
+        self,
+        request: _card_pb2.ExportJournalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_card_pb2.ExportJournalResponse, _abc.Awaitable[_card_pb2.ExportJournalResponse]]:
+        """Reconciliation: every journal entry of one business day (+08:00), of every card of one
+        merchant (or all), in entry order; paged (capped page size, MAC'd page tokens).
+        """
 
 def add_CardAdminServicer_to_server(servicer: CardAdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

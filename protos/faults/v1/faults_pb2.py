@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/faults/v1/faults.proto\x12\tfaults.v1\"u\n\tFaultRule\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.faults.v1.FaultKind\x12\x13\n\x0bprobability\x18\x03 \x01(\x01\x12\x10\n\x08\x64\x65lay_ms\x18\x04 \x01(\x03\x12\r\n\x05times\x18\x05 \x01(\x03\">\n\tFaultPlan\x12\x0c\n\x04seed\x18\x01 \x01(\x03\x12#\n\x05rules\x18\x02 \x03(\x0b\x32\x14.faults.v1.FaultRule\"\x14\n\x12\x43learFaultsRequest\"\x16\n\x14GetFaultStatsRequest\"O\n\nFaultCount\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.faults.v1.FaultKind\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"u\n\nFaultStats\x12\x0c\n\x04seed\x18\x01 \x01(\x03\x12#\n\x05rules\x18\x02 \x03(\x0b\x32\x14.faults.v1.FaultRule\x12%\n\x06\x63ounts\x18\x03 \x03(\x0b\x32\x15.faults.v1.FaultCount\x12\r\n\x05total\x18\x04 \x01(\x03*\x9c\x02\n\tFaultKind\x12\x1a\n\x16\x46\x41ULT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41ULT_KIND_UNAVAILABLE\x10\x01\x12\x14\n\x10\x46\x41ULT_KIND_DELAY\x10\x02\x12\x1b\n\x17\x46\x41ULT_KIND_LATE_SUCCESS\x10\x03\x12\x1c\n\x18\x46\x41ULT_KIND_LOST_RESPONSE\x10\x04\x12\x15\n\x11\x46\x41ULT_KIND_OUTAGE\x10\x05\x12\x13\n\x0f\x46\x41ULT_KIND_DROP\x10\x06\x12\x18\n\x14\x46\x41ULT_KIND_DUPLICATE\x10\x07\x12 \n\x1c\x46\x41ULT_KIND_REFUND_PROCESSING\x10\x08\x12\x1e\n\x1a\x46\x41ULT_KIND_REFUND_ABNORMAL\x10\t2\xd6\x01\n\x0c\x46\x61ultControl\x12\x38\n\tSetFaults\x12\x14.faults.v1.FaultPlan\x1a\x15.faults.v1.FaultStats\x12\x43\n\x0b\x43learFaults\x12\x1d.faults.v1.ClearFaultsRequest\x1a\x15.faults.v1.FaultStats\x12G\n\rGetFaultStats\x12\x1f.faults.v1.GetFaultStatsRequest\x1a\x15.faults.v1.FaultStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/faults/v1/faults.proto\x12\tfaults.v1\"u\n\tFaultRule\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.faults.v1.FaultKind\x12\x13\n\x0bprobability\x18\x03 \x01(\x01\x12\x10\n\x08\x64\x65lay_ms\x18\x04 \x01(\x03\x12\r\n\x05times\x18\x05 \x01(\x03\">\n\tFaultPlan\x12\x0c\n\x04seed\x18\x01 \x01(\x03\x12#\n\x05rules\x18\x02 \x03(\x0b\x32\x14.faults.v1.FaultRule\"\x14\n\x12\x43learFaultsRequest\"\x16\n\x14GetFaultStatsRequest\"O\n\nFaultCount\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.faults.v1.FaultKind\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"u\n\nFaultStats\x12\x0c\n\x04seed\x18\x01 \x01(\x03\x12#\n\x05rules\x18\x02 \x03(\x0b\x32\x14.faults.v1.FaultRule\x12%\n\x06\x63ounts\x18\x03 \x03(\x0b\x32\x15.faults.v1.FaultCount\x12\r\n\x05total\x18\x04 \x01(\x03*\xa9\x03\n\tFaultKind\x12\x1a\n\x16\x46\x41ULT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41ULT_KIND_UNAVAILABLE\x10\x01\x12\x14\n\x10\x46\x41ULT_KIND_DELAY\x10\x02\x12\x1b\n\x17\x46\x41ULT_KIND_LATE_SUCCESS\x10\x03\x12\x1c\n\x18\x46\x41ULT_KIND_LOST_RESPONSE\x10\x04\x12\x15\n\x11\x46\x41ULT_KIND_OUTAGE\x10\x05\x12\x13\n\x0f\x46\x41ULT_KIND_DROP\x10\x06\x12\x18\n\x14\x46\x41ULT_KIND_DUPLICATE\x10\x07\x12 \n\x1c\x46\x41ULT_KIND_REFUND_PROCESSING\x10\x08\x12\x1e\n\x1a\x46\x41ULT_KIND_REFUND_ABNORMAL\x10\t\x12 \n\x1c\x46\x41ULT_KIND_BILL_MISSING_LINE\x10\n\x12\"\n\x1e\x46\x41ULT_KIND_BILL_CHANGED_AMOUNT\x10\x0b\x12!\n\x1d\x46\x41ULT_KIND_BILL_EXTRA_PAYMENT\x10\x0c\x12\"\n\x1e\x46\x41ULT_KIND_JOURNAL_EXTRA_ENTRY\x10\r2\xd6\x01\n\x0c\x46\x61ultControl\x12\x38\n\tSetFaults\x12\x14.faults.v1.FaultPlan\x1a\x15.faults.v1.FaultStats\x12\x43\n\x0b\x43learFaults\x12\x1d.faults.v1.ClearFaultsRequest\x1a\x15.faults.v1.FaultStats\x12G\n\rGetFaultStats\x12\x1f.faults.v1.GetFaultStatsRequest\x1a\x15.faults.v1.FaultStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.faults.v1.faults_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FAULTKIND']._serialized_start=474
-  _globals['_FAULTKIND']._serialized_end=758
+  _globals['_FAULTKIND']._serialized_end=899
   _globals['_FAULTRULE']._serialized_start=44
   _globals['_FAULTRULE']._serialized_end=161
   _globals['_FAULTPLAN']._serialized_start=163
@@ -45,6 +45,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FAULTCOUNT']._serialized_end=352
   _globals['_FAULTSTATS']._serialized_start=354
   _globals['_FAULTSTATS']._serialized_end=471
-  _globals['_FAULTCONTROL']._serialized_start=761
-  _globals['_FAULTCONTROL']._serialized_end=975
+  _globals['_FAULTCONTROL']._serialized_start=902
+  _globals['_FAULTCONTROL']._serialized_end=1116
 # @@protoc_insertion_point(module_scope)

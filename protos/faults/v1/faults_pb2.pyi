@@ -44,6 +44,16 @@ class _FaultKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FaultKind.V
     """Refunds: stay PROCESSING for delay_ms."""
     FAULT_KIND_REFUND_ABNORMAL: _FaultKind.ValueType  # 9
     """Refunds: end ABNORMAL."""
+    FAULT_KIND_BILL_MISSING_LINE: _FaultKind.ValueType  # 10
+    """Reconciliation tests (the delivered export is altered, never the ledger; times caps how many
+    lines): the trade bill leaves out a payment line.
+    """
+    FAULT_KIND_BILL_CHANGED_AMOUNT: _FaultKind.ValueType  # 11
+    """The trade bill shows a payment's amount one fen higher."""
+    FAULT_KIND_BILL_EXTRA_PAYMENT: _FaultKind.ValueType  # 12
+    """The trade bill gains a payment nobody ordered (out_trade_no "EXTRA" + a number)."""
+    FAULT_KIND_JOURNAL_EXTRA_ENTRY: _FaultKind.ValueType  # 13
+    """The card journal export gains a principal credit for an order nobody paid."""
 
 class FaultKind(_FaultKind, metaclass=_FaultKindEnumTypeWrapper): ...
 
@@ -66,6 +76,16 @@ FAULT_KIND_REFUND_PROCESSING: FaultKind.ValueType  # 8
 """Refunds: stay PROCESSING for delay_ms."""
 FAULT_KIND_REFUND_ABNORMAL: FaultKind.ValueType  # 9
 """Refunds: end ABNORMAL."""
+FAULT_KIND_BILL_MISSING_LINE: FaultKind.ValueType  # 10
+"""Reconciliation tests (the delivered export is altered, never the ledger; times caps how many
+lines): the trade bill leaves out a payment line.
+"""
+FAULT_KIND_BILL_CHANGED_AMOUNT: FaultKind.ValueType  # 11
+"""The trade bill shows a payment's amount one fen higher."""
+FAULT_KIND_BILL_EXTRA_PAYMENT: FaultKind.ValueType  # 12
+"""The trade bill gains a payment nobody ordered (out_trade_no "EXTRA" + a number)."""
+FAULT_KIND_JOURNAL_EXTRA_ENTRY: FaultKind.ValueType  # 13
+"""The card journal export gains a principal credit for an order nobody paid."""
 Global___FaultKind: _TypeAlias = FaultKind  # noqa: Y015
 
 @_typing.final

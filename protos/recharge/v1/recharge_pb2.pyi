@@ -999,3 +999,243 @@ class ListMerchantsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListMerchantsResponse: _TypeAlias = ListMerchantsResponse  # noqa: Y015
+
+@_typing.final
+class RunReconciliationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    """YYYY-MM-DD, a business day in +08:00."""
+    merchant_id: _builtins.str
+    """Empty = every merchant."""
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "merchant_id", b"merchant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunReconciliationRequest: _TypeAlias = RunReconciliationRequest  # noqa: Y015
+
+@_typing.final
+class ReconciliationRun(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CountsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DATE_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    BILL_ROWS_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    JOURNAL_ENTRIES_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    merchant_id: _builtins.str
+    status: _builtins.str
+    """COMPLETED, or FAILED (a side could not be read; detail says which)."""
+    detail: _builtins.str
+    differences: _builtins.int
+    pending: _builtins.int
+    bill_rows: _builtins.int
+    orders: _builtins.int
+    journal_entries: _builtins.int
+    actor: _builtins.str
+    """Who ran it: "scheduler" or the operator."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Items per category (PENDING included); differences = every category but PENDING."""
+
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        differences: _builtins.int = ...,
+        pending: _builtins.int = ...,
+        bill_rows: _builtins.int = ...,
+        orders: _builtins.int = ...,
+        journal_entries: _builtins.int = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "bill_rows", b"bill_rows", "counts", b"counts", "date", b"date", "detail", b"detail", "differences", b"differences", "finished_at", b"finished_at", "journal_entries", b"journal_entries", "merchant_id", b"merchant_id", "orders", b"orders", "pending", b"pending", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconciliationRun: _TypeAlias = ReconciliationRun  # noqa: Y015
+
+@_typing.final
+class RunReconciliationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconciliationRun]: ...
+    def __init__(
+        self,
+        *,
+        runs: _abc.Iterable[Global___ReconciliationRun] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["runs", b"runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunReconciliationResponse: _TypeAlias = RunReconciliationResponse  # noqa: Y015
+
+@_typing.final
+class GetReconciliationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    merchant_id: _builtins.str
+    """Empty = every merchant."""
+    @_builtins.property
+    def page(self) -> Global___PageRequest: ...
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these categories (e.g. leave out PENDING); empty = all."""
+
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
+        page: Global___PageRequest | None = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "date", b"date", "merchant_id", b"merchant_id", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReconciliationRequest: _TypeAlias = GetReconciliationRequest  # noqa: Y015
+
+@_typing.final
+class ReconciliationItem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    ORDER_NO_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    WECHAT_FIELD_NUMBER: _builtins.int
+    OURS_FIELD_NUMBER: _builtins.int
+    CARD_FIELD_NUMBER: _builtins.int
+    WECHAT_FEN_FIELD_NUMBER: _builtins.int
+    OURS_FEN_FIELD_NUMBER: _builtins.int
+    CARD_FEN_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    merchant_id: _builtins.str
+    order_no: _builtins.str
+    """The order number (or the bill's out_trade_no / the journal's business key): GetOrderTimeline."""
+    category: _builtins.str
+    """PAID_NOT_SETTLED, CREDITED_WITHOUT_PAYMENT, REFUNDED_NOT_VOIDED, CREDITED_AND_REFUNDED,
+    AMOUNT_MISMATCH, BILL_WITHOUT_ORDER, PAID_NOT_IN_BILL, PENDING.
+    """
+    detail: _builtins.str
+    wechat: _builtins.str
+    """The three sides' views, in words, and their amounts in fen."""
+    ours: _builtins.str
+    card: _builtins.str
+    wechat_fen: _builtins.int
+    ours_fen: _builtins.int
+    card_fen: _builtins.int
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
+        order_no: _builtins.str = ...,
+        category: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        wechat: _builtins.str = ...,
+        ours: _builtins.str = ...,
+        card: _builtins.str = ...,
+        wechat_fen: _builtins.int = ...,
+        ours_fen: _builtins.int = ...,
+        card_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "card_fen", b"card_fen", "category", b"category", "date", b"date", "detail", b"detail", "merchant_id", b"merchant_id", "order_no", b"order_no", "ours", b"ours", "ours_fen", b"ours_fen", "wechat", b"wechat", "wechat_fen", b"wechat_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconciliationItem: _TypeAlias = ReconciliationItem  # noqa: Y015
+
+@_typing.final
+class GetReconciliationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNS_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconciliationRun]: ...
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconciliationItem]: ...
+    def __init__(
+        self,
+        *,
+        runs: _abc.Iterable[Global___ReconciliationRun] | None = ...,
+        items: _abc.Iterable[Global___ReconciliationItem] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_page_token", b"next_page_token", "runs", b"runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReconciliationResponse: _TypeAlias = GetReconciliationResponse  # noqa: Y015

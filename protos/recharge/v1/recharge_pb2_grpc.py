@@ -235,6 +235,16 @@ class RechargeOpsStub:
                 request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsRequest.SerializeToString,
                 response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsResponse.FromString,
                 _registered_method=True)
+        self.RunReconciliation = channel.unary_unary(
+                '/recharge.v1.RechargeOps/RunReconciliation',
+                request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.RunReconciliationRequest.SerializeToString,
+                response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.RunReconciliationResponse.FromString,
+                _registered_method=True)
+        self.GetReconciliation = channel.unary_unary(
+                '/recharge.v1.RechargeOps/GetReconciliation',
+                request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationRequest.SerializeToString,
+                response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationResponse.FromString,
+                _registered_method=True)
 
 
 class RechargeOpsServicer:
@@ -285,6 +295,21 @@ class RechargeOpsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunReconciliation(self, request, context):
+        """The three-way reconciliation of one business day (+08:00): WeChat's trade bill, our orders,
+        the card journal. Re-runnable: a run replaces the items of the same (day, merchant).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReconciliation(self, request, context):
+        """A stored run per merchant of the day, with its items (paged across merchants and items).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RechargeOpsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -322,6 +347,16 @@ def add_RechargeOpsServicer_to_server(servicer, server):
                     servicer.ListMerchants,
                     request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsRequest.FromString,
                     response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsResponse.SerializeToString,
+            ),
+            'RunReconciliation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunReconciliation,
+                    request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.RunReconciliationRequest.FromString,
+                    response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.RunReconciliationResponse.SerializeToString,
+            ),
+            'GetReconciliation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReconciliation,
+                    request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationRequest.FromString,
+                    response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -514,6 +549,60 @@ class RechargeOps:
             '/recharge.v1.RechargeOps/ListMerchants',
             protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsRequest.SerializeToString,
             protos_dot_recharge_dot_v1_dot_recharge__pb2.ListMerchantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunReconciliation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recharge.v1.RechargeOps/RunReconciliation',
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.RunReconciliationRequest.SerializeToString,
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.RunReconciliationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReconciliation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recharge.v1.RechargeOps/GetReconciliation',
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationRequest.SerializeToString,
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -98,6 +98,12 @@ class RechargeOpsStub:
     """
     GetMerchant: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.GetMerchantRequest, _recharge_pb2.GetMerchantResponse]
     ListMerchants: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.ListMerchantsRequest, _recharge_pb2.ListMerchantsResponse]
+    RunReconciliation: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.RunReconciliationRequest, _recharge_pb2.RunReconciliationResponse]
+    """The three-way reconciliation of one business day (+08:00): WeChat's trade bill, our orders,
+    the card journal. Re-runnable: a run replaces the items of the same (day, merchant).
+    """
+    GetReconciliation: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.GetReconciliationRequest, _recharge_pb2.GetReconciliationResponse]
+    """A stored run per merchant of the day, with its items (paged across merchants and items)."""
 
 @_typing.type_check_only
 class RechargeOpsAsyncStub(RechargeOpsStub):
@@ -114,6 +120,12 @@ class RechargeOpsAsyncStub(RechargeOpsStub):
     """
     GetMerchant: _aio.UnaryUnaryMultiCallable[_recharge_pb2.GetMerchantRequest, _recharge_pb2.GetMerchantResponse]  # type: ignore[assignment]
     ListMerchants: _aio.UnaryUnaryMultiCallable[_recharge_pb2.ListMerchantsRequest, _recharge_pb2.ListMerchantsResponse]  # type: ignore[assignment]
+    RunReconciliation: _aio.UnaryUnaryMultiCallable[_recharge_pb2.RunReconciliationRequest, _recharge_pb2.RunReconciliationResponse]  # type: ignore[assignment]
+    """The three-way reconciliation of one business day (+08:00): WeChat's trade bill, our orders,
+    the card journal. Re-runnable: a run replaces the items of the same (day, merchant).
+    """
+    GetReconciliation: _aio.UnaryUnaryMultiCallable[_recharge_pb2.GetReconciliationRequest, _recharge_pb2.GetReconciliationResponse]  # type: ignore[assignment]
+    """A stored run per merchant of the day, with its items (paged across merchants and items)."""
 
 class RechargeOpsServicer(metaclass=_abc_1.ABCMeta):
     """Operators: anomalies, timelines, fenced manual actions, the sentinel."""
@@ -169,6 +181,24 @@ class RechargeOpsServicer(metaclass=_abc_1.ABCMeta):
         request: _recharge_pb2.ListMerchantsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_recharge_pb2.ListMerchantsResponse, _abc.Awaitable[_recharge_pb2.ListMerchantsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RunReconciliation(
+        self,
+        request: _recharge_pb2.RunReconciliationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recharge_pb2.RunReconciliationResponse, _abc.Awaitable[_recharge_pb2.RunReconciliationResponse]]:
+        """The three-way reconciliation of one business day (+08:00): WeChat's trade bill, our orders,
+        the card journal. Re-runnable: a run replaces the items of the same (day, merchant).
+        """
+
+    @_abc_1.abstractmethod
+    def GetReconciliation(
+        self,
+        request: _recharge_pb2.GetReconciliationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recharge_pb2.GetReconciliationResponse, _abc.Awaitable[_recharge_pb2.GetReconciliationResponse]]:
+        """A stored run per merchant of the day, with its items (paged across merchants and items)."""
 
 def add_RechargeOpsServicer_to_server(servicer: RechargeOpsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

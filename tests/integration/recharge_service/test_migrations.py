@@ -125,10 +125,13 @@ async def write(db: Database, unit: Any) -> Any:
 
 
 def previous_release_schema(conn: Connection) -> None:
-    """What the previous release's ``create_all`` made: today's tables without 0002's columns and
-    0003's index."""
+    """What the previous release's ``create_all`` made: today's tables without 0002's columns,
+    0003's index and 0004's tables and index."""
     metadata.create_all(conn)
     conn.execute(text("DROP INDEX ix_recharge_orders_payer_openid"))
+    conn.execute(text("DROP INDEX ix_recharge_orders_merchant_paid"))
+    conn.execute(text("DROP TABLE reconciliation_items"))
+    conn.execute(text("DROP TABLE reconciliation_runs"))
     for table, column in sorted(ADDED):
         conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
 
