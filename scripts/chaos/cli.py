@@ -7,7 +7,9 @@ profile's seeded faults on both simulators, drive N top-ups spread over the merc
 concurrency (create, pay, spend part of the credit as it lands; each card belongs to one merchant
 and every call names it), clear the faults, wait until quiet, observe through public RPCs and each
 merchant's WeChat trade bill, and check with scripts/chaos/invariants.py (I1-I6, and M1-M4: no
-credit, payment, refund or read across merchants; each merchant's money conserved). Prints
+credit, payment, refund or read across merchants; each merchant's money conserved), then reconcile
+the run's business day (R: the daily three-way reconciliation of WeChat's bill, the orders and the
+card journal finds no difference; orders left in MANUAL_REVIEW are pending there). Prints
 progress, a table (end states, faults by kind, violations), money per merchant and how to replay a
 failing run; --json writes the report; exits 1 on any violation.
 

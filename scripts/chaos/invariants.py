@@ -70,7 +70,7 @@ __all__ = [
 TERMINAL = frozenset({"CREDITED", "REFUNDED", "CLOSED", "REJECTED"})
 SETTLED = TERMINAL | {"MANUAL_REVIEW"}
 PAID_TRADE_STATES = frozenset({"SUCCESS", "REFUND"})
-INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "I7", "M1", "M2", "M3", "M4")
+INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "I7", "M1", "M2", "M3", "M4", "R")
 _REFUND_RANK = {"SUCCESS": 4, "ABNORMAL": 3, "CLOSED": 2, "PROCESSING": 1}
 
 

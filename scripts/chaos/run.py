@@ -23,13 +23,16 @@ import grpc
 
 from protos.faults.v1 import faults_pb2
 from protos.recharge.v1 import recharge_pb2
+from rc_common.business_day import business_date
+from rc_common.clock import utc_now
 from scripts.chaos.driver import Driver, OrderPlan, Progress, Shares, plan_orders, run_tag
-from scripts.chaos.invariants import SETTLED, CheckResult, MerchantAccount, Observation, check
+from scripts.chaos.invariants import SETTLED, CheckResult, MerchantAccount, Observation, Violation, check
 from scripts.chaos.observe import list_orders, observe, order_status
 from scripts.chaos.profiles import FaultTally, Profile
 from scripts.chaos.rpc import Stubs
 from scripts.chaos.services import Services
 from scripts.merchants import CHAOS_MERCHANTS, DemoMerchant, describe_rule, open_merchants
+from scripts.reconcile import reconcile_day
 from scripts.stack import ROOT
 
 #: The WeChat simulator's keys of `make run`'s stack: a direct-mode merchant's bundle is named
@@ -313,6 +316,7 @@ async def execute(config: RunConfig, services: Services) -> RunResult:
                 side_tasks.append(asyncio.ensure_future(monkey.during_drive(done)))
             else:
                 notes.append("crash: skipped, the services were not started by this run (--targets)")
+        run_days = {business_date(utc_now()).isoformat()}
         await driver.run()
         done.set()
         await asyncio.gather(*side_tasks)
@@ -338,14 +342,60 @@ async def execute(config: RunConfig, services: Services) -> RunResult:
             notes.append("RechargeOps.RunSentinel is UNIMPLEMENTED: waited on the services alone")
         if not quiet:
             notes.append(f"not quiet after {config.quiet_timeout_s:.0f}s: unsettled orders are I5 violations")
+        run_days.add(business_date(utc_now()).isoformat())
         observe_started = time.monotonic()
         kills = monkey.kill_log if monkey is not None else {}
         observation = await observe(stubs, config.accounts, cards, driver.log, services.sp_mchid, kills)
         result = check(observation)
         timings["observe"] = time.monotonic() - observe_started
+        reconcile_started = time.monotonic()
+        found, said = await _reconcile(services, run_days)
+        result.violations.extend(found)
+        notes += said
+        timings["reconcile"] = time.monotonic() - reconcile_started
     timings["total"] = time.monotonic() - started
     notes += [f"driver: {e}" for e in driver.progress.errors[:20]]
     return RunResult(
         config, tag, sorted(cards), plans, driver.progress, tally, observation, result, quiet, timings, notes,
         config.accounts, services.replicas, services.db, services.wire,
     )
+
+
+async def _reconcile(services: Services, days: set[str]) -> tuple[list[Violation], list[str]]:
+    """R: the daily three-way reconciliation of the run's business day(s) (+08:00; two when the
+    run crossed midnight there) finds no difference between WeChat's bill, the orders and the card
+    journal. Orders left in MANUAL_REVIEW are pending there, not differences."""
+    if services.stack is None:
+        return [], ["reconciliation: skipped, the services were not started by this run (--targets)"]
+    address = services.stack.recharges[0].address
+    token, tls = services.auth.token, services.auth.tls
+    found: list[Violation] = []
+    notes: list[str] = []
+    for day in sorted(days):
+        try:
+            report = await asyncio.to_thread(
+                reconcile_day, address, token, day, tls=tls, settle_within=RECONCILE_SETTLE_S, interval=0.5
+            )
+        except grpc.RpcError as error:
+            found.append(Violation("R", day, f"the reconciliation could not run: {error}"))
+            continue
+        for run in report.runs:
+            if run.status != "COMPLETED":
+                said = f"{day}: reconciliation {run.status}: {run.detail}"
+                found.append(Violation("R", run.merchant_id, said))
+        for item in report.items:
+            found.append(
+                Violation(
+                    "R",
+                    item.order_no,
+                    f"{day} {item.merchant_id} {item.category}: {item.detail} (WeChat: {item.wechat}; "
+                    f"ours: {item.ours}; card: {item.card})",
+                )
+            )
+        pending = sum(run.pending for run in report.runs)
+        notes.append(f"reconciliation {day}: {report.differences} difference(s), {pending} pending")
+    return found, notes
+
+
+#: How long the chaos run re-runs a reconciliation while orders are pending (MANUAL_REVIEW stays).
+RECONCILE_SETTLE_S = 3.0
