@@ -69,9 +69,11 @@ async def created_step(deps: Deps, order: RechargeOrder) -> Step:
         # Undecided (WeChat or the card system did not answer): tried again at each run, not
         # counted, until it expires — then the expiry's visits count as usual.
         return step if step.order.status is not S.CREATED else Step(step.order, step.detail, waiting=True)
-    if order.pre_recharge_recorded:  # CreatePrepay may have reached WeChat
-        return await close_then_void(deps, order)
-    return await void_and_close(deps, order, "expired before the pre-recharge was recorded")
+    # Expired: close at WeChat first, whatever the order knows. A create records the pre-recharge
+    # together with the prepay's answer (one commit), so a creator that died with CreatePrepay out
+    # leaves an order that knows no pre-recharge while WeChat may hold a payable prepay. WeChat
+    # answering that it never had the order costs one call on this rare path.
+    return await close_then_void(deps, order)
 
 
 async def paid_path(deps: Deps, payment: PaymentTransaction) -> Step:

@@ -18,6 +18,7 @@ from recharge_service.service_layer.dispatch import OutboxPolicy, dispatch_once
 from recharge_service.service_layer.sentinel import SentinelPolicy, run_sentinel
 from recharge_service.settings import OutboxSettings, SentinelSettings
 from tests.integration.recharge_service.fakes import (
+    MERCHANT,
     Clock,
     FakeCallbacks,
     FakeCard,
@@ -108,6 +109,37 @@ async def test_the_sentinel_closes_an_unpaid_expired_order_at_wechat_first_then_
     assert await followups(deps, order.order_no) == [
         ("business_callback", f"{order.order_no}.closed.callback")
     ]
+
+
+class ProcessDied(BaseException):
+    """The creator's process died (kill -9): nothing after the call runs."""
+
+
+async def test_an_expired_order_whose_creator_died_with_its_prepay_out_is_closed_at_wechat_before_the_void(
+    deps: Deps, card: FakeCard, payments: FakePayments, clock: Clock
+) -> None:
+    """A create records the pre-recharge together with the prepay's answer, so a creator that died
+    while CreatePrepay was out leaves an order knowing no pre-recharge while WeChat holds a payable
+    prepay. Found by the chaos run (all, seed 19, 2 replicas): the order was voided and CLOSED while
+    WeChat still said NOTPAY (I3)."""
+    reached = payments.create_prepay
+
+    async def dies_with_it_out(*args: object, **kwargs: object) -> object:
+        await reached(*args, **kwargs)  # type: ignore[arg-type]
+        raise ProcessDied
+
+    payments.create_prepay = dies_with_it_out  # type: ignore[method-assign]
+    with pytest.raises(ProcessDied):
+        await create_recharge_order(command("died"), deps)
+    payments.create_prepay = reached  # type: ignore[method-assign]
+    async with deps.uow(readonly=True) as uow:
+        order = await uow.orders.get_by_idempotency_key(MERCHANT, "died")
+    assert order is not None and order.status is S.CREATED and not order.pre_recharge_recorded
+    clock.advance(2 * HOUR)  # past the expiry and the hold
+    assert (await run_sentinel(deps, POLICY)).closed == 1
+    assert [name for name, _ in payments.calls][-1] == "CloseOrder"  # WeChat first: it has a prepay
+    assert card.methods()[-1] == "VoidRecharge"
+    assert (await reload(deps, order.order_no)).status is S.CLOSED
 
 
 async def test_the_sentinel_leaves_a_created_order_alone_for_the_void_delay_then_closes_and_voids_it(
