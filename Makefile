@@ -53,8 +53,24 @@ fuzz: $(STAMP) ## long fuzz run over every RPC, on SQLite then PostgreSQL (FUZZ_
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q tests/fuzz
 	FUZZ_DB=postgresql FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q tests/fuzz
 
-chaos: $(STAMP) ## every chaos profile x 20 seeds x 200 orders, invariants checked after each run
+chaos: $(STAMP) ## every chaos profile x 20 seeds x 200 orders, invariants checked after each run: all five passes below (~5 h)
 	$(BIN)/python -m scripts.chaos --long
+
+.PHONY: chaos-1 chaos-2 chaos-3 chaos-http chaos-http-2
+chaos-1: $(STAMP) ## one pass of make chaos: 1 replica on SQLite (~1 h)
+	$(BIN)/python -m scripts.chaos --long --replicas 1
+
+chaos-2: $(STAMP) ## one pass of make chaos: 2 replicas on PostgreSQL, kill -9 of either (~1 h)
+	$(BIN)/python -m scripts.chaos --long --replicas 2 --db postgresql
+
+chaos-3: $(STAMP) ## one pass of make chaos: 3 replicas on PostgreSQL, kill -9 of any (~1 h)
+	$(BIN)/python -m scripts.chaos --long --replicas 3 --db postgresql
+
+chaos-http: $(STAMP) ## one pass of make chaos: the HTTP wire (WeChat Pay APIv3), 1 replica on SQLite (~1 h)
+	$(BIN)/python -m scripts.chaos --long --replicas 1 --wire http
+
+chaos-http-2: $(STAMP) ## one pass of make chaos: the HTTP wire, 2 replicas on PostgreSQL (~1 h)
+	$(BIN)/python -m scripts.chaos --long --replicas 2 --db postgresql --wire http
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache
