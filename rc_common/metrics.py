@@ -103,6 +103,9 @@ class Metrics:
             registry=r,
         )
         self._reconciled: dict[str, set[str]] = {}
+        #: The label children of each (full method, outcome) called, looked up once (``labels()``
+        #: costs every call otherwise).
+        self.outgoing_children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def set_reconciliation(self, business_date: str, category: str, count: int) -> None:
         """Record ``count`` differences of ``category`` for ``business_date`` (YYYY-MM-DD); only the
@@ -150,10 +153,14 @@ def observe_outgoing(full_method: str, outcome: str, seconds: float) -> None:
     """One attempt at ``/package.Service/Method`` ended as ``outcome`` after ``seconds``."""
     if not enabled():
         return
-    target, _, method = full_method.strip("/").rpartition("/")
     m = metrics()
-    m.outgoing.labels(target, method, outcome).inc()
-    m.outgoing_seconds.labels(target, method).observe(seconds)
+    children = m.outgoing_children.get((full_method, outcome))
+    if children is None:
+        target, _, method = full_method.strip("/").rpartition("/")
+        children = (m.outgoing.labels(target, method, outcome), m.outgoing_seconds.labels(target, method))
+        m.outgoing_children[(full_method, outcome)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def count_refusal(method: str, code: str, reason: str) -> None:

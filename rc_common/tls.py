@@ -14,6 +14,7 @@ loopback address (``require_loopback_when_plaintext``): development mode.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,10 @@ def channel_credentials(files: TlsFiles) -> grpc.ChannelCredentials:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals (``127.0.0.0/8``, ``::1``, ``[::1]``)."""
+    """True for ``localhost`` and loopback IP literals (``127.0.0.0/8``, ``::1``, ``[::1]``).
+    Cached: the policy check asks it on every call, about a few peer hosts."""
     bare = host.strip("[]")
     if bare == "localhost":
         return True

@@ -28,6 +28,10 @@ def test_deep_json_is_a_value_error_before_json_recurses() -> None:
             validation.loads_json(deep)
     assert validation.loads_json('{"a": ["[[[[", {"b": 1}]}') == {"a": ["[[[[", {"b": 1}]}
     assert validation.loads_json("[" * 32 + "]" * 32) is not None
+    # More brackets than the limit, none deep: walked, not counted, and accepted.
+    many = "[" + ",".join(["{}"] * 40) + "]"
+    assert validation.json_depth_ok(many) and validation.loads_json(many) == [{}] * 40
+    assert not validation.json_depth_ok("[" * 33 + "]" * 33)
     with pytest.raises(ValueError, match="longer"):
         validation.loads_json(json.dumps("x" * 100), max_bytes=50)
 
