@@ -29,7 +29,7 @@ run: $(STAMP) ## start all three services with SQLite under var/ (Ctrl-C stops t
 	$(BIN)/python -m scripts.run_stack
 
 test: $(STAMP) protos-check ## the whole default suite (starts every server it needs)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-long: $(STAMP) ## the long run: tests marked `long` (e.g. the 500-call overload burst on a real stack)
 	$(BIN)/python -m pytest -q -m long
