@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/*/v1/*.proto)
 
-.PHONY: setup run test test-long lint protos protos-check bench bench-card chaos clean
+.PHONY: setup run test test-long lint protos protos-check bench bench-card chaos clean browser
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,10 +25,20 @@ protos: $(STAMP) ## regenerate Python code and mypy stubs from protos/*/v1/*.pro
 protos-check: $(STAMP) ## fail when checked-in generated code is stale
 	$(BIN)/python -m scripts.check_protos
 
-run: $(STAMP) ## start all three services with SQLite under var/ (Ctrl-C stops them)
+run: $(STAMP) ## start all three services with SQLite under var/ and the operators' console on :8080 (Ctrl-C stops them)
 	$(BIN)/python -m scripts.run_stack
 
-test: $(STAMP) protos-check ## the whole default suite (starts every server it needs)
+# Debian's Chromium, its WebDriver and a CJK font (the console's Chinese pages) for the browser tests.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
+
+browser: ## headless Chromium + chromedriver for the console's browser tests: installed when missing, as root
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing $(BROWSER_PACKAGES) for the browser tests"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES); \
+	else echo "browser tests will skip: chromium and chromium-driver are missing (make browser as root installs them)"; fi
+
+test: $(STAMP) protos-check browser ## the whole default suite (starts every server it needs)
 	$(BIN)/python -m pytest -q --durations=25
 
 test-long: $(STAMP) ## the long run: tests marked `long` (e.g. the 500-call overload burst on a real stack)

@@ -7,6 +7,8 @@ Raised by our own services (mapped to a gRPC status by ``grpc_status.abort_with`
     ├── NotFound(what)              -> NOT_FOUND          unknown id
     ├── Refused(reason)             -> FAILED_PRECONDITION + google.rpc.ErrorInfo(reason)
     │                                  a definitive business "no"; nothing was changed
+    ├── PermissionDenied(reason)    -> PERMISSION_DENIED + ErrorInfo(reason): this caller may not,
+    │                                  whoever the policy table lets in (SAME_OPERATOR: four eyes)
     ├── Unavailable(reason)         -> UNAVAILABLE + ErrorInfo(reason): not decided yet, retry
     │                                  with the same idempotency key (metadata says which order)
     └── Exhausted(reason)           -> RESOURCE_EXHAUSTED + ErrorInfo(reason): a limit was reached;
@@ -46,6 +48,16 @@ class NotFound(ServiceError):
 
 class Refused(ServiceError):
     """A definitive business refusal with a machine-readable ``reason`` (UPPER_SNAKE)."""
+
+    def __init__(self, reason: str, message: str, **metadata: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.metadata = metadata
+
+
+class PermissionDenied(ServiceError):
+    """The caller passed the policy table, but the business rule refuses this caller (``reason``):
+    e.g. the operator who asked for an action approving it (four eyes). Nothing was changed."""
 
     def __init__(self, reason: str, message: str, **metadata: str) -> None:
         super().__init__(message)

@@ -11,7 +11,15 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from rc_common.errors import Exhausted, InvalidArgument, NotFound, Refused, ServiceError, Unavailable
+from rc_common.errors import (
+    Exhausted,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Refused,
+    ServiceError,
+    Unavailable,
+)
 from rc_common.logs import get_logger
 from rc_common.validation import check_request
 
@@ -41,8 +49,8 @@ def to_status(exc: ServiceError) -> grpc.Status:
     elif isinstance(exc, NotFound):
         code = code_pb2.NOT_FOUND
         detail.Pack(error_details_pb2.ErrorInfo(reason="NOT_FOUND", domain=ERROR_DOMAIN))
-    elif isinstance(exc, Refused):
-        code = code_pb2.FAILED_PRECONDITION
+    elif isinstance(exc, Refused | PermissionDenied):
+        code = code_pb2.FAILED_PRECONDITION if isinstance(exc, Refused) else code_pb2.PERMISSION_DENIED
         detail.Pack(
             error_details_pb2.ErrorInfo(
                 reason=exc.reason, domain=ERROR_DOMAIN, metadata=exc.metadata

@@ -63,6 +63,13 @@ POLICY: dict[str, Rule] = {
     "/recharge.v1.RechargeOps/PutMerchant": _rule(roles=WRITERS),
     "/recharge.v1.RechargeOps/RunReconciliation": _rule(roles=WRITERS),
     "/recharge.v1.RechargeOps/GetReconciliation": _rule(roles=READERS),
+    # The operators' console (issue 17): reads for every reader; a four-eyes decision only by an
+    # approver (the service also refuses the one who asked: SAME_OPERATOR).
+    "/recharge.v1.RechargeOps/InspectOrder": _rule(roles=READERS),
+    "/recharge.v1.RechargeOps/FindOrders": _rule(roles=READERS),
+    "/recharge.v1.RechargeOps/ListApprovals": _rule(roles=READERS),
+    "/recharge.v1.RechargeOps/GetOpsHealth": _rule(roles=READERS),
+    "/recharge.v1.RechargeOps/DecideApproval": _rule(roles=frozenset({APPROVER})),
     # What merchants serve for our follow-ups (their POS callback servers).
     "/recharge.v1.RechargeCallbacks/": _rule(RECHARGE, anonymous_on_loopback=True),
     # The card system: the recharge center credits; the shop's POS reads and spends.

@@ -156,6 +156,9 @@ FIELD_LIMITS: dict[str, int] = {
     "attach": 256,
     "method": 128,
     "page_token": 512,
+    "approval_id": 32,
+    # FindOrders: an order number, card number or WeChat transaction id (at most 64 characters).
+    "query": 64,
 }
 #: Where one message's field is stored wider than the name's default (message.field -> limit).
 MESSAGE_FIELD_LIMITS: dict[str, int] = {

@@ -9,6 +9,7 @@ engine. ``serve`` starts the server, the dispatcher and the sentinel's schedule.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ from rc_common.migrations import require_current, upgrade
 from rc_common.server import GrpcServer, create_server, wait_for_signal
 from recharge_service.adapters.card_client import CardClient
 from recharge_service.adapters.followup_clients import CallbackClient, NoticeClient
+from recharge_service.adapters.health import DatabaseProbe, GrpcHealthProbe
 from recharge_service.adapters.merchants import SqlMerchantDirectory
-from recharge_service.adapters.order_gauges import OrderGauges
+from recharge_service.adapters.order_gauges import OrderGauges, SqlOrderFigures
 from recharge_service.adapters.payment_client import PaymentClient
 from recharge_service.adapters.reconcile_sides import GrpcSides
 from recharge_service.adapters.reconciliation import SqlReconciliationStore
@@ -40,16 +42,20 @@ from recharge_service.adapters.wechatpay_v3 import WechatPayV3Client
 from recharge_service.entrypoints import center, notifications, ops
 from recharge_service.entrypoints.dispatcher import OutboxDispatcher
 from recharge_service.entrypoints.notify_http import NotifyHttpPolicy, NotifyHttpServer
+from recharge_service.entrypoints.ops import OperatorTools
 from recharge_service.entrypoints.reconcile_job import ReconcileJob
 from recharge_service.entrypoints.sentinel_job import SentinelJob
 from recharge_service.migrations import SCHEMA
 from recharge_service.service_layer.deps import Deps
 from recharge_service.service_layer.dispatch import OutboxPolicy
+from recharge_service.service_layer.four_eyes import FourEyes
+from recharge_service.service_layer.inspection import Lookups
 from recharge_service.service_layer.limits import OpenOrderCaps
-from recharge_service.service_layer.ports import PaymentGateway
+from recharge_service.service_layer.ops_health import HealthProbe, HealthSources
+from recharge_service.service_layer.ports import PaymentGateway, Timeline
 from recharge_service.service_layer.reconcile import Reconciler
 from recharge_service.service_layer.sentinel import Sentinel, SentinelPolicy
-from recharge_service.service_layer.timeline_notes import TimelineNotes
+from recharge_service.service_layer.timeline_notes import TimelineNotes, Unrecorded
 from recharge_service.settings import PaymentBackend, RechargeSettings, reconcile_time
 
 
@@ -160,11 +166,12 @@ async def build_app(settings: RechargeSettings) -> App:
     sentinel_job = SentinelJob(sentinel, settings.sentinel.interval)
     reconciler = build_reconciler(settings, db, deps, card_channel, payment_channel, payments)
     reconcile_job = ReconcileJob(reconciler, *reconcile_time(settings.reconcile.at))
+    tools = operator_tools(settings, db, card_channel, payment_channel, remote)
     server = create_server(
         settings.listen,
         [
             center.registrar(deps),
-            ops.registrar(deps, sentinel, reconciler),
+            ops.registrar(deps, sentinel, reconciler, tools),
             notifications.registrar(deps, opener),
         ],
         interceptors=[
@@ -208,8 +215,9 @@ async def build_app(settings: RechargeSettings) -> App:
         await callbacks.close()
         await card_channel.close()
         await payment_channel.close()
-        if isinstance(payments, WechatPayV3Client):
-            await payments.close()
+        for gateway in (payments, tools.lookups.payments):
+            if isinstance(gateway, WechatPayV3Client):
+                await gateway.close()
         await db.dispose()
 
     server.on_stop.append(shutdown)
@@ -217,6 +225,32 @@ async def build_app(settings: RechargeSettings) -> App:
     app.reconciler = reconciler
     app.reconcile_job = reconcile_job if settings.reconcile.enabled else None
     return app
+
+
+def operator_tools(
+    settings: RechargeSettings,
+    db: Database,
+    card_channel: grpc.aio.Channel,
+    payment_channel: grpc.aio.Channel,
+    remote: RetryPolicy,
+) -> OperatorTools:
+    """Four eyes' threshold; InspectOrder's lookups (the flows' clients, one attempt within the
+    normal deadline, nothing recorded); GetOpsHealth's probes and figures."""
+    once = dataclasses.replace(remote, attempts=1)
+    unrecorded = Unrecorded()
+    lookups = Lookups(
+        CardClient(card_channel, unrecorded, once, once),
+        payment_gateway(settings, payment_channel, unrecorded, once),
+    )
+    deadline = settings.ops.health_deadline
+    probes: list[HealthProbe] = [
+        GrpcHealthProbe("card", card_channel, settings.remote.card_target, deadline),
+        GrpcHealthProbe("wechat", payment_channel, settings.remote.payment_target, deadline),
+        DatabaseProbe(db, deadline),
+    ]
+    return OperatorTools(
+        FourEyes(settings.ops.four_eyes_refund_above), lookups, HealthSources(probes, SqlOrderFigures(db))
+    )
 
 
 def build_reconciler(
@@ -236,7 +270,7 @@ def build_reconciler(
 
 
 def payment_gateway(
-    settings: RechargeSettings, channel: grpc.aio.Channel, timeline: TimelineNotes, remote: RetryPolicy
+    settings: RechargeSettings, channel: grpc.aio.Channel, timeline: Timeline, remote: RetryPolicy
 ) -> PaymentGateway:
     """``--payment-backend``: the simulator's gRPC contract, or WeChat Pay APIv3 over HTTPS (keys
     from ``--wechat-keys-dir`` and each direct merchant's ``keys_dir``)."""

@@ -466,6 +466,32 @@ class ReconcileSettings:
             raise InvalidSetting("at", str(exc)) from None
 
 
+@dataclass(frozen=True)
+class OpsSettings:
+    """Operators' calls (RechargeOps): four eyes on refunds, the console's health page."""
+
+    four_eyes_refund_above: int = setting(
+        50_000,
+        env="RECHARGE_FOUR_EYES_REFUND_ABOVE",
+        flag="four_eyes_refund_above",
+        help="fen: an operator's REFUND (ResolveAnomaly) of an order whose pay amount is above this "
+        "does not run; it waits as an approval until a second operator with the approver role "
+        "approves it (DecideApproval, `ops approve`); 0 = every refund needs approval "
+        "(default 50000 = ¥500)",
+    )
+    health_deadline: float = setting(
+        1.0,
+        env="RECHARGE_OPS_HEALTH_DEADLINE",
+        help="seconds GetOpsHealth waits for each health check (card system, WeChat Pay, database); "
+        "no answer by then is UNKNOWN",
+    )
+
+    def validate(self) -> None:
+        if self.four_eyes_refund_above < 0:
+            raise InvalidSetting("four_eyes_refund_above", "must not be negative (0: every refund)")
+        require_positive(self, "health_deadline")
+
+
 def reconcile_time(text: str) -> tuple[int, int]:
     """``HH:MM`` as (hour, minute); ValueError otherwise."""
     hour, sep, minute = text.partition(":")
@@ -532,6 +558,7 @@ class RechargeSettings:
     sentinel: SentinelSettings = group(SentinelSettings, prefix="sentinel", title="sentinel")
     reconcile: ReconcileSettings = group(ReconcileSettings, prefix="reconcile", title="daily reconciliation")
     limits: LimitSettings = group(LimitSettings, title="overload and open-order caps")
+    ops: OpsSettings = group(OpsSettings, prefix="ops", title="operators: four eyes, health")
 
     def validate(self) -> None:
         parse_listen(self.listen)

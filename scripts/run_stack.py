@@ -10,6 +10,9 @@ var/tls/ and runs every service with mutual TLS. Either way an operator token (e
 written to var/ops.token; the banner shows how to pass it. ``--wire http``: the recharge center
 pays through WeChat Pay APIv3 over HTTPS (the simulator's facade) and takes notifications on its
 HTTPS endpoint (``scripts.stack``: wire "http"); the banner shows both URLs.
+The operators' web console starts last (port 8080; ``scripts.console``), with three development
+accounts — a viewer, an operator and an approver — whose random passwords are in
+var/console/dev-passwords.txt (mode 0600); the banner shows its URL and that file.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from scripts.console import console_dir, console_process, dev_accounts
 from scripts.merchants import DEMO_MERCHANTS, direct_merchants_flag, open_merchants
-from scripts.stack import ROOT, WIRES, Stack, build_stack, start_stack
+from scripts.stack import ROOT, WIRES, ServiceProcess, Stack, build_stack, start_stack
 
 #: Where `make run` listens, and where ``scripts.pos_demo`` looks by default.
 DEFAULT_PORTS = (50051, 50052, 50053)  # recharge center, card system, WeChat Pay simulator
+#: The operators' web console.
+CONSOLE_PORT = 8080
 
 
 def grpcurl_flags(stack: Stack, identity: str) -> str:
@@ -37,7 +43,20 @@ def grpcurl_flags(stack: Stack, identity: str) -> str:
     return f"-cacert {folder}/ca.crt -cert {folder}/tls.crt -key {folder}/tls.key"
 
 
-def banner(notes: list[str], stack: Stack) -> str:
+def console_notes(stack: Stack, console: ServiceProcess, passwords: Path) -> list[str]:
+    scheme = "https" if stack.tls else "http"
+    accounts = console_dir(stack) / "accounts.json"
+    trust = [f"  (HTTPS with the development CA's certificate: trust {stack.workdir / 'tls' / 'ca.crt'} or accept it)"] if stack.tls else []
+    return [
+        "",
+        f"Operators' console: {scheme}://{console.address}/",
+        *trust,
+        f"  log in as dev-viewer, dev-operator or dev-approver; their passwords: {passwords}",
+        f"  another operator: .venv/bin/python -m recharge_service.console --accounts-file {accounts} add-operator NAME --role operator [--role approver]",
+    ]
+
+
+def banner(notes: list[str], stack: Stack, console: list[str] | None = None) -> str:
     grpcurl = f".venv/bin/grpcurl {grpcurl_flags(stack, 'pos')}"
     as_operator = f".venv/bin/grpcurl {grpcurl_flags(stack, 'ops')} -H \"authorization: Bearer $(cat {stack.token_path})\""
     recharge, card, wechat = stack.recharge.address, stack.card.address, stack.wechat.address
@@ -74,8 +93,9 @@ def banner(notes: list[str], stack: Stack) -> str:
         f"  {ops_cli} anomalies",
         f"  {as_operator} -d '{{}}' {recharge} recharge.v1.RechargeOps/ListMerchants",
         f"  or: export RC_OPS_TOKEN=$(cat {stack.token_path})   (the ops CLI and scripts read it)",
+        *(console or []),
         "",
-        f"Logs: {stack.workdir / 'logs'}/*.log    Ctrl-C stops all three.",
+        f"Logs: {stack.workdir / 'logs'}/*.log    Ctrl-C stops everything.",
     ]
     return "\n".join(lines)
 
@@ -116,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="grpc",
         help="the payment wire: grpc (the simulator's gRPC contract) or http (WeChat Pay APIv3 over HTTPS)",
     )
+    parser.add_argument(
+        "--console-port", type=int, default=CONSOLE_PORT, help="the operators' web console (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     stack = build_stack(
         Path(args.var), wechat_args=direct_merchants_flag(DEMO_MERCHANTS), tls=args.tls, wire=args.wire
@@ -129,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     recharge_port, card_port, wechat_port = args.ports
+    console: ServiceProcess | None = None
     try:
         start_stack(stack, host=args.host, ports=(card_port, recharge_port, wechat_port))
         notes = asyncio.run(
@@ -136,9 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stack.recharge.address, stack.card.address, stack.keys_dir, DEMO_MERCHANTS, stack.client_auth()
             )
         )
-        print(banner([*notes, *wire_notes(stack)], stack), flush=True)
+        accounts, passwords = dev_accounts(console_dir(stack))
+        console = console_process(stack, accounts)
+        console.start(f"{args.host}:{args.console_port}")
+        print(banner([*notes, *wire_notes(stack)], stack, console_notes(stack, console, passwords)), flush=True)
         while not stopping:
-            for service in stack.services:
+            for service in (*stack.services, console):
                 if service.process is not None and service.process.poll() is not None:
                     print(f"{service.name} exited ({service.process.returncode}); see {service.log_path}")
                     print(service.tail())
@@ -146,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(0.5)
     finally:
         print("stopping...", flush=True)
+        if console is not None:
+            console.stop()
         stack.stop()
         print("stopped.")
     return 0

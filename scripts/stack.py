@@ -85,6 +85,8 @@ class ServiceProcess:
     host: str = "127.0.0.1"
     #: Its ``--metrics-listen`` port (loopback, free at start); 0 before the start.
     metrics_port: int = 0
+    #: Whether it serves metrics (the three services do; the operators' console does not).
+    metrics: bool = True
 
     @property
     def address(self) -> str:
@@ -100,8 +102,8 @@ class ServiceProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
-        self.metrics_port = _free_port("127.0.0.1")
-        metrics = ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
+        self.metrics_port = _free_port("127.0.0.1") if self.metrics else 0
+        metrics = ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"] if self.metrics else []
         argv = [sys.executable, "-m", self.module, "--listen", listen, "--log-format", "json", *metrics]
         self.process = subprocess.Popen(
             [*argv, *self.args],

@@ -2,7 +2,8 @@
 
 The key file is the one every service reads with ``--auth-key-file`` (``--new-key`` creates it:
 32 random bytes, hex, mode 0600). Roles: viewer (reads), operator and approver (ResolveAnomaly,
-PutMerchant, RunSentinel, CardAdmin), test (the simulators' FaultControl); see rc_common/policy.py.
+PutMerchant, RunSentinel, CardAdmin), approver only (DecideApproval: four eyes on refunds), test
+(the simulators' FaultControl); see rc_common/policy.py.
 The token is printed (or written to ``--out``, mode 0600); pass it as ``authorization: Bearer
 <token>`` (grpcurl ``-H``), or to the ops CLI with ``--token-file`` or ``$RC_OPS_TOKEN``.
 """

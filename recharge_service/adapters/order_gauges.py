@@ -14,6 +14,9 @@ logged; the next scrape after the period tries again.
   (about when it entered review; 0 when the queue is empty).
 - ``rc_outbox_backlog`` and ``rc_outbox_oldest_age_seconds``: follow-ups still pending, and the age
   of the oldest.
+
+``SqlOrderFigures`` is that query and its arithmetic, uncached: the gauges refresh from it, and
+``RechargeOps.GetOpsHealth`` reads the same figures from it (``service_layer/ops_health.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from sqlalchemy import Connection, func, literal, select, union_all
 from rc_common.db import Database
 from rc_common.logs import get_logger
 from recharge_service.adapters.orm import outbox, recharge_orders
+from recharge_service.adapters.repository import read
 from recharge_service.domain.order import FINAL, OrderStatus
+from recharge_service.service_layer.ops_health import OrderFigures
 
 log = get_logger("metrics")
 
@@ -64,16 +69,54 @@ def _query() -> object:
     return union_all(orders, pending)
 
 
+def figures_of(rows: list[_Row], now: datetime) -> OrderFigures:
+    """The figures the query's rows say, ``now``."""
+    counts = {status.name: 0 for status in OrderStatus}
+    unfinished: list[datetime] = []
+    review: list[datetime] = []
+    backlog, oldest_pending = 0, None
+    for row in rows:
+        if row.table == _OUTBOX:
+            backlog, oldest_pending = row.count, row.oldest_created
+            continue
+        counts[row.status] = row.count
+        if row.status == OrderStatus.MANUAL_REVIEW.name:
+            review += [row.oldest_updated] if row.oldest_updated else []
+        elif row.status not in {s.name for s in FINAL} and row.oldest_created:
+            unfinished.append(row.oldest_created)
+    return OrderFigures(
+        orders_by_status=counts,
+        oldest_unfinished_age_s=_age(now, min(unfinished, default=None)),
+        oldest_review_age_s=_age(now, min(review, default=None)),
+        outbox_backlog=backlog,
+        outbox_oldest_age_s=_age(now, oldest_pending),
+    )
+
+
+class SqlOrderFigures:
+    """The orders' and the outbox's figures, read now (one statement; ``StorageError`` when the
+    database cannot be read)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._statement = _query()
+
+    async def read(self, now: datetime) -> OrderFigures:
+        return figures_of(await read(self._db, self._rows), now)
+
+    def _rows(self, conn: Connection) -> list[_Row]:
+        return [_Row(*row) for row in conn.execute(self._statement)]  # type: ignore[call-overload]
+
+
 class OrderGauges:
     """A ``rc_common.metrics.ScrapeSource``: refreshed before a scrape is rendered."""
 
     def __init__(self, db: Database, cache: float, clock: Callable[[], datetime]) -> None:
-        self._db = db
+        self._figures = SqlOrderFigures(db)
         self._cache = cache
         self._clock = clock
         self._fresh_until = 0.0
         self._lock = asyncio.Lock()
-        self._statement = _query()
         self.registry = CollectorRegistry()
         r = self.registry
         self.orders = Gauge("rc_orders", "orders by status", ["status"], registry=r)
@@ -100,37 +143,20 @@ class OrderGauges:
             if time.monotonic() < self._fresh_until:
                 return
             try:
-                rows = await self._db.read(self._read)
+                figures = await self._figures.read(self._clock())
             except Exception:  # a scrape shows the last values; the database's trouble is logged
                 log.exception("metrics_refresh_failed")
             else:
-                self._apply(rows)
+                self._apply(figures)
             self._fresh_until = time.monotonic() + self._cache
 
-    def _read(self, conn: Connection) -> list[_Row]:
-        return [_Row(*row) for row in conn.execute(self._statement)]  # type: ignore[call-overload]
-
-    def _apply(self, rows: list[_Row]) -> None:
-        now = self._clock()
-        counts = {status.name: 0 for status in OrderStatus}
-        unfinished: list[datetime] = []
-        review: list[datetime] = []
-        backlog, oldest_pending = 0, None
-        for row in rows:
-            if row.table == _OUTBOX:
-                backlog, oldest_pending = row.count, row.oldest_created
-                continue
-            counts[row.status] = row.count
-            if row.status == OrderStatus.MANUAL_REVIEW.name:
-                review += [row.oldest_updated] if row.oldest_updated else []
-            elif row.status not in {s.name for s in FINAL} and row.oldest_created:
-                unfinished.append(row.oldest_created)
-        for status, count in counts.items():
+    def _apply(self, figures: OrderFigures) -> None:
+        for status, count in figures.orders_by_status.items():
             self.orders.labels(status).set(count)
-        self.oldest_unfinished.set(_age(now, min(unfinished, default=None)))
-        self.oldest_review.set(_age(now, min(review, default=None)))
-        self.outbox_backlog.set(backlog)
-        self.outbox_oldest.set(_age(now, oldest_pending))
+        self.oldest_unfinished.set(figures.oldest_unfinished_age_s)
+        self.oldest_review.set(figures.oldest_review_age_s)
+        self.outbox_backlog.set(figures.outbox_backlog)
+        self.outbox_oldest.set(figures.outbox_oldest_age_s)
 
 
 def _age(now: datetime, since: datetime | None) -> float:

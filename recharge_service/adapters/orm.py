@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 
 
@@ -86,6 +87,8 @@ recharge_orders = Table(
     Index("ix_recharge_orders_merchant_status", "merchant_id", "status"),
     # The reconciliation's "orders paid on the day" (issue 16).
     Index("ix_recharge_orders_merchant_paid", "merchant_id", "paid_at"),
+    # FindOrders by WeChat's transaction id (issue 17).
+    Index("ix_recharge_orders_transaction_id", "transaction_id"),
 )
 
 #: The current configuration of each merchant (``config`` is MerchantConfig as JSON).
@@ -201,4 +204,39 @@ reconciliation_items = Table(
     Column("card_fen", BigInteger, nullable=False),
     Index("ix_reconciliation_items_run", "business_date", "merchant_id", "id"),
     Index("ix_reconciliation_items_order", "order_no"),
+)
+
+#: The one PENDING approval an (order, action) may have: a partial unique index both databases
+#: build and infer an ``ON CONFLICT … WHERE`` from.
+PENDING_ONLY = text("status = 'PENDING'")
+
+#: Four eyes (issue 17): an operator's action waiting for a second person, and how it was decided.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("approval_id", String(32), primary_key=True),
+    Column("order_no", String(32), nullable=False),
+    Column("merchant_id", String(32), nullable=False),
+    # The resolve action's name (REFUND).
+    Column("action", String(24), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    # PENDING | APPROVED | REJECTED | EXPIRED
+    Column("status", String(12), nullable=False),
+    Column("requested_by", String(64), nullable=False),
+    Column("request_reason", Text, nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("decided_by", String(64), nullable=False, default=""),
+    Column("decision_reason", Text, nullable=False, default=""),
+    Column("decided_at", UtcDateTime, nullable=True),
+    Column("outcome", Text, nullable=False, default=""),
+    Index(
+        "ux_approvals_pending",
+        "order_no",
+        "action",
+        unique=True,
+        sqlite_where=PENDING_ONLY,
+        postgresql_where=PENDING_ONLY,
+    ),
+    # ListApprovals (by status, newest first) and the pending count.
+    Index("ix_approvals_status_requested", "status", "requested_at"),
 )

@@ -39,6 +39,7 @@ def _refund(message: wechatpay_pb2.Refund) -> RefundResult:
         out_refund_no=message.out_refund_no,
         refund_id=message.refund_id,
         status=_refund_status(message),
+        refund_fen=message.refund_fen,
     )
 
 

@@ -389,6 +389,21 @@ class OrdersRepository:
         token = order_page_token(orders[-1].order_no) if len(rows) > page_size else ""
         return OrderPage(orders, token)
 
+    async def find(
+        self, query: str, *, merchant_id: str = "", limit: int = 20
+    ) -> Sequence[RechargeOrder]:
+        """Exact matches of the order number, card number or transaction id (each indexed),
+        newest first."""
+        c = recharge_orders.c
+        found = select(recharge_orders).where(
+            or_(c.order_no == query, c.card_no == query, c.transaction_id == query)
+        )
+        if merchant_id:
+            found = found.where(c.merchant_id == merchant_id)
+        found = found.order_by(c.created_at.desc(), c.order_no.desc()).limit(limit)
+        rows = await read(self._db, lambda conn: conn.execute(found).mappings().all())
+        return [order_from_row(row) for row in rows]
+
 
 class PaymentsRepository:
     def __init__(self, db: Database, staged: Staged) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from rc_common.db import Database
 from recharge_service.adapters.anomalies import AnomaliesRepository
+from recharge_service.adapters.approvals import ApprovalsRepository
 from recharge_service.adapters.leases import OrderLeases
 from recharge_service.adapters.outbox import OutboxRepository
 from recharge_service.adapters.repository import (
@@ -38,6 +39,7 @@ class SqlUnitOfWork(AbstractUnitOfWork):
         self.outbox = OutboxRepository(db, node)
         self.leases = OrderLeases(db, self._staged, database_clock=database_clock)
         self.anomalies = AnomaliesRepository(db)
+        self.approvals = ApprovalsRepository(db, self._staged)
 
     def _begin(self) -> None:
         self._staged.drain()

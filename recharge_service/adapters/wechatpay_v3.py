@@ -578,10 +578,13 @@ def _transaction(answer: _Answer) -> PaymentTransaction:
 
 def _refund(answer: _Answer) -> RefundResult:
     document = _object(answer)
+    amount = document.get("amount")
+    refunded = amount.get("refund", 0) if isinstance(amount, dict) else 0
     return RefundResult(
         out_refund_no=_field(document, "out_refund_no"),
         refund_id=str(document.get("refund_id") or ""),
         status=_field(document, "status"),
+        refund_fen=refunded if isinstance(refunded, int) and not isinstance(refunded, bool) else 0,
     )
 
 

@@ -1,8 +1,9 @@
-"""Order and refund numbers. Pure Python.
+"""Order, refund and approval numbers. Pure Python.
 
 Order number: ``R`` + yyyymmddHHMMSS (Asia/Shanghai, as WeChat shows times) + 10 random digits —
 25 characters of WeChat's allowed out_trade_no set ``[0-9A-Za-z_-|*]``, sortable by creation time.
-The refund number is derived from the order number, so every retry sends the same one.
+The refund number is derived from the order number, so every retry sends the same one. An
+approval id (four eyes) is ``A`` + the same time and digits.
 """
 
 from __future__ import annotations
@@ -21,3 +22,9 @@ def new_order_no(now: datetime, random_digits: str | None = None) -> str:
 def refund_no(order_no: str) -> str:
     """``{order_no}-R1``: the one refund an order can have (WeChat refunds a number at most once)."""
     return f"{order_no}-R1"
+
+
+def new_approval_id(now: datetime, random_digits: str | None = None) -> str:
+    """``A`` + yyyymmddHHMMSS (Asia/Shanghai) + 10 random digits: sortable by when it was asked."""
+    digits = random_digits if random_digits is not None else f"{secrets.randbelow(10**10):010d}"
+    return "A" + now.astimezone(CHINA).strftime("%Y%m%d%H%M%S") + digits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
@@ -20,22 +21,50 @@ from recharge_service.entrypoints.merchant_messages import (
     merchant_to_proto,
     stale_status,
 )
+from recharge_service.entrypoints.ops_messages import approval_to_proto, health_to_proto, inspection_to_proto
 from recharge_service.entrypoints.reconcile_messages import item_to_proto, run_to_proto
 from recharge_service.service_layer import queries
 from recharge_service.service_layer.anomalies import list_anomalies
-from recharge_service.service_layer.commands import ResolveAnomaly
+from recharge_service.service_layer.approve import decide_approval
+from recharge_service.service_layer.commands import DecideApproval, ResolveAnomaly
 from recharge_service.service_layer.deps import Deps
+from recharge_service.service_layer.four_eyes import FourEyes, list_approvals
+from recharge_service.service_layer.inspection import Lookups, inspect_order
 from recharge_service.service_layer.merchants import StaleMerchant, list_merchants, put_merchant
+from recharge_service.service_layer.ops_health import HealthSources, ops_health
 from recharge_service.service_layer.reconcile import Reconciler
 from recharge_service.service_layer.resolve import resolve_anomaly
 from recharge_service.service_layer.sentinel import Sentinel
 
 
+@dataclass(frozen=True)
+class OperatorTools:
+    """What the console's calls need beyond the use cases' ``Deps`` (the composition root builds
+    it): four eyes' rule, the read-only lookups of InspectOrder, the sources of GetOpsHealth."""
+
+    four_eyes: FourEyes
+    lookups: Lookups
+    health: HealthSources
+
+
 class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
-    def __init__(self, deps: Deps, sentinel: Sentinel, reconciler: Reconciler | None = None) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        sentinel: Sentinel,
+        reconciler: Reconciler | None = None,
+        tools: OperatorTools | None = None,
+    ) -> None:
         self._deps = deps
         self._sentinel = sentinel
         self._reconciler = reconciler
+        self._tools = tools
+
+    async def _tools_or_abort(self, context: grpc.aio.ServicerContext) -> OperatorTools:
+        if self._tools is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "operator tools are not wired here")
+            raise AssertionError("unreachable: abort raises")
+        return self._tools
 
     async def _reconciler_or_abort(self, context: grpc.aio.ServicerContext) -> Reconciler:
         if self._reconciler is None:
@@ -110,10 +139,67 @@ class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
         command = ResolveAnomaly(
             request.order_no, request.action, acting_subject(), request.reason, request.merchant_id
         )
-        resolution = await resolve_anomaly(self._deps, self._sentinel.policy, command)
+        four_eyes = self._tools.four_eyes if self._tools is not None else None
+        resolution = await resolve_anomaly(self._deps, self._sentinel.policy, command, four_eyes)
+        approval = resolution.approval
         return recharge_pb2.ResolveAnomalyResponse(
-            order=order_to_proto(resolution.order), outcome=resolution.outcome
+            order=order_to_proto(resolution.order),
+            outcome=resolution.outcome,
+            approval=approval_to_proto(approval) if approval is not None else None,
         )
+
+    @maps_errors
+    async def InspectOrder(
+        self, request: recharge_pb2.InspectOrderRequest, context: grpc.aio.ServicerContext
+    ) -> recharge_pb2.InspectOrderResponse:
+        tools = await self._tools_or_abort(context)
+        found = await inspect_order(
+            self._deps, tools.lookups, tools.four_eyes, self._sentinel.policy.hold,
+            request.order_no, request.merchant_id,
+        )  # fmt: skip
+        return inspection_to_proto(found)
+
+    @maps_errors
+    async def FindOrders(
+        self, request: recharge_pb2.FindOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> recharge_pb2.FindOrdersResponse:
+        orders = await queries.find_orders(
+            self._deps, request.query, merchant_id=request.merchant_id, limit=request.limit
+        )
+        return recharge_pb2.FindOrdersResponse(orders=[order_to_proto(order) for order in orders])
+
+    @maps_errors
+    async def ListApprovals(
+        self, request: recharge_pb2.ListApprovalsRequest, context: grpc.aio.ServicerContext
+    ) -> recharge_pb2.ListApprovalsResponse:
+        page = await list_approvals(
+            self._deps,
+            statuses=list(request.statuses),
+            merchant_id=request.merchant_id,
+            page_size=request.page.page_size,
+            page_token=request.page.page_token,
+        )
+        return recharge_pb2.ListApprovalsResponse(
+            approvals=[approval_to_proto(a) for a in page.approvals], next_page_token=page.next_page_token
+        )
+
+    @maps_errors
+    async def DecideApproval(
+        self, request: recharge_pb2.DecideApprovalRequest, context: grpc.aio.ServicerContext
+    ) -> recharge_pb2.DecideApprovalResponse:
+        # The decider is the authenticated one (the token's subject): four eyes compares people.
+        command = DecideApproval(request.approval_id, request.approve, acting_subject(), request.reason)
+        decided = await decide_approval(self._deps, self._sentinel.policy, command)
+        return recharge_pb2.DecideApprovalResponse(
+            approval=approval_to_proto(decided.approval), order=order_to_proto(decided.order)
+        )
+
+    @maps_errors
+    async def GetOpsHealth(
+        self, request: recharge_pb2.GetOpsHealthRequest, context: grpc.aio.ServicerContext
+    ) -> recharge_pb2.OpsHealth:
+        tools = await self._tools_or_abort(context)
+        return health_to_proto(await ops_health(self._deps, tools.health, self._sentinel))
 
     @maps_errors
     async def RunSentinel(
@@ -166,9 +252,14 @@ class RechargeOpsServicer(recharge_pb2_grpc.RechargeOpsServicer):
         )
 
 
-def registrar(deps: Deps, sentinel: Sentinel, reconciler: Reconciler | None = None) -> Registrar:
+def registrar(
+    deps: Deps,
+    sentinel: Sentinel,
+    reconciler: Reconciler | None = None,
+    tools: OperatorTools | None = None,
+) -> Registrar:
     def register(server: grpc.aio.Server) -> str:
-        servicer = RechargeOpsServicer(deps, sentinel, reconciler)
+        servicer = RechargeOpsServicer(deps, sentinel, reconciler, tools)
         recharge_pb2_grpc.add_RechargeOpsServicer_to_server(servicer, server)
         return str(recharge_pb2.DESCRIPTOR.services_by_name["RechargeOps"].full_name)
 

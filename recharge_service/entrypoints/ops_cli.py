@@ -11,6 +11,8 @@
     merchant-get MERCHANT_ID                          one merchant's configuration and history
     merchant-list                                     every merchant
     reconcile run DATE | reconcile show DATE [--csv]  the daily reconciliation (see ops_reconcile)
+    approvals | approve ID --reason | reject ID --reason
+                                                      four eyes on refunds (see ops_approvals)
 
 Every call carries an operator token (``--token-file FILE`` or ``$RC_OPS_TOKEN``; ``make run``
 writes one to var/ops.token, ``python -m scripts.tokens`` issues them): the operator recorded on a
@@ -35,6 +37,12 @@ from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
 from rc_common.channels import TOKEN_ENV, ClientAuth, sync_channel
 from rc_common.clock import CHINA, duration
 from rc_common.grpc_status import error_info
+from recharge_service.entrypoints.ops_approvals import (
+    add_approval_commands,
+    approval_line,
+    decide,
+    show_approvals,
+)
 from recharge_service.entrypoints.ops_reconcile import add_reconcile_commands, reconcile
 
 ACTIONS = {
@@ -180,7 +188,8 @@ def resolve(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespace) ->
         ),
         timeout=args.timeout,
     )
-    return f"{reply.order.order_no}: {status_name(reply.order.status)}\noutcome: {reply.outcome}"
+    shown = f"{reply.order.order_no}: {status_name(reply.order.status)}\noutcome: {reply.outcome}"
+    return f"{shown}\n{approval_line(reply.approval)}" if reply.approval.approval_id else shown
 
 
 def run_sentinel(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namespace) -> str:
@@ -503,8 +512,9 @@ def parser() -> argparse.ArgumentParser:
         "resolve",
         help="a fenced operator action on one order",
         description="retry-now: the sentinel's step now (ignores the hold); refund: void "
-        "first, then refund (refused if the card says credited); confirm-credit: CREDITED "
-        "only when the card system says SUCCEEDED.",
+        "first, then refund (refused if the card says credited; above the four-eyes threshold it "
+        "waits for a second operator: see approvals); confirm-credit: CREDITED only when the card "
+        "system says SUCCEEDED.",
     )
     p.add_argument("order_no")
     p.add_argument("--action", required=True, choices=sorted(ACTIONS))
@@ -519,6 +529,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore-hold", action="store_true", help="also take orders changed within the hold")
     add_merchant_commands(sub)
     add_reconcile_commands(sub)
+    add_approval_commands(sub)
     return top
 
 
@@ -532,6 +543,9 @@ COMMANDS: dict[str, Callable[[grpc.Channel, argparse.Namespace], str]] = {
     "merchant-get": lambda ch, a: get_merchant(recharge_pb2_grpc.RechargeOpsStub(ch), a),
     "merchant-list": lambda ch, a: list_merchants(recharge_pb2_grpc.RechargeOpsStub(ch), a),
     "reconcile": reconcile,
+    "approvals": lambda ch, a: show_approvals(recharge_pb2_grpc.RechargeOpsStub(ch), a),
+    "approve": lambda ch, a: decide(recharge_pb2_grpc.RechargeOpsStub(ch), a),
+    "reject": lambda ch, a: decide(recharge_pb2_grpc.RechargeOpsStub(ch), a),
 }
 
 

@@ -6,7 +6,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from rc_common.errors import InvalidArgument
+from rc_common.errors import InvalidArgument, PermissionDenied
 from recharge_service.domain.merchant import check_merchant_id
 from recharge_service.domain.order import Channel
 
@@ -73,3 +73,25 @@ class ResolveAnomaly:
         if not 1 <= len(reason) <= 500:
             raise InvalidArgument("reason", "required: why, 1 to 500 characters")
         return self.order_no, action, operator, reason
+
+
+@dataclass(frozen=True)
+class DecideApproval:
+    """Four eyes: ``decider`` (the token's subject) approves or rejects a pending approval."""
+
+    approval_id: str
+    approve: bool
+    decider: str
+    reason: str
+
+    def validated(self) -> tuple[str, bool, str, str]:
+        """The checked values: PERMISSION_DENIED without a decider (nobody to hold to account),
+        else ``InvalidArgument`` naming the first bad field."""
+        decider, reason = self.decider.strip(), self.reason.strip()
+        if not decider:
+            raise PermissionDenied("OPERATOR_REQUIRED", "a decision needs an authenticated operator")
+        if not self.approval_id.strip():
+            raise InvalidArgument("approval_id", "required")
+        if not 1 <= len(reason) <= 500:
+            raise InvalidArgument("reason", "required: why, 1 to 500 characters")
+        return self.approval_id.strip(), self.approve, decider, reason

@@ -58,6 +58,8 @@ class RefundResult:
     out_refund_no: str
     refund_id: str
     status: str
+    #: The amount refunded, as WeChat says (0 when it did not say).
+    refund_fen: int = 0
 
 
 class CardSystem(Protocol):

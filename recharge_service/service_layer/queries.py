@@ -1,4 +1,4 @@
-"""Read-only use cases: one order, a page of orders, an order's timeline."""
+"""Read-only use cases: one order, a page of orders, orders found by a number, an order's timeline."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from recharge_service.service_layer.storage import OrderPage, read_order_page_to
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+#: FindOrders answers this many orders unless asked for fewer or more, and never more than the cap.
+FIND_LIMIT, FIND_MAX = 20, 100
 
 
 async def get_order(deps: Deps, merchant_id: str, order_no: str) -> RechargeOrder:
@@ -63,6 +65,23 @@ async def list_orders(
             page_size=page_size_of(page_size),
             page_token=page_token,
         )
+
+
+async def find_orders(
+    deps: Deps, query: str, *, merchant_id: str = "", limit: int = 0
+) -> list[RechargeOrder]:
+    """Orders whose order number, card number or WeChat transaction id is exactly ``query``, newest
+    first (``limit``: default 20, at most 100); with ``merchant_id``, only that merchant's."""
+    wanted = query.strip()
+    if not wanted:
+        raise InvalidArgument("query", "required: an order number, card number or WeChat transaction id")
+    if merchant_id:
+        check_merchant_id(merchant_id)
+    if limit < 0:
+        raise InvalidArgument("limit", "must not be negative")
+    size = min(limit or FIND_LIMIT, FIND_MAX)
+    async with deps.uow(readonly=True) as uow:
+        return list(await uow.orders.find(wanted, merchant_id=merchant_id, limit=size))
 
 
 async def get_timeline(deps: Deps, order_no: str, merchant_id: str = "") -> list[TimelineEntry]:

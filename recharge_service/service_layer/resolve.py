@@ -13,22 +13,33 @@ the action runs (held by someone else -> UNAVAILABLE ORDER_BUSY, try again).
   unknown -> UNAVAILABLE, nothing refunded. A refund already asked for is looked up first.
 - CONFIRM_CREDIT: CREDITED only when the card system says SUCCEEDED (``GetRecharge``, and
   ``ConfirmRecharge`` while the pre-recharge is RECHARGING); else refused CARD_NOT_CREDITED.
+
+The rules themselves (what each action allows, what each answer means) are ``resolve_rules.py``,
+shared with InspectOrder's previews. Four eyes (``four_eyes.py``): a REFUND of an order whose pay
+amount is above the threshold, which the rules would let run, runs nothing — it is recorded as a
+PENDING approval (``APPROVAL_REQUIRED``); a second operator's ``DecideApproval`` then runs it here,
+through ``act_holding``, exactly as an operator's REFUND (``approve.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from rc_common.errors import Refused, ServiceError, Unavailable
 from rc_common.outcomes import Done, Rejected
-from recharge_service.domain.answers import FAILED_REFUND_STATES, NOT_FOUND, CardState, RefundState
+from recharge_service.domain.answers import NOT_FOUND, CardState, RefundState
+from recharge_service.domain.approval import Approval
 from recharge_service.domain.order import SENTINEL_STATES, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import OPERATOR_ACTION, TimelineEntry
 from recharge_service.service_layer import refund, settle
+from recharge_service.service_layer import resolve_rules as rules
 from recharge_service.service_layer.actor import acting_as
 from recharge_service.service_layer.commands import ResolveAction, ResolveAnomaly
 from recharge_service.service_layer.deps import Deps
-from recharge_service.service_layer.holding import acquire, holding, release
+from recharge_service.service_layer.four_eyes import APPROVAL_REQUIRED, FourEyes, request_approval
+from recharge_service.service_layer.holding import OrderLease, acquire, holding, release
 from recharge_service.service_layer.holding import check as check_lease
 from recharge_service.service_layer.merchants import wechat_account
 from recharge_service.service_layer.orders import flow, load_order
@@ -45,29 +56,61 @@ S = OrderStatus
 class Resolution:
     order: RechargeOrder
     outcome: str
+    #: Four eyes: the approval the action now waits for (``outcome`` APPROVAL_REQUIRED).
+    approval: Approval | None = None
 
 
-async def resolve_anomaly(deps: Deps, policy: SentinelPolicy, command: ResolveAnomaly) -> Resolution:
+async def resolve_anomaly(
+    deps: Deps, policy: SentinelPolicy, command: ResolveAnomaly, four_eyes: FourEyes | None = None
+) -> Resolution:
+    """The operator's action on the order, under its lease; with ``four_eyes``, a REFUND above
+    its threshold that the rules allow is only recorded as a PENDING approval (a repeat answers
+    the same one), and nothing runs."""
     order_no, action, operator, reason = command.validated()
-    await load_order(deps, order_no, merchant_id=command.merchant_id)  # NotFound first
-    owner = f"{policy.owner}:operator"
-    lease = await acquire(deps, order_no, owner, policy.lease)
+    order = await load_order(deps, order_no, merchant_id=command.merchant_id)  # NotFound first
+    if four_eyes is not None and four_eyes.needs_approval(action, order):
+        approval = await request_approval(deps, order, action.name, operator, reason, four_eyes)
+        return Resolution(order, APPROVAL_REQUIRED, approval)
+    async with operator_lease(deps, policy, order_no) as lease:
+        return await act_holding(deps, policy, lease, action, operator, reason, f"{operator}: {reason}")
+
+
+@contextlib.asynccontextmanager
+async def operator_lease(deps: Deps, policy: SentinelPolicy, order_no: str) -> AsyncIterator[OrderLease]:
+    """The order's lease for an operator (held by someone else: UNAVAILABLE ORDER_BUSY)."""
+    lease = await acquire(deps, order_no, f"{policy.owner}:operator", policy.lease)
     if lease is None:
         raise Unavailable("ORDER_BUSY", "the sentinel or an operator is working on this order; try again")
     try:
-        await _record(deps, order_no, operator, action, "requested", reason)
-        try:
-            with acting_as(operator):
-                async with holding(deps, lease), flow(deps):
-                    resolution = await _act(deps, policy, owner, action, order_no, f"{operator}: {reason}")
-        except ServiceError as exc:
-            why = getattr(exc, "reason", type(exc).__name__)
-            await _record(deps, order_no, operator, action, "refused", f"{why}: {exc.message}")
-            raise
-        await _record(deps, order_no, operator, action, "done", resolution.outcome)
-        return resolution
+        yield lease
     finally:
         await release(deps, lease)
+
+
+async def act_holding(
+    deps: Deps,
+    policy: SentinelPolicy,
+    lease: OrderLease,
+    action: ResolveAction,
+    operator: str,
+    detail: str,
+    why: str,
+) -> Resolution:
+    """Run ``action`` holding ``lease`` as ``operator``, on the timeline: ``requested`` (with
+    ``detail``), then ``done`` or ``refused``; ``why`` goes with the calls it makes (the void's
+    reason)."""
+    order_no = lease.order_no
+    await _record(deps, order_no, operator, action, "requested", detail)
+    try:
+        with acting_as(operator):
+            async with holding(deps, lease), flow(deps):
+                resolution = await _act(deps, policy, lease.owner, action, order_no, why)
+    except ServiceError as exc:
+        code = getattr(exc, "reason", type(exc).__name__)
+        await _record(deps, order_no, operator, action, "refused", f"{code}: {exc.message}")
+        raise
+    await _record(deps, order_no, operator, action, "done", resolution.outcome)
+    return resolution
 
 
 async def _act(
@@ -82,13 +125,14 @@ async def _act(
 
 async def retry_now(deps: Deps, policy: SentinelPolicy, owner: str, order_no: str) -> Resolution:
     order = await load_order(deps, order_no)
+    check = rules.retry_now(order)
+    if not check.runs:
+        return Resolution(order, check.says)
     if order.status in SENTINEL_STATES:
         done = await visit(deps, policy, order_no, VisitLog(deps, owner))
         return Resolution(done.order, f"{done.category}: {done.detail}")
-    if order.status is S.MANUAL_REVIEW:
-        step = await review_step(deps, order)
-        return Resolution(step.order, step.detail)
-    return Resolution(order, f"nothing to do: the order is {order.status.name}")
+    step = await review_step(deps, order)
+    return Resolution(step.order, step.detail)
 
 
 async def review_step(deps: Deps, order: RechargeOrder) -> Step:
@@ -128,35 +172,28 @@ async def review_step(deps: Deps, order: RechargeOrder) -> Step:
 
 async def refund_now(deps: Deps, order_no: str, why: str) -> Resolution:
     order = await load_order(deps, order_no)
-    if order.status is S.CREDITED:
-        raise Refused("CARD_CREDITED", "the card was credited for this order; it is never refunded")
-    if order.status is S.REFUNDED:
-        return Resolution(order, "already REFUNDED")
-    if not order.transaction_id:
-        raise Refused("ORDER_NOT_PAID", "no payment is on record for this order (RETRY_NOW asks WeChat)")
+    check = rules.refund(order)
+    check.enforce()
+    if not check.runs:
+        return Resolution(order, check.says)
     if order.out_refund_no and order.status is S.MANUAL_REVIEW:
         account = await wechat_account(deps.merchants, order)
         asked = await deps.payments.query_refund(account, order_no, order.out_refund_no)
-        if isinstance(asked, Done) and asked.value.status == RefundState.SUCCESS:
-            ended = await settle.mark_refunded(deps, order_no, f"refund {order.out_refund_no} SUCCESS")
-            return Resolution(ended, f"refund {order.out_refund_no}: SUCCESS")
-        if isinstance(asked, Done) and asked.value.status in FAILED_REFUND_STATES:
-            raise Refused(
-                f"REFUND_{asked.value.status}",
-                f"WeChat says refund {order.out_refund_no} ended {asked.value.status}: handle it in the "
-                "WeChat Pay merchant platform, then RETRY_NOW",
-            )
-        if isinstance(asked, Done):
-            return Resolution(order, f"refund {order.out_refund_no}: {asked.value.status} at WeChat")
-        if not (isinstance(asked, Rejected) and asked.code == NOT_FOUND):
+        if isinstance(asked, Rejected) and asked.code == NOT_FOUND:
+            known = rules.asked_refund(order, NOT_FOUND)
+        elif isinstance(asked, Done):
+            known = rules.asked_refund(order, asked.value.status)
+        else:
             raise Unavailable("WECHAT_UNAVAILABLE", "QueryRefund did not answer; nothing was done")
+        if known is not None:
+            known.enforce()
+            if isinstance(asked, Done) and asked.value.status == RefundState.SUCCESS:
+                ended = await settle.mark_refunded(deps, order_no, f"refund {order.out_refund_no} SUCCESS")
+                return Resolution(ended, f"refund {order.out_refund_no}: SUCCESS")
+            return Resolution(order, known.says)
     ended, void = await refund.void_then_refund(deps, order_no, f"operator refund ({why})")
-    if ended.status is S.CREDITED:
-        raise Refused(
-            "CARD_CREDITED",
-            "the card system says the credit landed (the void answered SUCCEEDED): the order is now "
-            "CREDITED and nothing was refunded",
-        )
+    if ended.status is S.CREDITED:  # the void answered SUCCEEDED: the credit won
+        rules.refund_given_card(CardState.SUCCEEDED).enforce()
     if void is not None and not (isinstance(void, Done) and void.value.status == CardState.VOIDED):
         if isinstance(void, Rejected):
             raise Refused("VOID_REFUSED", f"the card system refused the void ({void.reason}): no refund")
@@ -168,23 +205,20 @@ async def refund_now(deps: Deps, order_no: str, why: str) -> Resolution:
 
 async def confirm_credit(deps: Deps, order_no: str) -> Resolution:
     order = await load_order(deps, order_no)
-    if order.status is S.CREDITED:
-        return Resolution(order, "already CREDITED")
-    if not order.transaction_id:
-        raise Refused("ORDER_NOT_PAID", "no payment is on record for this order: it cannot be credited")
-    if order.status is S.REFUNDED:
-        raise Refused("CARD_NOT_CREDITED", "the order was refunded after the card system voided it")
+    check = rules.confirm_credit(order)
+    check.enforce()
+    if not check.runs:
+        return Resolution(order, check.says)
     card = await deps.card.get_recharge(order_no, order.merchant_id)
-    if isinstance(card, Done) and card.value.status == CardState.RECHARGING:
+    if isinstance(card, Done) and card.value.status == CardState.RECHARGING:  # confirm_given_card
         check_lease(order_no)  # changes something elsewhere: only while ours
         card = await deps.card.confirm_recharge(order_no, order.merchant_id)
-    if isinstance(card, Done) and card.value.status == CardState.SUCCEEDED:
+    if isinstance(card, Done):
+        rules.card_credited(card.value.status).enforce()
         ended = await settle.mark_credited(deps, order_no, "operator: the card system says SUCCEEDED")
         return Resolution(ended, "card: SUCCEEDED -> CREDITED")
-    if isinstance(card, Done):
-        raise Refused("CARD_NOT_CREDITED", f"the card system says {card.value.status}: not credited")
     if isinstance(card, Rejected):
-        raise Refused("CARD_NOT_CREDITED", f"the card system refused: {card.reason} {card.detail}".strip())
+        rules.card_credited(card.reason, card.detail).enforce()
     raise Unavailable("CARD_UNAVAILABLE", f"the card system did not answer ({card.code}): nothing changed")
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
@@ -240,21 +241,41 @@ async def _visit_claimed(deps: Deps, policy: SentinelPolicy, lease: OrderLease, 
         return "still_unknown"
 
 
+@dataclass(frozen=True)
+class SentinelRun:
+    """A run that ended, as this replica (``node``) remembers it."""
+
+    finished_at: datetime
+    report: SentinelReport
+    node: str
+
+
 class Sentinel:
-    """One run at a time per process (the scheduled job and RunSentinel share the lock)."""
+    """One run at a time per process (the scheduled job and RunSentinel share the lock). The last
+    ``RUNS_KEPT`` runs that ended are kept in memory with their reports (GetOpsHealth)."""
+
+    RUNS_KEPT = 10
 
     def __init__(self, deps: Deps, policy: SentinelPolicy) -> None:
         self.deps = deps
         self.policy = policy
         self._lock = asyncio.Lock()
+        self._runs: deque[SentinelRun] = deque(maxlen=self.RUNS_KEPT)
 
     @property
     def running(self) -> bool:
         return self._lock.locked()
 
+    @property
+    def latest_runs(self) -> list[SentinelRun]:
+        """This replica's latest runs, newest first."""
+        return list(self._runs)
+
     async def run(self, *, ignore_hold: bool = False) -> SentinelReport:
         async with self._lock:
-            return await run_sentinel(self.deps, self.policy, ignore_hold=ignore_hold)
+            report = await run_sentinel(self.deps, self.policy, ignore_hold=ignore_hold)
+            self._runs.appendleft(SentinelRun(self.deps.clock(), report, self.policy.owner))
+            return report
 
 
 async def close_left(deps: Deps, order_no: str) -> None:

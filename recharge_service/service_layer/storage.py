@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from rc_common import page_tokens
+from recharge_service.domain.approval import Approval
 from recharge_service.domain.order import RechargeOrder
 from recharge_service.domain.timeline import TimelineEntry
 
@@ -25,6 +26,10 @@ class StaleOrder(Exception):
     """Another writer changed the order since it was read; re-read and decide again."""
 
 
+class StaleApproval(Exception):
+    """The approval was decided by somebody else since it was read; re-read it."""
+
+
 @dataclass(frozen=True)
 class OrderPage:
     orders: list[RechargeOrder]
@@ -34,6 +39,12 @@ class OrderPage:
 @dataclass(frozen=True)
 class AnomalyPage:
     orders: list[RechargeOrder]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class ApprovalPage:
+    approvals: list[Approval]
     next_page_token: str
 
 
@@ -87,6 +98,22 @@ def read_anomaly_page_token(token: str) -> tuple[datetime, str]:
     if at.tzinfo is None:
         raise ValueError("not a page token of this list")
     return at, order_no
+
+
+def approval_page_token(requested_at: datetime, approval_id: str) -> str:
+    return page_tokens.make("approvals_before", [requested_at.isoformat(), approval_id])
+
+
+def read_approval_page_token(token: str) -> tuple[datetime, str]:
+    """The position to continue below (ListApprovals, newest first)."""
+    moment, approval_id = page_tokens.read("approvals_before", token, 2)
+    try:
+        at = datetime.fromisoformat(moment)
+    except ValueError as exc:
+        raise ValueError("not a page token of this list") from exc
+    if at.tzinfo is None:
+        raise ValueError("not a page token of this list")
+    return at, approval_id
 
 
 class Claimed(str):

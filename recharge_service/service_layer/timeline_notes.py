@@ -3,7 +3,8 @@ own commits, notifications that changed nothing, operators' requests and results
 
 ``write_apart`` is the one way to do it; ``TimelineNotes`` is the ``Timeline`` port over it (what
 the retry helper records through), which logs a failed write instead of raising: the history must
-not break the flow it describes.
+not break the flow it describes. ``Unrecorded`` is the port that keeps nothing: read-only queries
+made for an operator's screen (InspectOrder) are not part of any order's story.
 """
 
 from __future__ import annotations
@@ -37,3 +38,10 @@ class TimelineNotes:
                 log.exception(
                     "timeline_write_failed", order_no=entry.order_no, kind=entry.kind, method=entry.method
                 )
+
+
+class Unrecorded:
+    """A ``Timeline`` that writes nothing (InspectOrder's lookups: reads, never on the record)."""
+
+    async def record(self, *entries: TimelineEntry, required: bool = False) -> None:
+        return None

@@ -24,12 +24,14 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from recharge_service.domain.approval import Approval, ApprovalStatus
 from recharge_service.domain.order import Channel, OrderStatus, RechargeOrder
 from recharge_service.domain.timeline import TimelineEntry
 from recharge_service.service_layer import call_log
 from recharge_service.service_layer.limits import OpenOrders
 from recharge_service.service_layer.storage import (
     AnomalyPage,
+    ApprovalPage,
     Claimed,
     OrderPage,
     OutboxRow,
@@ -59,6 +61,10 @@ class Orders(Protocol):
         page_size: int = 50,
         page_token: str = "",
     ) -> OrderPage: ...
+    async def find(self, query: str, *, merchant_id: str = "", limit: int = 20) -> Sequence[RechargeOrder]:
+        """Orders whose order number, card number or transaction id is exactly ``query``, newest
+        first; of ``merchant_id`` only when given."""
+        ...
 
 
 class Payments(Protocol):
@@ -145,6 +151,33 @@ class Anomalies(Protocol):
     ) -> AnomalyPage: ...
 
 
+class Approvals(Protocol):
+    """Four eyes (``adapters/approvals.py``): reads at once, ``add_if_absent`` and
+    ``save_decision`` staged (plain methods)."""
+
+    async def get(self, approval_id: str) -> Approval | None: ...
+    async def pending_for(self, order_no: str, action: str) -> Approval | None: ...
+    def add_if_absent(self, approval: Approval, entry: TimelineEntry) -> None:
+        """The PENDING approval and its timeline row, unless one is PENDING for the order and
+        action already (then neither is written)."""
+        ...
+
+    def save_decision(self, approval: Approval, entries: Sequence[TimelineEntry] = ()) -> None:
+        """The decision of a PENDING approval; ``StaleApproval`` at commit when it was decided
+        meanwhile."""
+        ...
+
+    async def page(
+        self,
+        *,
+        statuses: Sequence[ApprovalStatus],
+        merchant_id: str = "",
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> ApprovalPage: ...
+    async def count(self, status: ApprovalStatus) -> int: ...
+
+
 class AbstractUnitOfWork(abc.ABC):
     orders: Orders
     payments: Payments
@@ -152,6 +185,7 @@ class AbstractUnitOfWork(abc.ABC):
     outbox: Outbox
     leases: Leases
     anomalies: Anomalies
+    approvals: Approvals
 
     def __init__(self, *, readonly: bool = False) -> None:
         self.readonly = readonly

@@ -607,18 +607,23 @@ class ResolveAnomalyResponse(_message.Message):
 
     ORDER_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
+    APPROVAL_FIELD_NUMBER: _builtins.int
     outcome: _builtins.str
+    """What happened, or APPROVAL_REQUIRED: nothing ran, the request waits as ``approval``."""
     @_builtins.property
     def order(self) -> Global___RechargeOrder: ...
+    @_builtins.property
+    def approval(self) -> Global___Approval: ...
     def __init__(
         self,
         *,
         order: Global___RechargeOrder | None = ...,
         outcome: _builtins.str = ...,
+        approval: Global___Approval | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "outcome", b"outcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "order", b"order", "outcome", b"outcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1239,3 +1244,505 @@ class GetReconciliationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetReconciliationResponse: _TypeAlias = GetReconciliationResponse  # noqa: Y015
+
+@_typing.final
+class InspectOrderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_NO_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    order_no: _builtins.str
+    merchant_id: _builtins.str
+    """Optional: when set, another merchant's order is NOT_FOUND."""
+    def __init__(
+        self,
+        *,
+        order_no: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_id", b"merchant_id", "order_no", b"order_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InspectOrderRequest: _TypeAlias = InspectOrderRequest  # noqa: Y015
+
+@_typing.final
+class RemoteView(_message.Message):
+    """Another system's view of the order, from a read-only query made for this answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    ASKED_AT_FIELD_NUMBER: _builtins.int
+    outcome: _builtins.str
+    """done (it answered), refused (it answered no such thing) or unknown (no answer in time)."""
+    state: _builtins.str
+    """Its state in its own words: the card system's pre-recharge RECHARGING / SUCCEEDED / VOIDED
+    (card.v1.PreRechargeStatus), or NOT_FOUND (outcome refused); WeChat's trade_state (SUCCESS,
+    NOTPAY, CLOSED, REFUND, ...) or refund status (PROCESSING, SUCCESS, ABNORMAL, CLOSED), or
+    NOT_FOUND. Empty when unknown.
+    """
+    detail: _builtins.str
+    amount_fen: _builtins.int
+    @_builtins.property
+    def asked_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        outcome: _builtins.str = ...,
+        state: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        amount_fen: _builtins.int = ...,
+        asked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asked_at", b"asked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "asked_at", b"asked_at", "detail", b"detail", "outcome", b"outcome", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoteView: _TypeAlias = RemoteView  # noqa: Y015
+
+@_typing.final
+class ActionPreview(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    EFFECT_FIELD_NUMBER: _builtins.int
+    REFUSED_REASON_FIELD_NUMBER: _builtins.int
+    NEEDS_APPROVAL_FIELD_NUMBER: _builtins.int
+    action: Global___ResolveAction.ValueType
+    allowed: _builtins.bool
+    """Whether ResolveAnomaly would run it now (the same rules, checked on the views above)."""
+    effect: _builtins.str
+    """What it will do, in an operator's words."""
+    refused_reason: _builtins.str
+    """Why not, when not allowed: a reason code (NOT_AN_ANOMALY, CARD_NOT_SUCCEEDED, ...)."""
+    needs_approval: _builtins.bool
+    """A refund above the four-eyes threshold: it will wait for a second operator."""
+    def __init__(
+        self,
+        *,
+        action: Global___ResolveAction.ValueType = ...,
+        allowed: _builtins.bool = ...,
+        effect: _builtins.str = ...,
+        refused_reason: _builtins.str = ...,
+        needs_approval: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "allowed", b"allowed", "effect", b"effect", "needs_approval", b"needs_approval", "refused_reason", b"refused_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActionPreview: _TypeAlias = ActionPreview  # noqa: Y015
+
+@_typing.final
+class InspectOrderResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    CARD_FIELD_NUMBER: _builtins.int
+    WECHAT_TRADE_FIELD_NUMBER: _builtins.int
+    WECHAT_REFUND_FIELD_NUMBER: _builtins.int
+    ACTIONS_FIELD_NUMBER: _builtins.int
+    PENDING_APPROVAL_FIELD_NUMBER: _builtins.int
+    AGE_SECONDS_FIELD_NUMBER: _builtins.int
+    HOLD_SECONDS_FIELD_NUMBER: _builtins.int
+    age_seconds: _builtins.int
+    """Seconds since the order last changed; and the hold window, to compare."""
+    hold_seconds: _builtins.int
+    @_builtins.property
+    def order(self) -> Global___RechargeOrder: ...
+    @_builtins.property
+    def card(self) -> Global___RemoteView: ...
+    @_builtins.property
+    def wechat_trade(self) -> Global___RemoteView: ...
+    @_builtins.property
+    def wechat_refund(self) -> Global___RemoteView:
+        """Empty outcome when the order has no refund."""
+
+    @_builtins.property
+    def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActionPreview]: ...
+    @_builtins.property
+    def pending_approval(self) -> Global___Approval:
+        """The order's pending approval, if any (approval_id empty otherwise)."""
+
+    def __init__(
+        self,
+        *,
+        order: Global___RechargeOrder | None = ...,
+        card: Global___RemoteView | None = ...,
+        wechat_trade: Global___RemoteView | None = ...,
+        wechat_refund: Global___RemoteView | None = ...,
+        actions: _abc.Iterable[Global___ActionPreview] | None = ...,
+        pending_approval: Global___Approval | None = ...,
+        age_seconds: _builtins.int = ...,
+        hold_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "order", b"order", "pending_approval", b"pending_approval", "wechat_refund", b"wechat_refund", "wechat_trade", b"wechat_trade"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "age_seconds", b"age_seconds", "card", b"card", "hold_seconds", b"hold_seconds", "order", b"order", "pending_approval", b"pending_approval", "wechat_refund", b"wechat_refund", "wechat_trade", b"wechat_trade"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InspectOrderResponse: _TypeAlias = InspectOrderResponse  # noqa: Y015
+
+@_typing.final
+class FindOrdersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    merchant_id: _builtins.str
+    """Optional: only this merchant's orders."""
+    limit: _builtins.int
+    """Default 20, at most 100."""
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "merchant_id", b"merchant_id", "query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindOrdersRequest: _TypeAlias = FindOrdersRequest  # noqa: Y015
+
+@_typing.final
+class FindOrdersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___RechargeOrder]: ...
+    def __init__(
+        self,
+        *,
+        orders: _abc.Iterable[Global___RechargeOrder] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["orders", b"orders"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindOrdersResponse: _TypeAlias = FindOrdersResponse  # noqa: Y015
+
+@_typing.final
+class Approval(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPROVAL_ID_FIELD_NUMBER: _builtins.int
+    ORDER_NO_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    REQUEST_REASON_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DECISION_REASON_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    approval_id: _builtins.str
+    order_no: _builtins.str
+    merchant_id: _builtins.str
+    action: Global___ResolveAction.ValueType
+    amount_fen: _builtins.int
+    status: _builtins.str
+    """PENDING, APPROVED (the action then ran: outcome), REJECTED, or EXPIRED (the order moved on)."""
+    requested_by: _builtins.str
+    request_reason: _builtins.str
+    decided_by: _builtins.str
+    decision_reason: _builtins.str
+    outcome: _builtins.str
+    """What the approved action did (ResolveAnomalyResponse.outcome)."""
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        approval_id: _builtins.str = ...,
+        order_no: _builtins.str = ...,
+        merchant_id: _builtins.str = ...,
+        action: Global___ResolveAction.ValueType = ...,
+        amount_fen: _builtins.int = ...,
+        status: _builtins.str = ...,
+        requested_by: _builtins.str = ...,
+        request_reason: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+        decided_by: _builtins.str = ...,
+        decision_reason: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        outcome: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "amount_fen", b"amount_fen", "approval_id", b"approval_id", "decided_at", b"decided_at", "decided_by", b"decided_by", "decision_reason", b"decision_reason", "merchant_id", b"merchant_id", "order_no", b"order_no", "outcome", b"outcome", "request_reason", b"request_reason", "requested_at", b"requested_at", "requested_by", b"requested_by", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Approval: _TypeAlias = Approval  # noqa: Y015
+
+@_typing.final
+class ListApprovalsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUSES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    merchant_id: _builtins.str
+    """Empty = every merchant's."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Empty = PENDING."""
+
+    @_builtins.property
+    def page(self) -> Global___PageRequest: ...
+    def __init__(
+        self,
+        *,
+        statuses: _abc.Iterable[_builtins.str] | None = ...,
+        page: Global___PageRequest | None = ...,
+        merchant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merchant_id", b"merchant_id", "page", b"page", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListApprovalsRequest: _TypeAlias = ListApprovalsRequest  # noqa: Y015
+
+@_typing.final
+class ListApprovalsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPROVALS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def approvals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Approval]: ...
+    def __init__(
+        self,
+        *,
+        approvals: _abc.Iterable[Global___Approval] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListApprovalsResponse: _TypeAlias = ListApprovalsResponse  # noqa: Y015
+
+@_typing.final
+class DecideApprovalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPROVAL_ID_FIELD_NUMBER: _builtins.int
+    APPROVE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    approval_id: _builtins.str
+    approve: _builtins.bool
+    reason: _builtins.str
+    """Required."""
+    def __init__(
+        self,
+        *,
+        approval_id: _builtins.str = ...,
+        approve: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "approve", b"approve", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideApprovalRequest: _TypeAlias = DecideApprovalRequest  # noqa: Y015
+
+@_typing.final
+class DecideApprovalResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPROVAL_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def approval(self) -> Global___Approval: ...
+    @_builtins.property
+    def order(self) -> Global___RechargeOrder: ...
+    def __init__(
+        self,
+        *,
+        approval: Global___Approval | None = ...,
+        order: Global___RechargeOrder | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideApprovalResponse: _TypeAlias = DecideApprovalResponse  # noqa: Y015
+
+@_typing.final
+class GetOpsHealthRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOpsHealthRequest: _TypeAlias = GetOpsHealthRequest  # noqa: Y015
+
+@_typing.final
+class SystemHealth(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    LATENCY_MS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """card, wechat, database."""
+    status: _builtins.str
+    """SERVING, NOT_SERVING or UNKNOWN (no answer in time)."""
+    latency_ms: _builtins.int
+    detail: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        status: _builtins.str = ...,
+        latency_ms: _builtins.int = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "latency_ms", b"latency_ms", "name", b"name", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SystemHealth: _TypeAlias = SystemHealth  # noqa: Y015
+
+@_typing.final
+class SentinelRunSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """The replica that ran it."""
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def report(self) -> Global___SentinelReport: ...
+    def __init__(
+        self,
+        *,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        report: Global___SentinelReport | None = ...,
+        node_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "node_id", b"node_id", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SentinelRunSummary: _TypeAlias = SentinelRunSummary  # noqa: Y015
+
+@_typing.final
+class OpsHealth(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class OrdersByStatusEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    SYSTEMS_FIELD_NUMBER: _builtins.int
+    SENTINEL_RUNS_FIELD_NUMBER: _builtins.int
+    ORDERS_BY_STATUS_FIELD_NUMBER: _builtins.int
+    OLDEST_UNFINISHED_ORDER_AGE_SECONDS_FIELD_NUMBER: _builtins.int
+    OLDEST_MANUAL_REVIEW_AGE_SECONDS_FIELD_NUMBER: _builtins.int
+    OUTBOX_BACKLOG_FIELD_NUMBER: _builtins.int
+    OUTBOX_OLDEST_AGE_SECONDS_FIELD_NUMBER: _builtins.int
+    HOLD_SECONDS_FIELD_NUMBER: _builtins.int
+    PENDING_APPROVALS_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    oldest_unfinished_order_age_seconds: _builtins.int
+    oldest_manual_review_age_seconds: _builtins.int
+    outbox_backlog: _builtins.int
+    outbox_oldest_age_seconds: _builtins.int
+    hold_seconds: _builtins.int
+    pending_approvals: _builtins.int
+    @_builtins.property
+    def systems(self) -> _containers.RepeatedCompositeFieldContainer[Global___SystemHealth]: ...
+    @_builtins.property
+    def sentinel_runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___SentinelRunSummary]:
+        """This replica's latest sentinel runs, newest first."""
+
+    @_builtins.property
+    def orders_by_status(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        systems: _abc.Iterable[Global___SystemHealth] | None = ...,
+        sentinel_runs: _abc.Iterable[Global___SentinelRunSummary] | None = ...,
+        orders_by_status: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        oldest_unfinished_order_age_seconds: _builtins.int = ...,
+        oldest_manual_review_age_seconds: _builtins.int = ...,
+        outbox_backlog: _builtins.int = ...,
+        outbox_oldest_age_seconds: _builtins.int = ...,
+        hold_seconds: _builtins.int = ...,
+        pending_approvals: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_seconds", b"hold_seconds", "node_id", b"node_id", "oldest_manual_review_age_seconds", b"oldest_manual_review_age_seconds", "oldest_unfinished_order_age_seconds", b"oldest_unfinished_order_age_seconds", "orders_by_status", b"orders_by_status", "outbox_backlog", b"outbox_backlog", "outbox_oldest_age_seconds", b"outbox_oldest_age_seconds", "pending_approvals", b"pending_approvals", "sentinel_runs", b"sentinel_runs", "systems", b"systems"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpsHealth: _TypeAlias = OpsHealth  # noqa: Y015

@@ -245,6 +245,31 @@ class RechargeOpsStub:
                 request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationRequest.SerializeToString,
                 response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationResponse.FromString,
                 _registered_method=True)
+        self.InspectOrder = channel.unary_unary(
+                '/recharge.v1.RechargeOps/InspectOrder',
+                request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.InspectOrderRequest.SerializeToString,
+                response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.InspectOrderResponse.FromString,
+                _registered_method=True)
+        self.FindOrders = channel.unary_unary(
+                '/recharge.v1.RechargeOps/FindOrders',
+                request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.FindOrdersRequest.SerializeToString,
+                response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.FindOrdersResponse.FromString,
+                _registered_method=True)
+        self.ListApprovals = channel.unary_unary(
+                '/recharge.v1.RechargeOps/ListApprovals',
+                request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListApprovalsRequest.SerializeToString,
+                response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListApprovalsResponse.FromString,
+                _registered_method=True)
+        self.DecideApproval = channel.unary_unary(
+                '/recharge.v1.RechargeOps/DecideApproval',
+                request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.DecideApprovalRequest.SerializeToString,
+                response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.DecideApprovalResponse.FromString,
+                _registered_method=True)
+        self.GetOpsHealth = channel.unary_unary(
+                '/recharge.v1.RechargeOps/GetOpsHealth',
+                request_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetOpsHealthRequest.SerializeToString,
+                response_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.OpsHealth.FromString,
+                _registered_method=True)
 
 
 class RechargeOpsServicer:
@@ -310,6 +335,45 @@ class RechargeOpsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InspectOrder(self, request, context):
+        """One order as we, the card system and WeChat Pay see it now (read-only queries of both), with
+        what each resolve action would do and whether it needs a second person: the console's order
+        and resolve screens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindOrders(self, request, context):
+        """Orders whose order number, card number or WeChat transaction id is exactly the query.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApprovals(self, request, context):
+        """Four eyes: a refund above the threshold waits, as an approval, for a second operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideApproval(self, request, context):
+        """Approve (the action then runs, under the order's lease) or reject a pending approval; the
+        decider must hold the approver role and must not be the requester.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOpsHealth(self, request, context):
+        """The figures of the console's health page (the same as the metrics, read from the database)
+        and the health of the systems this replica calls.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RechargeOpsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -357,6 +421,31 @@ def add_RechargeOpsServicer_to_server(servicer, server):
                     servicer.GetReconciliation,
                     request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationRequest.FromString,
                     response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationResponse.SerializeToString,
+            ),
+            'InspectOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.InspectOrder,
+                    request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.InspectOrderRequest.FromString,
+                    response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.InspectOrderResponse.SerializeToString,
+            ),
+            'FindOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindOrders,
+                    request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.FindOrdersRequest.FromString,
+                    response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.FindOrdersResponse.SerializeToString,
+            ),
+            'ListApprovals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApprovals,
+                    request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListApprovalsRequest.FromString,
+                    response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.ListApprovalsResponse.SerializeToString,
+            ),
+            'DecideApproval': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideApproval,
+                    request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.DecideApprovalRequest.FromString,
+                    response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.DecideApprovalResponse.SerializeToString,
+            ),
+            'GetOpsHealth': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOpsHealth,
+                    request_deserializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.GetOpsHealthRequest.FromString,
+                    response_serializer=protos_dot_recharge_dot_v1_dot_recharge__pb2.OpsHealth.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -603,6 +692,141 @@ class RechargeOps:
             '/recharge.v1.RechargeOps/GetReconciliation',
             protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationRequest.SerializeToString,
             protos_dot_recharge_dot_v1_dot_recharge__pb2.GetReconciliationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InspectOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recharge.v1.RechargeOps/InspectOrder',
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.InspectOrderRequest.SerializeToString,
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.InspectOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recharge.v1.RechargeOps/FindOrders',
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.FindOrdersRequest.SerializeToString,
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.FindOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApprovals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recharge.v1.RechargeOps/ListApprovals',
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.ListApprovalsRequest.SerializeToString,
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.ListApprovalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recharge.v1.RechargeOps/DecideApproval',
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.DecideApprovalRequest.SerializeToString,
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.DecideApprovalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOpsHealth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recharge.v1.RechargeOps/GetOpsHealth',
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.GetOpsHealthRequest.SerializeToString,
+            protos_dot_recharge_dot_v1_dot_recharge__pb2.OpsHealth.FromString,
             options,
             channel_credentials,
             insecure,

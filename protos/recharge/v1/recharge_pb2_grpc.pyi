@@ -104,6 +104,23 @@ class RechargeOpsStub:
     """
     GetReconciliation: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.GetReconciliationRequest, _recharge_pb2.GetReconciliationResponse]
     """A stored run per merchant of the day, with its items (paged across merchants and items)."""
+    InspectOrder: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.InspectOrderRequest, _recharge_pb2.InspectOrderResponse]
+    """One order as we, the card system and WeChat Pay see it now (read-only queries of both), with
+    what each resolve action would do and whether it needs a second person: the console's order
+    and resolve screens.
+    """
+    FindOrders: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.FindOrdersRequest, _recharge_pb2.FindOrdersResponse]
+    """Orders whose order number, card number or WeChat transaction id is exactly the query."""
+    ListApprovals: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.ListApprovalsRequest, _recharge_pb2.ListApprovalsResponse]
+    """Four eyes: a refund above the threshold waits, as an approval, for a second operator."""
+    DecideApproval: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.DecideApprovalRequest, _recharge_pb2.DecideApprovalResponse]
+    """Approve (the action then runs, under the order's lease) or reject a pending approval; the
+    decider must hold the approver role and must not be the requester.
+    """
+    GetOpsHealth: _grpc.UnaryUnaryMultiCallable[_recharge_pb2.GetOpsHealthRequest, _recharge_pb2.OpsHealth]
+    """The figures of the console's health page (the same as the metrics, read from the database)
+    and the health of the systems this replica calls.
+    """
 
 @_typing.type_check_only
 class RechargeOpsAsyncStub(RechargeOpsStub):
@@ -126,6 +143,23 @@ class RechargeOpsAsyncStub(RechargeOpsStub):
     """
     GetReconciliation: _aio.UnaryUnaryMultiCallable[_recharge_pb2.GetReconciliationRequest, _recharge_pb2.GetReconciliationResponse]  # type: ignore[assignment]
     """A stored run per merchant of the day, with its items (paged across merchants and items)."""
+    InspectOrder: _aio.UnaryUnaryMultiCallable[_recharge_pb2.InspectOrderRequest, _recharge_pb2.InspectOrderResponse]  # type: ignore[assignment]
+    """One order as we, the card system and WeChat Pay see it now (read-only queries of both), with
+    what each resolve action would do and whether it needs a second person: the console's order
+    and resolve screens.
+    """
+    FindOrders: _aio.UnaryUnaryMultiCallable[_recharge_pb2.FindOrdersRequest, _recharge_pb2.FindOrdersResponse]  # type: ignore[assignment]
+    """Orders whose order number, card number or WeChat transaction id is exactly the query."""
+    ListApprovals: _aio.UnaryUnaryMultiCallable[_recharge_pb2.ListApprovalsRequest, _recharge_pb2.ListApprovalsResponse]  # type: ignore[assignment]
+    """Four eyes: a refund above the threshold waits, as an approval, for a second operator."""
+    DecideApproval: _aio.UnaryUnaryMultiCallable[_recharge_pb2.DecideApprovalRequest, _recharge_pb2.DecideApprovalResponse]  # type: ignore[assignment]
+    """Approve (the action then runs, under the order's lease) or reject a pending approval; the
+    decider must hold the approver role and must not be the requester.
+    """
+    GetOpsHealth: _aio.UnaryUnaryMultiCallable[_recharge_pb2.GetOpsHealthRequest, _recharge_pb2.OpsHealth]  # type: ignore[assignment]
+    """The figures of the console's health page (the same as the metrics, read from the database)
+    and the health of the systems this replica calls.
+    """
 
 class RechargeOpsServicer(metaclass=_abc_1.ABCMeta):
     """Operators: anomalies, timelines, fenced manual actions, the sentinel."""
@@ -199,6 +233,53 @@ class RechargeOpsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_recharge_pb2.GetReconciliationResponse, _abc.Awaitable[_recharge_pb2.GetReconciliationResponse]]:
         """A stored run per merchant of the day, with its items (paged across merchants and items)."""
+
+    @_abc_1.abstractmethod
+    def InspectOrder(
+        self,
+        request: _recharge_pb2.InspectOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recharge_pb2.InspectOrderResponse, _abc.Awaitable[_recharge_pb2.InspectOrderResponse]]:
+        """One order as we, the card system and WeChat Pay see it now (read-only queries of both), with
+        what each resolve action would do and whether it needs a second person: the console's order
+        and resolve screens.
+        """
+
+    @_abc_1.abstractmethod
+    def FindOrders(
+        self,
+        request: _recharge_pb2.FindOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recharge_pb2.FindOrdersResponse, _abc.Awaitable[_recharge_pb2.FindOrdersResponse]]:
+        """Orders whose order number, card number or WeChat transaction id is exactly the query."""
+
+    @_abc_1.abstractmethod
+    def ListApprovals(
+        self,
+        request: _recharge_pb2.ListApprovalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recharge_pb2.ListApprovalsResponse, _abc.Awaitable[_recharge_pb2.ListApprovalsResponse]]:
+        """Four eyes: a refund above the threshold waits, as an approval, for a second operator."""
+
+    @_abc_1.abstractmethod
+    def DecideApproval(
+        self,
+        request: _recharge_pb2.DecideApprovalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recharge_pb2.DecideApprovalResponse, _abc.Awaitable[_recharge_pb2.DecideApprovalResponse]]:
+        """Approve (the action then runs, under the order's lease) or reject a pending approval; the
+        decider must hold the approver role and must not be the requester.
+        """
+
+    @_abc_1.abstractmethod
+    def GetOpsHealth(
+        self,
+        request: _recharge_pb2.GetOpsHealthRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recharge_pb2.OpsHealth, _abc.Awaitable[_recharge_pb2.OpsHealth]]:
+        """The figures of the console's health page (the same as the metrics, read from the database)
+        and the health of the systems this replica calls.
+        """
 
 def add_RechargeOpsServicer_to_server(servicer: RechargeOpsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,11 @@ from rc_common.migrations import (
 )
 from recharge_service.adapters.orm import metadata
 from recharge_service.adapters.unit_of_work import uow_factory
+from recharge_service.domain.approval import Approval, ApprovalStatus
 from recharge_service.domain.order import OrderStatus
+from recharge_service.domain.timeline import OPERATOR_ACTION, TimelineEntry
 from recharge_service.migrations import SCHEMA
+from recharge_service.service_layer.storage import StaleApproval
 from scripts.stack import ROOT
 from tests.postgres import PostgresServer
 from wechat_mock.adapters.keys import PlatformKeys
@@ -126,12 +129,14 @@ async def write(db: Database, unit: Any) -> Any:
 
 def previous_release_schema(conn: Connection) -> None:
     """What the previous release's ``create_all`` made: today's tables without 0002's columns,
-    0003's index and 0004's tables and index."""
+    0003's index, 0004's tables and index and 0005's table and index."""
     metadata.create_all(conn)
     conn.execute(text("DROP INDEX ix_recharge_orders_payer_openid"))
     conn.execute(text("DROP INDEX ix_recharge_orders_merchant_paid"))
+    conn.execute(text("DROP INDEX ix_recharge_orders_transaction_id"))
     conn.execute(text("DROP TABLE reconciliation_items"))
     conn.execute(text("DROP TABLE reconciliation_runs"))
+    conn.execute(text("DROP TABLE approvals"))
     for table, column in sorted(ADDED):
         conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
 
@@ -254,3 +259,87 @@ async def test_the_center_refuses_to_start_on_a_schema_behind_head_naming_the_mi
     finally:
         await db.dispose()
     assert [tuple(row) for row in versions] == [("0001",)]  # starting changed nothing
+
+
+async def test_revision_0005_keeps_one_pending_approval_per_order_and_finds_orders_by_transaction(
+    url: str,
+) -> None:
+    """0004 -> 0005 on a database with orders: the approvals table's partial unique index makes a
+    second PENDING approval of an order a no-op (``INSERT … ON CONFLICT … WHERE``), a decided one
+    makes room for a new one; FindOrders matches a transaction id through the new index."""
+    db = Database(url)
+    try:
+        await upgrade(db, SCHEMA, to="0004")
+
+        def orders_at_0004(conn: Connection) -> None:
+            table = sa.Table("recharge_orders", sa.MetaData(), autoload_with=conn)
+            conn.execute(table.insert(), [{**row, "lease_token": 0} for row in ORDERS])
+
+        await write(db, orders_at_0004)
+        migrated = await migrate(url, SCHEMA)
+        assert (migrated.before, migrated.after) == ("0004", SCHEMA.head)
+
+        def indexes(conn: Connection) -> dict[str, bool]:
+            inspector = sa.inspect(conn)
+            found = [*inspector.get_indexes("recharge_orders"), *inspector.get_indexes("approvals")]
+            return {index["name"]: bool(index["unique"]) for index in found if index["name"]}
+
+        names = await db.read(indexes)
+        assert names["ix_recharge_orders_transaction_id"] is False
+        assert names["ux_approvals_pending"] is True
+
+        uow = uow_factory(db)
+        order_no = ORDERS[2]["order_no"]
+        at = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+        def asked(approval_id: str, by: str) -> tuple[Approval, TimelineEntry]:
+            approval = Approval(approval_id, order_no, "teahouse", "REFUND", 30_000, by, "customer asked", at)
+            note = TimelineEntry(order_no, at, OPERATOR_ACTION, method="REFUND", outcome="approval_requested",
+                                 actor=by, detail=approval_id)  # fmt: skip
+            return approval, note
+
+        async def request(approval_id: str, by: str) -> Approval | None:
+            async with uow() as unit:
+                unit.approvals.add_if_absent(*asked(approval_id, by))
+                await unit.commit()
+            async with uow(readonly=True) as unit:
+                return await unit.approvals.pending_for(order_no, "REFUND")
+
+        first = await request("A1", "bob")
+        again = await request("A2", "carol")  # a second request while A1 is pending: nothing new
+        assert first is not None and again is not None
+        assert (first.approval_id, again.approval_id, again.requested_by) == ("A1", "A1", "bob")
+
+        first.decide(False, "dave", "not this one", at)
+        async with uow() as unit:
+            unit.approvals.save_decision(first)
+            await unit.commit()
+        with pytest.raises(StaleApproval):  # decided already: a second decision writes nothing
+            async with uow() as unit:
+                unit.approvals.save_decision(first)
+                await unit.commit()
+        after = await request("A3", "carol")  # the decided one makes room for a new request
+        assert after is not None and after.approval_id == "A3"
+
+        async with uow(readonly=True) as unit:
+            stored = await unit.approvals.get("A1")
+            requested = [e for e in await unit.timeline.for_order(order_no) if e.kind == OPERATOR_ACTION]
+            by_transaction = await unit.orders.find(ORDERS[0]["transaction_id"])
+        assert stored is not None and (stored.status, stored.decided_by) == (ApprovalStatus.REJECTED, "dave")
+        assert [e.detail for e in requested] == ["A1", "A3"]  # one row per approval made, none for A2
+        assert [o.order_no for o in by_transaction] == [ORDERS[0]["order_no"]]
+        async with uow(readonly=True) as unit:  # ListApprovals' page and the pending count
+            first_page = await unit.approvals.page(
+                statuses=[ApprovalStatus.PENDING, ApprovalStatus.REJECTED], page_size=1
+            )
+            second_page = await unit.approvals.page(
+                statuses=[ApprovalStatus.PENDING, ApprovalStatus.REJECTED],
+                page_size=1,
+                page_token=first_page.next_page_token,
+            )
+            pending = await unit.approvals.count(ApprovalStatus.PENDING)
+        # same requested_at: newest first falls back to the approval id, descending
+        assert [a.approval_id for a in [*first_page.approvals, *second_page.approvals]] == ["A3", "A1"]
+        assert second_page.next_page_token == "" and pending == 1
+    finally:
+        await db.dispose()

@@ -272,7 +272,7 @@ async def test_partner_mode_every_call_signed_by_the_provider_and_answers_believ
     assert isinstance(close, Done) and close.value == "CLOSED"
     refund = await client.create_refund(PARTNER, ORDER_NO, REFUND_NO, 100_000, 100_000, "card voided")
     assert isinstance(refund, Done)
-    assert refund.value == RefundResult(REFUND_NO, "50300000012026113000000000001", "PROCESSING")
+    assert refund.value == RefundResult(REFUND_NO, "50300000012026113000000000001", "PROCESSING", 100_000)
     asked = await client.query_refund(PARTNER, ORDER_NO, REFUND_NO)
     assert isinstance(asked, Done) and asked.value.status == "PROCESSING"
 

@@ -122,7 +122,7 @@ async def test_refusals_carry_their_reason_without_faults(harness: Harness) -> N
 
 
 async def test_late_success_times_out_the_caller_then_processes(harness: Harness) -> None:
-    harness.engine.set_plan(plan(FaultRule(OPEN, FaultKind.LATE_SUCCESS, delay_ms=300, times=1)))
+    harness.engine.set_plan(plan(FaultRule(OPEN, FaultKind.LATE_SUCCESS, delay_ms=1000, times=1)))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await harness.stub.OpenCard(card_pb2.OpenCardRequest(card_no="late"), timeout=0.1)
     assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
