@@ -11,6 +11,7 @@ import pytest
 from tests.chaos.test_bench_quick import run_quick
 
 
+@pytest.mark.long  # two quick benches (~2 min): in `make test-long`; `make bench` runs this mode itself
 @pytest.mark.timeout(300)
 def test_the_bench_reports_throughput_with_metrics_on_and_off(tmp_path: Path) -> None:
     stdout, report = run_quick(tmp_path, "--skip-bare", "--backlog", "0", "--metrics", "both")

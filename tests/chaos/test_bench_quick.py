@@ -115,6 +115,7 @@ def test_a_quick_bench_writes_the_table_json_and_plot(tmp_path: Path) -> None:
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.long  # ~1 min each: the PostgreSQL modes, in `make test-long` (the SQLite run stays)
 @pytest.mark.timeout(180)
 @needs_postgres
 def test_a_quick_bench_runs_the_same_levels_on_postgresql(tmp_path: Path) -> None:
@@ -126,6 +127,7 @@ def test_a_quick_bench_runs_the_same_levels_on_postgresql(tmp_path: Path) -> Non
     assert goals["real stack / bare chain, each at its peak (same run)"]["met"] is None
 
 
+@pytest.mark.long  # ~1 min each: the PostgreSQL modes, in `make test-long` (the SQLite run stays)
 @pytest.mark.timeout(180)
 @needs_postgres
 def test_a_quick_bench_spreads_the_load_over_two_replicas_and_sums_their_counters(tmp_path: Path) -> None:

@@ -106,7 +106,8 @@ def test_make_run_opens_two_merchants_and_its_pos_demo_commands_top_up_each(tmp_
     bakery with their own bonus rules; the banner's two pos_demo commands (the default merchant,
     then ``--merchant bakery``) each top up that merchant's demo card; Ctrl-C stops everything."""
     run = subprocess.Popen(
-        [sys.executable, "-m", "scripts.run_stack", "--var", str(tmp_path), "--ports", "0,0,0"],
+        [sys.executable, "-m", "scripts.run_stack", "--var", str(tmp_path), "--ports", "0,0,0",
+         "--console-port", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines: list[str] = []
@@ -117,7 +118,7 @@ def test_make_run_opens_two_merchants_and_its_pos_demo_commands_top_up_each(tmp_
             lines.append(line.rstrip("\n"))
 
     def up_or_exited() -> str:
-        if any("Ctrl-C stops all three" in line for line in lines):
+        if any("Ctrl-C stops everything" in line for line in lines):
             return "up"
         return "exited" if run.poll() is not None else ""
 
@@ -125,6 +126,9 @@ def test_make_run_opens_two_merchants_and_its_pos_demo_commands_top_up_each(tmp_
     reader.start()
     try:
         assert wait_until(up_or_exited, within=60, what="make run's banner") == "up", "\n".join(lines)
+        console = [line.strip() for line in lines if line.strip().startswith("Operators' console: http://127.0.0.1:")]
+        assert console and not console[0].endswith(":0/"), lines  # the port it got, not the 0 asked
+        assert (tmp_path / "console" / "dev-passwords.txt").stat().st_mode & 0o077 == 0
         notes = {line.split()[1]: line.strip() for line in lines if line.startswith("  merchant ")}
         assert sorted(notes) == ["bakery", "teahouse"], lines
         assert notes["teahouse"].startswith("merchant teahouse v1 (direct mode, mchid 1900000301)")
