@@ -15,13 +15,14 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from protos.card.v1 import card_pb2
@@ -104,6 +105,21 @@ async def clients(console_stack: Stack) -> AsyncIterator[Clients]:
         yield built
 
 
+def _gone(old: WebElement) -> Any:
+    """The wait's condition: the page ``old`` belonged to was replaced. Chromedriver answers a look
+    at a node of a page being replaced either "stale element" or, racing the navigation, "Node
+    with given id does not belong to the document": both mean it is gone."""
+
+    def check(_driver: WebDriver) -> bool:
+        try:
+            old.is_enabled()
+        except WebDriverException:  # StaleElementReferenceException is one
+            return True
+        return False
+
+    return check
+
+
 class Page:
     """The console in the module's browser, as one operator at a time."""
 
@@ -128,7 +144,7 @@ class Page:
         """Click a form's button and wait for the page the server answers with."""
         old = self.find("html")
         button.click()
-        WebDriverWait(self.driver, WAIT_S).until(expected_conditions.staleness_of(old))
+        WebDriverWait(self.driver, WAIT_S).until(_gone(old))
         WebDriverWait(self.driver, WAIT_S).until(
             lambda d: d.execute_script("return document.readyState") == "complete"
         )
