@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from rc_common.clock import CHINA, duration
+from recharge_service.domain.numbers import money as money  # the pages' filter (one formatter)
 
 
 class Stamp(Protocol):
@@ -21,13 +22,6 @@ class Stamp(Protocol):
 
     @property
     def nanos(self) -> int: ...
-
-
-def money(fen: int) -> str:
-    """``123456`` -> ``¥1,234.56``; ``-5`` -> ``-¥0.05``."""
-    sign = "-" if fen < 0 else ""
-    yuan, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}¥{yuan:,}.{cents:02d}"
 
 
 def moment(stamp: Stamp) -> datetime | None:

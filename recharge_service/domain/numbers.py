@@ -28,3 +28,10 @@ def new_approval_id(now: datetime, random_digits: str | None = None) -> str:
     """``A`` + yyyymmddHHMMSS (Asia/Shanghai) + 10 random digits: sortable by when it was asked."""
     digits = random_digits if random_digits is not None else f"{secrets.randbelow(10**10):010d}"
     return "A" + now.astimezone(CHINA).strftime("%Y%m%d%H%M%S") + digits
+
+
+def money(fen: int) -> str:
+    """Fen as an operator reads it: ``123456`` -> ``¥1,234.56``; ``-5`` -> ``-¥0.05``."""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(int(fen)), 100)
+    return f"{sign}¥{whole:,}.{cents:02d}"

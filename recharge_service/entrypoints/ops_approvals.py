@@ -18,7 +18,7 @@ import argparse
 from typing import Any
 
 from protos.recharge.v1 import recharge_pb2, recharge_pb2_grpc
-from recharge_service.service_layer.resolve_rules import yuan
+from recharge_service.domain.numbers import money
 
 STATUSES = ("PENDING", "APPROVED", "REJECTED", "EXPIRED")
 PAGE_SIZE = 200
@@ -71,7 +71,7 @@ def show_approvals(ops: recharge_pb2_grpc.RechargeOpsStub, args: argparse.Namesp
             timeout=args.timeout,
         )
         rows += [
-            (a.approval_id, a.order_no, a.merchant_id, action_name(a.action), yuan(a.amount_fen), a.status,
+            (a.approval_id, a.order_no, a.merchant_id, action_name(a.action), money(a.amount_fen), a.status,
              a.requested_by, when(a.requested_at), a.decided_by or "-", a.outcome or a.request_reason)
             for a in page.approvals
         ]  # fmt: skip
@@ -105,7 +105,7 @@ def approval_line(approval: recharge_pb2.Approval) -> str:
     """How ``resolve`` shows an action that waits for a second operator."""
     return (
         f"waiting for a second operator: approval {approval.approval_id} ({action_name(approval.action)} "
-        f"{yuan(approval.amount_fen)}, asked by {approval.requested_by}); an approver runs "
+        f"{money(approval.amount_fen)}, asked by {approval.requested_by}); an approver runs "
         f"`approve {approval.approval_id} --reason …` or `reject …`"
     )
 

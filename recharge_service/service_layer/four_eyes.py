@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from rc_common.errors import InvalidArgument, Unavailable
 from recharge_service.domain.approval import Approval, ApprovalStatus
 from recharge_service.domain.merchant import check_merchant_id
-from recharge_service.domain.numbers import new_approval_id
+from recharge_service.domain.numbers import money, new_approval_id
 from recharge_service.domain.order import RechargeOrder
 from recharge_service.domain.timeline import OPERATOR_ACTION, TimelineEntry
 from recharge_service.service_layer import resolve_rules as rules
@@ -50,7 +50,7 @@ class FourEyes:
         )
 
     def describe(self) -> str:
-        return f"four eyes: refunds above {rules.yuan(self.refund_above_fen)} need a second operator"
+        return f"four eyes: refunds above {money(self.refund_above_fen)} need a second operator"
 
 
 async def request_approval(

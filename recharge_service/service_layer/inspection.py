@@ -23,6 +23,7 @@ from rc_common.outcomes import Done, Rejected, Unknown
 from recharge_service.domain.answers import NOT_FOUND
 from recharge_service.domain.approval import Approval
 from recharge_service.domain.merchant import check_merchant_id
+from recharge_service.domain.numbers import money
 from recharge_service.domain.order import OrderStatus, RechargeOrder
 from recharge_service.service_layer import resolve_rules as rules
 from recharge_service.service_layer.commands import ResolveAction
@@ -126,7 +127,7 @@ async def card_view(deps: Deps, lookups: Lookups, order: RechargeOrder) -> Remot
     if isinstance(answer, Done):
         found = answer.value
         detail = (
-            f"credit {rules.yuan(found.credit_amount_fen)} (bonus {rules.yuan(found.bonus_fen)}, "
+            f"credit {money(found.credit_amount_fen)} (bonus {money(found.bonus_fen)}, "
             f"rule v{found.rule_version})"
         )
         return _view(answer, at, found.status, detail, found.credit_amount_fen)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from rc_common.errors import Refused
 from recharge_service.domain.answers import FAILED_REFUND_STATES, CardState, RefundState
+from recharge_service.domain.numbers import money
 from recharge_service.domain.order import SENTINEL_STATES, OrderStatus, RechargeOrder
 
 S = OrderStatus
@@ -61,10 +62,6 @@ def refused(reason: str, says: str) -> Check:
     return Check(Kind.REFUSED, says, reason)
 
 
-def yuan(fen: int) -> str:
-    return f"¥{fen // 100:,}.{fen % 100:02d}"
-
-
 # -- RETRY_NOW ----------------------------------------------------------------------------------
 
 
@@ -100,7 +97,7 @@ def refund(order: RechargeOrder) -> Check:
         return run(f"ask WeChat again for refund {order.out_refund_no} (the same number and amount)")
     return run(
         f"void the pre-recharge first; only when the card system answers VOIDED, refund "
-        f"{yuan(order.pay_amount_fen)} with {order.order_no}-R1"
+        f"{money(order.pay_amount_fen)} with {order.order_no}-R1"
     )
 
 
